@@ -1,0 +1,36 @@
+# make demo: set up, run the pipeline on the default (synthetic mini BBBC021) config, write the report.
+# make test: set up, run the whole test suite.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+CP_VENV := .venv-cellprofiler
+CORES ?= all
+
+.PHONY: setup system demo test clean
+
+setup: system $(VENV)/.installed $(CP_VENV)/.installed
+
+system:
+	@bash envs/install_system.sh
+
+$(VENV)/.installed: envs/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -U pip==25.3
+	$(VENV)/bin/pip install -q -r envs/requirements.txt
+	$(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+$(CP_VENV)/.installed: envs/install_cellprofiler.sh envs/cellprofiler-requirements.txt
+	bash envs/install_cellprofiler.sh $(CP_VENV)
+	touch $@
+
+demo: setup
+	$(VENV)/bin/snakemake --cores $(CORES)
+	$(VENV)/bin/snakemake --report results/report.html
+	@echo "Report: results/report.html"
+
+test: setup
+	$(VENV)/bin/python -m pytest
+
+clean:
+	rm -rf results .snakemake
