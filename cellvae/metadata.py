@@ -1,0 +1,116 @@
+"""BBBC021 metadata: read and validate the image and MoA tables, select fields, record provenance."""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+IMAGE_CSV = "BBBC021_v1_image.csv"
+MOA_CSV = "BBBC021_v1_moa.csv"
+
+IMAGE_COLUMNS = {
+    "Image_Metadata_Plate_DAPI": "plate",
+    "Image_Metadata_Well_DAPI": "well",
+    "Image_Metadata_Compound": "compound",
+    "Image_Metadata_Concentration": "concentration",
+    "Replicate": "replicate",
+    "ImageNumber": "image_number",
+    "Image_PathName_DAPI": "path",
+    "Image_FileName_DAPI": "file_dapi",
+    "Image_FileName_Tubulin": "file_tubulin",
+    "Image_FileName_Actin": "file_actin",
+}
+MOA_COLUMNS = ["compound", "concentration", "moa"]
+SELECTED_COLUMNS = ["plate", "week", "well", "site", "compound", "concentration", "moa",
+                    "replicate", "image_number", "path", "file_dapi", "file_tubulin", "file_actin"]
+SITE_PATTERN = re.compile(r"_s(\d+)_w\d")
+
+
+class MetadataError(ValueError):
+    """A metadata table or a selection that cannot be used."""
+
+
+def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise MetadataError(f"{path}: cannot read as CSV ({error}); re-download it") from error
+    missing = [column for column in required if column not in table.columns]
+    if missing:
+        raise MetadataError(f"{path}: missing column(s) {', '.join(missing)}; "
+                            "is this the BBBC021 file? re-download it")
+    return table
+
+
+def read_image_table(path: str | Path) -> pd.DataFrame:
+    """The image table with short column names, one row per field, plus week and site."""
+    path = Path(path)
+    table = _read_csv(path, list(IMAGE_COLUMNS)).rename(columns=IMAGE_COLUMNS)
+    table = table[list(IMAGE_COLUMNS.values())].copy()
+    table["week"] = table["plate"].str.split("_").str[0]
+    sites = table["file_dapi"].str.extract(SITE_PATTERN, expand=False)
+    if sites.isna().any():
+        bad = table.loc[sites.isna(), "file_dapi"].iloc[0]
+        raise MetadataError(f"{path}: file name {bad!r} has no _s<site>_w<channel> part")
+    table["site"] = sites.astype(int)
+    return table
+
+
+def read_moa_table(path: str | Path) -> pd.DataFrame:
+    """The compound–concentration → mechanism-of-action table."""
+    return _read_csv(Path(path), MOA_COLUMNS)[MOA_COLUMNS]
+
+
+def _check_known(requested: list[str], known: pd.Series, key: str) -> None:
+    names = sorted(known.dropna().unique())
+    for name in requested:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+            hint = f"close names: {', '.join(close)}" if close else f"{len(names)} known, e.g. {', '.join(names[:5])}"
+            raise MetadataError(f"config key {key}: unknown {key.rstrip('s')} {name!r} ({hint})")
+
+
+def select_fields(images: pd.DataFrame, moa: pd.DataFrame, plates="all",
+                  compounds="all", moas="all") -> pd.DataFrame:
+    """Fields of the requested plates, compounds and MoAs; one row per field with its three channel files."""
+    table = images.merge(moa, on=["compound", "concentration"], how="left")
+    for key, requested, column in (("plates", plates, "plate"), ("compounds", compounds, "compound"),
+                                   ("moas", moas, "moa")):
+        if requested == "all":
+            continue
+        _check_known(list(requested), table[column], key)
+        table = table[table[column].isin(list(requested))]
+    if table.empty:
+        raise MetadataError("config keys plates/compounds/moas select no field: widen the selection")
+    return table.sort_values(["plate", "well", "site"])[SELECTED_COLUMNS].reset_index(drop=True)
+
+
+def file_record(path: str | Path) -> dict:
+    """Size and sha256 of a file, to record what a run used."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"file": Path(path).name, "bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
+
+
+def write_selection(image_csv, moa_csv, out_csv, plates="all", compounds="all", moas="all") -> pd.DataFrame:
+    """Select fields from the two metadata tables and write them atomically to out_csv."""
+    selected = select_fields(read_image_table(image_csv), read_moa_table(moa_csv), plates, compounds, moas)
+    tmp = f"{out_csv}.tmp"
+    selected.to_csv(tmp, index=False)
+    os.replace(tmp, out_csv)
+    return selected
+
+
+def write_json(data, path: str | Path) -> None:
+    """Write JSON atomically."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, indent=2)
+    os.replace(tmp, path)

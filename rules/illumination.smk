@@ -1,0 +1,18 @@
+# Illumination functions per plate and channel: headless CellProfiler (pipelines/illum.cppipe).
+rule illumination:
+    input:
+        images=rules.fetch_images.output.images,
+        selected=rules.select_images.output.table,
+        pipeline=lookup(dpath="cellprofiler/illum_pipeline", within=config),
+    output:
+        functions=expand("results/illumination/{{plate}}/illum_{channel}.npy", channel=CHANNELS),
+        fields="results/illumination/{plate}/fields.csv",
+        quarantine="results/illumination/{plate}/quarantine.csv",
+    params:
+        executable=lookup(dpath="cellprofiler/executable", within=config),
+    log:
+        "results/logs/illumination/{plate}.log",
+    benchmark:
+        "results/benchmarks/illumination/{plate}.tsv"
+    script:
+        "../scripts/illumination.py"

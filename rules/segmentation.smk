@@ -1,0 +1,21 @@
+# Nuclei (DAPI) and cells (propagation on actin), measurements and per-channel single-cell crops per plate:
+# headless CellProfiler (pipelines/analysis.cppipe).
+rule segmentation:
+    input:
+        images=rules.fetch_images.output.images,
+        fields=rules.illumination.output.fields,
+        functions=rules.illumination.output.functions,
+        pipeline=lookup(dpath="cellprofiler/analysis_pipeline", within=config),
+    output:
+        cells="results/segmentation/{plate}/cells.csv",
+        summary="results/segmentation/{plate}/fields_summary.csv",
+        crops=directory("results/segmentation/{plate}/crops"),
+        measurements=directory("results/segmentation/{plate}/measurements"),
+    params:
+        executable=lookup(dpath="cellprofiler/executable", within=config),
+    log:
+        "results/logs/segmentation/{plate}.log",
+    benchmark:
+        "results/benchmarks/segmentation/{plate}.tsv"
+    script:
+        "../scripts/segmentation.py"

@@ -1,0 +1,16 @@
+# A synthetic mini BBBC021 in the real source layout (CSVs + one zip per plate), for the demo and tests.
+if lookup(dpath="synthetic/enabled", within=config):
+
+    rule synthesize_bbbc021:
+        output:
+            image_csv=source_location(SOURCE, "BBBC021_v1_image.csv"),
+            moa_csv=source_location(SOURCE, "BBBC021_v1_moa.csv"),
+            archives=[source_location(SOURCE, archive_name(plate)) for plate in config["synthetic"]["plates"]],
+        params:
+            settings=lookup(dpath="synthetic", within=config),
+        log:
+            "results/logs/synthesize_bbbc021.log",
+        benchmark:
+            "results/benchmarks/synthesize_bbbc021.tsv"
+        script:
+            "../scripts/synthesize_bbbc021.py"

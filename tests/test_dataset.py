@@ -1,0 +1,37 @@
+import pandas as pd
+import pytest
+
+from cellvae.dataset import build_manifest, split_by_well
+
+
+def _cells(wells, per_well=5):
+    return pd.DataFrame([{"plate": plate, "well": well, "site": 1, "label": label,
+                          "path": f"{plate}_{well}_{label}.png", "field": "f"}
+                         for plate, well in wells for label in range(per_well)])
+
+
+def test_split_keeps_whole_wells_together_and_is_seeded():
+    wells = [(f"Week1_{p}", w) for p in (1, 2) for w in ("B02", "C02", "D02", "E11", "F11")]
+    cells = _cells(wells)
+    split = split_by_well(cells, 0.2, seed=3)
+    per_well = cells.assign(split=split).groupby(["plate", "well"])["split"].nunique()
+    assert (per_well == 1).all()
+    assert (split == "validation").sum() == 2 * 5               # 20% of 10 wells
+    assert split.equals(split_by_well(cells, 0.2, seed=3))
+    assert any(not split.equals(split_by_well(cells, 0.2, seed=other)) for other in range(4, 8))
+
+
+def test_split_needs_two_wells():
+    with pytest.raises(ValueError, match="at least 2"):
+        split_by_well(_cells([("Week1_1", "B02")]), 0.5, 0)
+
+
+def test_manifest_joins_compounds(tmp_path):
+    cells = _cells([("Week1_1", "B02"), ("Week1_1", "C02"), ("Week1_1", "D02")])
+    cells.to_csv(tmp_path / "png.csv", index=False)
+    pd.DataFrame([{"plate": "Week1_1", "well": w, "site": 1, "compound": "DMSO", "concentration": 0.0}
+                  for w in ("B02", "C02", "D02")]).to_csv(tmp_path / "selected.csv", index=False)
+    manifest = build_manifest([tmp_path / "png.csv"], tmp_path / "selected.csv", tmp_path / "m.csv", 0.3, 0)
+    assert set(manifest["compound"]) == {"DMSO"} and len(manifest) == 15
+    assert manifest["split"].value_counts().to_dict() == {"train": 10, "validation": 5}
+    assert pd.read_csv(tmp_path / "m.csv").columns.tolist() == manifest.columns.tolist()
