@@ -9,18 +9,14 @@ import json
 import math
 from pathlib import Path
 
-import keras
-import matplotlib
+import numpy as np
+import pandas as pd
+from keras import ops
+from matplotlib.figure import Figure
+from scipy import stats
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from keras import ops  # noqa: E402
-from scipy import stats  # noqa: E402
-
-import cellvae.model  # noqa: E402,F401  (registers the VAE for load_model)
-from cellvae.train import atomic_write, load_images, read_manifest, split_paths  # noqa: E402
+from cellvae.model import load_vae
+from cellvae.train import atomic_write, load_images, read_manifest, split_paths
 
 BATCH_SIZE = 128
 
@@ -75,16 +71,15 @@ def latent_ks_table(mu):
 
 
 def save_figure(figure, path):
-    """Write a matplotlib figure as PNG atomically and close it."""
+    """Write a matplotlib figure as PNG atomically."""
     atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=120))
-    plt.close(figure)
 
 
 def image_grid(images, columns, title):
     """A figure showing images (N, S, S, 3) in [0, 1] on a grid."""
     rows = math.ceil(len(images) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.6 * rows + 0.6),
-                                squeeze=False)
+    figure = Figure(figsize=(1.6 * columns, 1.6 * rows + 0.6))
+    axes = figure.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image in zip(axes.flat, images):
@@ -99,8 +94,8 @@ def plot_latent_histograms(mu, ks_table, n_dims):
     n_dims = min(n_dims, mu.shape[1])
     columns = min(5, n_dims)
     rows = math.ceil(n_dims / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 2.4 * rows + 0.8),
-                                squeeze=False)
+    figure = Figure(figsize=(3 * columns, 2.4 * rows + 0.8))
+    axes = figure.subplots(rows, columns, squeeze=False)
     for ax in axes.flat[n_dims:]:
         ax.axis("off")
     grid = np.linspace(-4, 4, 200)
@@ -122,7 +117,7 @@ def analyze_model(model_path, manifest_csv, out_dir, n_generated=20, n_latent_hi
     """metrics.json, latent_ks.csv, generated.png and latent_histograms.png of one model."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    vae = keras.saving.load_model(model_path, compile=False)
+    vae = load_vae(model_path)
     manifest = read_manifest(manifest_csv)
     images = load_images(split_paths(manifest, "validation", manifest_csv))
 
@@ -146,8 +141,8 @@ def plot_reconstructions(originals, reconstructions_by_model):
     """First row: originals; then one labelled row of reconstructions per model."""
     rows = 1 + len(reconstructions_by_model)
     columns = len(originals)
-    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns + 0.6, 1.6 * rows + 0.6),
-                                squeeze=False)
+    figure = Figure(figsize=(1.6 * columns + 0.6, 1.6 * rows + 0.6))
+    axes = figure.subplots(rows, columns, squeeze=False)
     labelled = [("original", originals)] + list(reconstructions_by_model.items())
     for row, (label, images) in zip(axes, labelled):
         for ax, image in zip(row, images):
@@ -162,7 +157,8 @@ def plot_reconstructions(originals, reconstructions_by_model):
 
 def plot_loss_curves(histories):
     """Training and validation loss per epoch of every model (log scale)."""
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    figure = Figure(figsize=(11, 4))
+    axes = figure.subplots(1, 2, sharey=True)
     for label, history in histories.items():
         axes[0].plot(history["epoch"], history["loss"], marker=".", label=label)
         axes[1].plot(history["epoch"], history["val_loss"], marker=".", label=label)
@@ -211,7 +207,7 @@ def compare_models(model_dirs: list, analysis_dirs: list, manifest_csv, out_dir,
                ["loss", "reconstruction_loss", "kl_loss",
                 "val_loss", "val_reconstruction_loss", "val_kl_loss"]},
         })
-        vae = keras.saving.load_model(model_dir / "model.keras", compile=False)
+        vae = load_vae(model_dir / "model.keras")
         reconstructions[label] = ops.convert_to_numpy(vae.reconstruct(originals))
         histories[label] = history
 
