@@ -1,0 +1,173 @@
+"""End to end: the real Snakemake DAG with CellProfiler and TensorFlow on a tiny synthetic config."""
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+CELLPROFILER = REPO / ".venv-cellprofiler" / "bin" / "cellprofiler"
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not CELLPROFILER.exists(), reason=f"CellProfiler not installed at {CELLPROFILER}: run make setup"),
+]
+
+
+def tiny_config(**overrides):
+    """The default config shrunk to seconds of work, with absolute paths to the repo's tools."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["synthetic"].update(width=320, height=320, cells_per_field=14, wells_per_compound=2, sites_per_well=1)
+    config["latent_dims"] = [4]
+    config["epochs"] = 1
+    config["png"]["size"] = 32
+    config["train"]["batch_size"] = 16
+    config["analysis"].update(n_reconstructions=4, n_generated=4, n_latent_histograms=4)
+    config["cellprofiler"] = {"executable": str(CELLPROFILER),
+                              "illum_pipeline": str(REPO / "pipelines" / "illum.cppipe"),
+                              "analysis_pipeline": str(REPO / "pipelines" / "analysis.cppipe")}
+    for key, value in overrides.items():
+        config[key] = value
+    return config
+
+
+def snakemake(workdir, config, *args, check=True):
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    command = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
+    return result
+
+
+def planned_jobs(workdir, config, *args):
+    """{rule: count} of what a dry run would execute."""
+    output = snakemake(workdir, config, "-n", "--quiet", "rules", *args).stdout + ""
+    jobs = {}
+    for line in output.splitlines():
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if match and match.group(1) != "total":
+            jobs[match.group(1)] = int(match.group(2))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("e2e")
+    config = tiny_config()
+    snakemake(workdir, config)
+    return workdir, config
+
+
+def test_whole_dag_runs_and_writes_every_output(finished_run):
+    workdir, config = finished_run
+    plates = config["synthetic"]["plates"]
+    selected = pd.read_csv(workdir / "results/metadata/selected_images.csv")
+    assert sorted(selected["plate"].unique()) == sorted(plates) and set(selected["compound"]) == {"DMSO"}
+    for plate in plates:
+        assert (workdir / f"results/illumination/{plate}/illum_DAPI.npy").exists()
+        cells = pd.read_csv(workdir / f"results/segmentation/{plate}/cells.csv")
+        assert len(cells) >= 10
+        assert len(list((workdir / f"results/png/{plate}/cells").glob("*.png"))) > 0
+    manifest = pd.read_csv(workdir / "results/dataset/manifest.csv")
+    assert set(manifest["split"]) == {"train", "validation"}
+    assert not set(manifest[manifest.split == "train"].well + manifest.plate) & set(
+        manifest[manifest.split == "validation"].well + manifest.plate)
+    metrics = pd.read_csv(workdir / "results/analysis/metrics.csv")
+    assert metrics["latent_dim"].tolist() == [4] and 0 < metrics["similarity_s"].iloc[0] <= 1
+    assert (workdir / "results/models/z4/model.keras").exists()
+    for figure in ["reconstructions.png", "loss_curves.png", "z4/generated.png", "z4/latent_histograms.png"]:
+        assert (workdir / "results/analysis" / figure).stat().st_size > 1000
+    snakemake(workdir, config, "--report", str(workdir / "report.html"))
+    assert "reconstructions.png" in (workdir / "report.html").read_text(errors="ignore")
+
+
+def test_second_run_has_nothing_to_do(finished_run):
+    workdir, config = finished_run
+    assert "Nothing to be done" in snakemake(workdir, config, "-n").stdout
+
+
+def test_adding_a_latent_dim_adds_only_its_jobs(finished_run):
+    workdir, config = finished_run
+    jobs = planned_jobs(workdir, {**config, "latent_dims": [4, 6]})
+    assert jobs == {"train_vae": 1, "analyze_model": 1, "compare_models": 1, "all": 1}
+
+
+def test_png_size_change_reruns_synthesis_onward_not_cellprofiler(finished_run):
+    workdir, config = finished_run
+    jobs = planned_jobs(workdir, {**config, "png": {**config["png"], "size": 40}})
+    assert jobs == {"png_synthesis": 2, "dataset": 1, "train_vae": 1, "analyze_model": 1,
+                    "compare_models": 1, "all": 1}
+
+
+def test_deleting_one_plates_crops_reruns_only_that_plates_chain(finished_run):
+    workdir, config = finished_run
+    plate = config["synthetic"]["plates"][1]
+    crops = workdir / f"results/segmentation/{plate}/crops"
+    subprocess.run(["rm", "-rf", str(crops)], check=True)
+    output = snakemake(workdir, config, "-n").stdout
+    assert "rule illumination" not in output and "rule fetch_images" not in output
+    assert output.count("rule segmentation:") == 1 and f"results/segmentation/{plate}/cells.csv" in output
+    assert output.count("rule png_synthesis:") == 1 and f"results/png/{plate}/cells" in output
+    snakemake(workdir, config)
+    assert crops.is_dir()
+    assert "Nothing to be done" in snakemake(workdir, config, "-n").stdout
+
+
+@pytest.fixture(scope="module")
+def fresh_source(tmp_path_factory):
+    """A workdir holding just the synthetic source and the metadata, for the bad-input runs."""
+    workdir = tmp_path_factory.mktemp("bad-input")
+    snakemake(workdir, tiny_config(), "results/metadata/BBBC021_v1_image.csv")
+    return workdir
+
+
+def test_config_typo_fails_at_once_naming_the_key(fresh_source):
+    result = snakemake(fresh_source, {**tiny_config(), "epochz": 3}, "-n", check=False)
+    assert result.returncode != 0 and "epochz" in result.stderr + result.stdout
+    result = snakemake(fresh_source, {**tiny_config(), "epochs": "many"}, "-n", check=False)
+    assert result.returncode != 0 and "epochs" in result.stderr + result.stdout
+
+
+def test_unknown_compound_lists_close_names(fresh_source):
+    result = snakemake(fresh_source, tiny_config(compounds=["DMS0"]), check=False)
+    log = (fresh_source / "results/logs/select_images.log").read_text()
+    assert result.returncode != 0
+    assert "unknown compound 'DMS0' (close names: DMSO" in log
+    assert not (fresh_source / "results/metadata/selected_images.csv").exists()
+
+
+def test_missing_cellprofiler_says_how_to_install(fresh_source):
+    config = tiny_config()
+    config["cellprofiler"] = {**config["cellprofiler"], "executable": "/nonexistent/cellprofiler"}
+    plate = config["synthetic"]["plates"][0]
+    result = snakemake(fresh_source, config, f"results/illumination/{plate}/fields.csv", check=False)
+    log = (fresh_source / f"results/logs/illumination/{plate}.log").read_text()
+    assert result.returncode != 0 and "make setup" in log and "cellprofiler.executable" in log
+    assert not list((fresh_source / f"results/illumination/{plate}").glob("*.npy"))
+
+
+def test_unreadable_tiff_is_quarantined_and_the_run_goes_on(fresh_source):
+    config = tiny_config()
+    plate = config["synthetic"]["plates"][0]
+    archive = fresh_source / f"results/synthetic/bbbc021/BBBC021_v1_images_{plate}.zip"
+    with zipfile.ZipFile(archive) as source:
+        members = {info.filename: source.read(info) for info in source.infolist()}
+    broken = sorted(name for name in members if "_w2" in name)[0]
+    members[broken] = b"this is not a TIFF"
+    with zipfile.ZipFile(archive, "w") as target:
+        for name, data in members.items():
+            target.writestr(name, data)
+    snakemake(fresh_source, config, f"results/png/{plate}/qc.csv")
+    qc = pd.read_csv(fresh_source / f"results/png/{plate}/qc.csv")
+    file_name = broken.split("/")[1]
+    assert file_name in set(qc["field"]) and "quarantined" in qc.set_index("field").loc[file_name, "reason"]
+    assert file_name in (fresh_source / f"results/logs/illumination/{plate}.log").read_text()
+    assert len(pd.read_csv(fresh_source / f"results/png/{plate}/cells.csv")) > 0
