@@ -1,0 +1,173 @@
+"""cellvae.cellprofiler: field checks, and one real illumination + analysis run on a BBBC021 field."""
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from cellvae.cellprofiler import (CELL_COLUMNS, CHANNELS, CellProfilerNotFoundError, check_fields,
+                                  run_illumination, run_segmentation)
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+CP_VENV = REPO / ".venv-cellprofiler"
+CELLPROFILER = CP_VENV / "bin" / "cellprofiler"
+PIPELINES = REPO / "pipelines"
+REAL_DAPI = SHARED / "bbbc021/images/full_fov/Week1_150607_C02_s3_w1E54F0108-F44A-4F6E-9637-6A9DE80F0823.tif"
+REAL_FIELD = {
+    "plate": "Week1_22123", "well": "C02", "site": 3,
+    "file_dapi": REAL_DAPI.name,
+    "file_tubulin": "Week1_150607_C02_s3_w21E85592E-94B0-43AF-8EDA-40624931EA89.tif",
+    "file_actin": "Week1_150607_C02_s3_w43361AA85-EDF4-4B17-996B-3C68924C5934.tif",
+}
+GARBAGE_FIELD = {"plate": "Week1_22123", "well": "C02", "site": 4, "file_dapi": "Week1_150607_C02_s4_w1GARBAGE.tif",
+                 "file_tubulin": REAL_FIELD["file_tubulin"], "file_actin": REAL_FIELD["file_actin"]}
+
+needs_cellprofiler = pytest.mark.skipif(
+    not CELLPROFILER.exists(), reason=f"{CELLPROFILER} absent: run 'make setup' to install CellProfiler")
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} (real BBBC021 field) absent")
+
+
+def field(site, **files):
+    """A field row of plate P1 with one TIFF name per channel (overridable)."""
+    return {"plate": "P1", "well": "B02", "site": site,
+            **{f"file_{channel.lower()}": f"s{site}_{channel}.tif" for channel in CHANNELS}, **files}
+
+
+def test_check_fields_quarantines_bad_fields(tmp_path):
+    pixels = np.ones((8, 10), np.uint16)
+    for site in range(1, 6):
+        for channel in CHANNELS:
+            tifffile.imwrite(tmp_path / f"s{site}_{channel}.tif", pixels)
+    (tmp_path / "s2_DAPI.tif").write_bytes(b"not a tiff at all")
+    (tmp_path / "s3_Actin.tif").write_bytes(b"")
+    tifffile.imwrite(tmp_path / "s4_Tubulin.tif", np.ones((8, 12), np.uint16))
+    tifffile.imwrite(tmp_path / "s5_DAPI.tif", np.ones((2, 8, 10), np.uint16))
+    fields = pd.DataFrame([field(1), field(2), field(3), field(4), field(5), field(6, file_dapi="s1_DAPI.tif")])
+    lines = []
+    readable, quarantined = check_fields(fields, tmp_path, lines.append)
+    assert readable["site"].tolist() == [1]
+    reasons = dict(zip(quarantined["file"], quarantined["reason"]))
+    expected = {"s2_DAPI.tif": "unreadable", "s3_Actin.tif": "empty file", "s4_Tubulin.tif": "shape (8, 12) differs",
+                "s5_DAPI.tif": "not a 2-D image", "s6_Tubulin.tif": "missing", "s6_Actin.tif": "missing"}
+    assert reasons.keys() == expected.keys()
+    assert all(reasons[name].startswith(start) for name, start in expected.items())
+    assert sorted(line.split(":")[0] for line in lines) == sorted(f"quarantined {name}" for name in expected)
+
+
+def test_check_fields_raises_when_nothing_is_readable(tmp_path):
+    with pytest.raises(ValueError, match="no readable field"):
+        check_fields(pd.DataFrame([field(1)]), tmp_path, lambda line: None)
+
+
+def test_missing_executable_is_a_clear_error(tmp_path):
+    missing = tmp_path / "nowhere" / "cellprofiler"
+    message = (f"cellprofiler executable '{missing}' not found (config key cellprofiler.executable): run 'make setup' "
+               "to install CellProfiler 4.2.8.1 into .venv-cellprofiler, or point the key to your own install")
+    with pytest.raises(CellProfilerNotFoundError) as error:
+        run_illumination(pd.DataFrame([field(1)]), tmp_path, tmp_path / "illum", missing, "illum.cppipe", tmp_path / "log")
+    assert str(error.value) == message
+    with pytest.raises(CellProfilerNotFoundError, match="not found"):
+        run_segmentation(tmp_path / "fields.csv", tmp_path, tmp_path / "illum", tmp_path / "segmentation", missing,
+                         "analysis.cppipe", tmp_path / "log")
+
+
+@needs_cellprofiler
+@pytest.mark.cellprofiler
+def test_pipelines_load_in_cellprofiler():
+    script = (
+        "import logging, sys; logging.disable(logging.WARNING)\n"
+        "import cellprofiler_core.preferences as p; p.set_headless()\n"
+        "from cellprofiler_core.pipeline import Pipeline\n"
+        "from cellprofiler_core.utilities.core.modules import fill_modules; fill_modules()\n"
+        "for path in sys.argv[1:]:\n"
+        "    pipeline = Pipeline(); pipeline.load(path)\n"
+        "    print(' '.join(module.module_name for module in pipeline.modules()))\n")
+    result = subprocess.run([CP_VENV / "bin/python", "-c", script, PIPELINES / "illum.cppipe",
+                             PIPELINES / "analysis.cppipe"], capture_output=True, text=True, check=True)
+    illum, analysis = result.stdout.splitlines()[-2:]
+    assert illum.split() == ["LoadData"] + ["CorrectIlluminationCalculate", "SaveImages"] * 3
+    assert analysis.split() == ["LoadData", "CorrectIlluminationApply", "IdentifyPrimaryObjects",
+                                "IdentifySecondaryObjects", "MeasureObjectSizeShape", "MeasureObjectIntensity",
+                                *["SaveCroppedObjects"] * 3, "ExportToSpreadsheet"]
+
+
+@needs_cellprofiler
+@pytest.mark.cellprofiler
+def test_failed_run_raises_and_leaves_no_outputs(tmp_path):
+    for channel in CHANNELS:
+        tifffile.imwrite(tmp_path / f"s1_{channel}.tif", np.ones((64, 64), np.uint16))
+    pd.DataFrame([field(1)]).to_csv(tmp_path / "fields.csv", index=False)
+    out = tmp_path / "segmentation"
+    out.mkdir()
+    (out / "cells.csv").write_text("stale")
+    with pytest.raises(RuntimeError, match=f"plate P1 .*see {tmp_path / 'log'}"):
+        run_segmentation(tmp_path / "fields.csv", tmp_path, tmp_path / "no-illumination", out, CELLPROFILER,
+                         PIPELINES / "analysis.cppipe", tmp_path / "log")
+    assert list(out.iterdir()) == [] and list(tmp_path.glob(".segmentation.*")) == []  # no stale or partial outputs
+
+
+@pytest.fixture(scope="module")
+def plate_run(tmp_path_factory):
+    """One illumination and one analysis run on the real field (same DAPI image for all three
+    channels) plus a second field whose DAPI TIFF is garbage."""
+    root = tmp_path_factory.mktemp("cellprofiler")
+    images = root / "images"
+    images.mkdir()
+    for column in ["file_dapi", "file_tubulin", "file_actin"]:
+        shutil.copy(REAL_DAPI, images / REAL_FIELD[column])
+    (images / GARBAGE_FIELD["file_dapi"]).write_bytes(b"garbage, not a TIFF" * 100)
+    log = root / "cellprofiler.log"
+    run_illumination(pd.DataFrame([REAL_FIELD, GARBAGE_FIELD]), images, root / "illum",
+                     CELLPROFILER, PIPELINES / "illum.cppipe", log)
+    run_segmentation(root / "illum/fields.csv", images, root / "illum", root / "segmentation",
+                     CELLPROFILER, PIPELINES / "analysis.cppipe", log)
+    return root
+
+
+@needs_cellprofiler
+@needs_shared
+@pytest.mark.cellprofiler
+def test_unreadable_field_is_quarantined(plate_run):
+    quarantine = pd.read_csv(plate_run / "illum/quarantine.csv")
+    assert quarantine[["site", "file"]].values.tolist() == [[4, GARBAGE_FIELD["file_dapi"]]]
+    assert pd.read_csv(plate_run / "illum/fields.csv")["site"].tolist() == [3]
+    log_lines = (plate_run / "cellprofiler.log").read_text().splitlines()
+    assert any(line.startswith(f"quarantined {GARBAGE_FIELD['file_dapi']}: unreadable") for line in log_lines)
+
+
+@needs_cellprofiler
+@needs_shared
+@pytest.mark.cellprofiler
+def test_illumination_functions(plate_run):
+    for channel in CHANNELS:
+        function = np.load(plate_run / f"illum/illum_{channel}.npy")
+        assert function.dtype == np.float32 and function.shape == (1024, 1280)
+        assert function.min() >= 1.0 - 1e-6  # rescaled: divides raw intensities by >= 1
+
+
+@needs_cellprofiler
+@needs_shared
+@pytest.mark.cellprofiler
+def test_segmentation_outputs(plate_run):
+    out = plate_run / "segmentation"
+    summary = pd.read_csv(out / "fields_summary.csv")
+    nuclei = summary.loc[0, "nuclei"]
+    print(f"\nnuclei on {REAL_DAPI.name}: {nuclei}, cells: {summary.loc[0, 'cells']}")
+    assert len(summary) == 1 and 150 <= nuclei <= 350
+    cells = pd.read_csv(out / "cells.csv")
+    assert list(cells.columns) == CELL_COLUMNS and cells.notna().all().all()
+    assert len(cells) == summary.loc[0, "cells"] and cells["label"].is_unique
+    assert (cells[["plate", "well", "site", "field"]].drop_duplicates().values.tolist()
+            == [["Week1_22123", "C02", 3, REAL_DAPI.name]])
+    for cell in cells.itertuples():
+        shapes = set()
+        for channel in CHANNELS:
+            crop = tifffile.imread(out / getattr(cell, f"crop_{channel.lower()}"))
+            assert crop.dtype == np.uint16
+            shapes.add(crop.shape)
+        assert shapes == {(cell.bbox_max_y - cell.bbox_min_y, cell.bbox_max_x - cell.bbox_min_x)}
+    assert {path.name for path in (out / "measurements").iterdir()} == {"Image.csv", "Nuclei.csv", "Cells.csv"}
