@@ -1,0 +1,143 @@
+"""Similarity/MSE/PSNR definitions, per-model analysis and the comparison of models."""
+
+import json
+import math
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from keras import ops  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from cellvae import analysis  # noqa: E402
+from cellvae.analysis import (analyze_model, compare_models, mean_squared_error, psnr,  # noqa: E402
+                              similarity_s)
+from cellvae.model import build_vae  # noqa: E402
+from cellvae.train import train_vae  # noqa: E402
+
+# Keras's own TensorFlow variable conversion when saving; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+
+def test_similarity_of_perfect_and_constant_error_reconstructions():
+    images = np.random.default_rng(0).integers(51, 256, (4, 8, 8, 3)).astype(np.uint8)
+    assert similarity_s(images, images) == 1.0
+    assert similarity_s(images, images.astype(int) - 51) == pytest.approx(0.8)
+    assert similarity_s(np.zeros((2, 2)), np.full((2, 2), 255)) == 0.0
+
+
+def test_mse_and_psnr_known_values():
+    zeros = np.zeros((2, 4, 4, 3))
+    assert mean_squared_error(zeros, zeros + 0.1) == pytest.approx(0.01)
+    assert mean_squared_error(zeros, zeros) == 0.0
+    assert psnr(0.01) == pytest.approx(20.0)
+    assert psnr(1e-4) == pytest.approx(40.0)
+    assert psnr(0.0) == math.inf
+
+
+def test_evaluate_in_batches_equals_whole_array(monkeypatch):
+    vae = build_vae(16, 3)
+    images = np.random.default_rng(1).integers(0, 256, (7, 16, 16, 3)).astype(np.uint8)
+    monkeypatch.setattr(analysis, "BATCH_SIZE", 3)
+    metrics, mu = analysis.evaluate(vae, images)
+    x = images.astype("float32") / 255
+    x_hat = ops.convert_to_numpy(vae.reconstruct(x))
+    assert metrics["n_cells"] == 7 and metrics["latent_dim"] == 3
+    assert metrics["similarity_s"] == pytest.approx(similarity_s(images, x_hat * 255), rel=1e-6)
+    assert metrics["mse"] == pytest.approx(mean_squared_error(x, x_hat), rel=1e-5)
+    assert metrics["psnr"] == pytest.approx(psnr(metrics["mse"]))
+    np.testing.assert_allclose(mu, ops.convert_to_numpy(vae.encode(x)[0]), rtol=1e-5, atol=1e-6)
+
+
+def write_manifest(directory, n_cells=40, size=16):
+    """Random smooth colour images; every 4th image is validation."""
+    directory.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n_cells):
+        small = rng.integers(0, 256, (4, 4, 3)).astype(np.uint8)
+        path = directory / f"cell{i}.png"
+        Image.fromarray(small).resize((size, size), Image.BILINEAR).save(path)
+        rows.append({"path": str(path), "plate": "P1", "well": f"B{i % 4}", "site": 1, "label": 0,
+                     "compound": "DMSO", "split": "validation" if i % 4 == 0 else "train"})
+    pd.DataFrame(rows).to_csv(directory / "manifest.csv", index=False)
+    return directory / "manifest.csv"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Two 1-epoch models (z = 2 and 6) of 16 x 16 images and their manifest."""
+    directory = tmp_path_factory.mktemp("analysis")
+    manifest = write_manifest(directory / "cells")
+    model_dirs = []
+    for latent_dim in (6, 2):
+        model_dirs.append(directory / f"z{latent_dim}")
+        train_vae(manifest, model_dirs[-1], latent_dim=latent_dim, epochs=1, batch_size=8,
+                  learning_rate=5e-4, r_loss_factor=1000.0, batch_norm=True, dropout=0.0,
+                  seed=0, log=lambda message: None, verbose=0)
+    return directory, manifest, model_dirs
+
+
+def png_size(path):
+    with Image.open(path) as image:
+        return image.size
+
+
+def test_analyze_model_writes_metrics_figures_and_ks_table(models, tmp_path):
+    _, manifest, model_dirs = models
+    metrics = analyze_model(model_dirs[0] / "model.keras", manifest, tmp_path, n_generated=7,
+                            n_latent_histograms=4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "generated.png", "latent_histograms.png", "latent_ks.csv", "metrics.json"]
+    assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
+    assert set(metrics) == {"latent_dim", "similarity_s", "mse", "psnr", "n_cells"}
+    assert metrics["latent_dim"] == 6 and metrics["n_cells"] == 10
+    assert 0 < metrics["similarity_s"] < 1 and metrics["psnr"] == pytest.approx(psnr(metrics["mse"]))
+
+    ks = pd.read_csv(tmp_path / "latent_ks.csv")
+    assert list(ks.columns) == ["dim", "mean", "std", "ks_statistic", "ks_pvalue"]
+    assert ks["dim"].tolist() == list(range(6))
+    assert ks["ks_statistic"].between(0, 1).all() and ks["ks_pvalue"].between(0, 1).all()
+    width, height = png_size(tmp_path / "generated.png")
+    assert width > height > 0  # 7 samples on one row
+    assert png_size(tmp_path / "latent_histograms.png")[0] > 0
+
+
+def test_compare_models_writes_table_reconstructions_and_loss_curves(models, tmp_path):
+    directory, manifest, model_dirs = models
+    analysis_dirs = [directory / "analysis" / d.name for d in model_dirs]
+    for model_dir, analysis_dir in zip(model_dirs, analysis_dirs):
+        analyze_model(model_dir / "model.keras", manifest, analysis_dir, n_generated=2,
+                      n_latent_histograms=2)
+    table = compare_models(model_dirs, analysis_dirs, manifest, tmp_path, n_reconstructions=5)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "loss_curves.png", "metrics.csv", "reconstructions.png"]
+    written = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(written.columns) == [
+        "latent_dim", "similarity_s", "mse", "psnr", "n_cells", "parameters", "epochs",
+        "train_seconds", "images_per_second", "final_loss", "final_reconstruction_loss",
+        "final_kl_loss", "final_val_loss", "final_val_reconstruction_loss", "final_val_kl_loss"]
+    assert written["latent_dim"].tolist() == [2, 6]
+    assert written["epochs"].tolist() == [1, 1]
+    training = json.loads((model_dirs[0] / "training.json").read_text())
+    assert written.loc[1, "parameters"] == training["parameters"]
+    assert written.loc[1, "similarity_s"] == pytest.approx(
+        json.loads((analysis_dirs[0] / "metrics.json").read_text())["similarity_s"])
+    history = pd.read_csv(model_dirs[0] / "history.csv")
+    assert written.loc[1, "final_val_loss"] == pytest.approx(history["val_loss"].iloc[-1])
+    pd.testing.assert_frame_equal(table.reset_index(drop=True), written, check_dtype=False)
+
+    width, height = png_size(tmp_path / "reconstructions.png")
+    assert width > height  # 5 columns, 3 rows (originals + 2 models)
+    assert png_size(tmp_path / "loss_curves.png")[0] > 0
+
+
+def test_compare_models_needs_one_analysis_dir_per_model(models, tmp_path):
+    _, manifest, model_dirs = models
+    with pytest.raises(ValueError, match="2 model dirs but 1 analysis dirs"):
+        compare_models(model_dirs, [tmp_path], manifest, tmp_path)
+

@@ -1,0 +1,142 @@
+"""The thesis VAE: architecture, parameter count, loss, determinism, save/load."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from keras import layers, ops  # noqa: E402
+
+from cellvae.model import LOG_VAR_LIMIT, VAE, build_vae, load_vae, vae_loss  # noqa: E402
+
+# Keras's own TensorFlow variable conversion when saving; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+BATCH_NORM_PARAMETERS = 4 * (32 + 64 + 64 + 64 + 64 + 32)  # gamma, beta, moving mean and variance
+
+
+def random_images(n, size=32, seed=0):
+    return np.random.default_rng(seed).random((n, size, size, 3), dtype=np.float32)
+
+
+@pytest.mark.parametrize("latent_dim", [2, 75, 150, 300])
+def test_parameter_count_matches_thesis(latent_dim):
+    vae = build_vae(128, latent_dim)
+    expected = 167_171 + 49_154 * latent_dim
+    assert vae.encoder.count_params() + vae.decoder.count_params() == expected
+    assert vae.count_params() == expected
+    if latent_dim == 75:
+        assert expected == 3_853_721
+
+
+def test_parameter_count_without_batch_norm():
+    vae = build_vae(128, 10, batch_norm=False)
+    assert vae.count_params() == 167_171 - BATCH_NORM_PARAMETERS + 49_154 * 10
+    assert not any(isinstance(layer, layers.BatchNormalization) for layer in vae.encoder.layers)
+
+
+def test_architecture_layers():
+    vae = build_vae(32, 4, dropout=0.25)
+    convs = [layer for layer in vae.encoder.layers if isinstance(layer, layers.Conv2D)]
+    assert [(c.filters, c.kernel_size, c.strides) for c in convs] == [
+        (32, (3, 3), (2, 2)), (64, (3, 3), (2, 2)), (64, (3, 3), (2, 2))]
+    deconvs = [layer for layer in vae.decoder.layers if isinstance(layer, layers.Conv2DTranspose)]
+    assert [(d.filters, d.strides) for d in deconvs] == [(64, (2, 2)), (64, (2, 2)), (32, (2, 2)),
+                                                         (3, (1, 1))]
+    assert deconvs[-1].activation.__name__ == "sigmoid"
+    for model in (vae.encoder, vae.decoder):
+        assert sum(isinstance(layer, layers.Dropout) for layer in model.layers) == 3
+        assert sum(isinstance(layer, layers.BatchNormalization) for layer in model.layers) == 3
+    assert not any(isinstance(layer, layers.Dropout) for layer in build_vae(32, 4).encoder.layers)
+
+
+def test_image_size_must_be_a_multiple_of_8():
+    with pytest.raises(ValueError, match="multiple of 8"):
+        build_vae(36, 4)
+
+
+def test_shapes_and_output_range():
+    vae = build_vae(32, 6)
+    images = random_images(5)
+    reconstructions, mu, log_var = vae(images, training=False)
+    assert tuple(reconstructions.shape) == (5, 32, 32, 3)
+    assert tuple(mu.shape) == tuple(log_var.shape) == (5, 6)
+    far_away = ops.convert_to_numpy(vae.decode(np.full((3, 6), 1e3, dtype="float32")))
+    for output in (ops.convert_to_numpy(reconstructions), far_away):
+        assert output.min() >= 0.0 and output.max() <= 1.0
+
+
+def test_reconstruct_decodes_mu_deterministically():
+    vae = build_vae(32, 6, dropout=0.25)
+    images = random_images(4)
+    first = ops.convert_to_numpy(vae.reconstruct(images))
+    np.testing.assert_array_equal(first, ops.convert_to_numpy(vae.reconstruct(images)))
+    mu, _ = vae.encode(images)
+    np.testing.assert_array_equal(first, ops.convert_to_numpy(vae.decode(mu)))
+    sampled, _, _ = vae(images)
+    assert not np.allclose(first, ops.convert_to_numpy(sampled))
+
+
+def test_log_var_is_clamped():
+    vae = build_vae(32, 3)
+    dense = vae.encoder.get_layer("log_var")
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel, np.full_like(bias, 100.0)])
+    _, log_var = vae.encode(random_images(2))
+    assert np.all(ops.convert_to_numpy(log_var) == LOG_VAR_LIMIT)
+
+
+def numpy_vae_loss(x, x_hat, mu, log_var, r_loss_factor):
+    reconstruction = r_loss_factor * ((x - x_hat) ** 2).mean(axis=(1, 2, 3))
+    kl = -0.5 * (1 + log_var - mu**2 - np.exp(log_var)).sum(axis=1)
+    return (reconstruction + kl).mean(), reconstruction.mean(), kl.mean()
+
+
+def test_loss_is_r_times_mse_plus_kl():
+    rng = np.random.default_rng(1)
+    x, x_hat = random_images(3, 8, seed=2), random_images(3, 8, seed=3)
+    mu = rng.normal(size=(3, 5)).astype("float32")
+    log_var = rng.normal(size=(3, 5)).astype("float32")
+    losses = [float(value) for value in vae_loss(x, x_hat, mu, log_var, 1000.0)]
+    np.testing.assert_allclose(losses, numpy_vae_loss(x, x_hat, mu, log_var, 1000.0), rtol=1e-5)
+    # zero KL for the prior itself, reconstruction term scales with r_loss_factor
+    _, _, kl = vae_loss(x, x_hat, np.zeros_like(mu), np.zeros_like(log_var), 1000.0)
+    assert float(kl) == 0.0
+    _, small, _ = vae_loss(x, x_hat, mu, log_var, 1.0)
+    assert float(small) == pytest.approx(losses[1] / 1000.0, rel=1e-5)
+
+
+def test_compute_loss_uses_the_model_outputs():
+    vae = build_vae(32, 4, r_loss_factor=500.0)
+    vae.compile(optimizer="adam", jit_compile=False)
+    images = random_images(4)
+    outputs = vae(images)
+    loss = float(vae.compute_loss(x=images, y_pred=outputs))
+    expected = numpy_vae_loss(images, *[ops.convert_to_numpy(o) for o in outputs], 500.0)
+    assert loss == pytest.approx(expected[0], rel=1e-5)
+    assert float(vae.reconstruction_loss_tracker.result()) == pytest.approx(expected[1], rel=1e-5)
+    assert float(vae.kl_loss_tracker.result()) == pytest.approx(expected[2], rel=1e-5)
+
+
+def test_fit_reports_loss_terms_and_save_load_round_trip(tmp_path):
+    keras.utils.set_random_seed(0)
+    vae = build_vae(32, 4, dropout=0.1, r_loss_factor=100.0)
+    vae.compile(optimizer=keras.optimizers.Adam(5e-4), jit_compile=False)
+    images = random_images(16)
+    history = vae.fit(images, validation_data=(images[:8],), epochs=1, batch_size=8, verbose=0)
+    assert set(history.history) == {"loss", "reconstruction_loss", "kl_loss",
+                                    "val_loss", "val_reconstruction_loss", "val_kl_loss"}
+    logs = {name: values[0] for name, values in history.history.items()}
+    assert logs["loss"] == pytest.approx(logs["reconstruction_loss"] + logs["kl_loss"], rel=1e-4)
+
+    vae.save(tmp_path / "vae.keras")
+    loaded = load_vae(tmp_path / "vae.keras")
+    assert isinstance(loaded, VAE)
+    assert (loaded.image_size, loaded.latent_dim, loaded.dropout, loaded.r_loss_factor) == (
+        32, 4, 0.1, 100.0)
+    np.testing.assert_array_equal(ops.convert_to_numpy(vae.reconstruct(images)),
+                                  ops.convert_to_numpy(loaded.reconstruct(images)))
+    for original, restored in zip(vae.weights, loaded.weights):
+        np.testing.assert_array_equal(original.numpy(), restored.numpy())
