@@ -12,6 +12,8 @@ include: "rules/png.smk"
 include: "rules/dataset.smk"
 include: "rules/train.smk"
 include: "rules/analysis.smk"
+include: "rules/cost.smk"
+include: "rules/profile.smk"
 
 
 report: "report/workflow.rst"

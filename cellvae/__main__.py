@@ -6,6 +6,12 @@ import sys
 
 COMMANDS = {
     # command: (module exposing main(argv), one-line help)
+    "fetch": ("cellvae.fetch", "fetch one plate's selected images (ranged, verified, resumable)"),
+    "train": ("cellvae.cli_train", "train a VAE on a folder of single-cell images (PNG, TIFF, .npy)"),
+    "evaluate": ("cellvae.cli_evaluate", "reconstruction metrics (S, MSE, PSNR, SSIM) of a model on images"),
+    "moa-eval": ("cellvae.moa", "MoA accuracy (NSC/NSCB, 1-NN cosine) of per-well profiles"),
+    "cost": ("cellvae.cost", "cost table (hours x price per instance type) from Snakemake benchmark files"),
+    "aws": ("cellvae.aws", "AWS stack for profiles/aws-gpu: deploy, env (profile variables), destroy"),
 }
 
 
@@ -24,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[argv[0]][0])
-    return module.main(argv[1:]) or 0
+    try:
+        return module.main(argv[1:]) or 0
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

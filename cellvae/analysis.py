@@ -1,8 +1,8 @@
 """Evaluate trained VAEs on the held-out validation cells and compare latent dimensions.
 
 Reconstructions decode the posterior mean mu. Metrics, as in the thesis:
-similarity S = 1 - mean|x - x_hat| / 255 with x, x_hat in 0..255; also the MSE on [0, 1]
-and the PSNR (dB, data range 1) of that MSE.
+similarity S = 1 - mean|x - x_hat| / 255 with x, x_hat in 0..255; also the MSE on [0, 1],
+the PSNR (dB, data range 1) of that MSE and the SSIM (Gaussian window, sigma 1.5, per channel).
 """
 
 import json
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from keras import ops
 from matplotlib.figure import Figure
-from scipy import stats
+from scipy import ndimage, stats
 
 from cellvae.model import load_vae
 from cellvae.train import atomic_write, load_images, read_manifest, split_paths
@@ -38,9 +38,28 @@ def psnr(mse, data_range=1.0):
     return math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
 
 
+def ssim(images, reconstructions, data_range=1.0):
+    """Mean structural similarity (Wang et al. 2004) of N×H×W×C arrays: Gaussian window (sigma 1.5,
+    11×11), per channel, borders of 5 px excluded, as skimage's structural_similarity(gaussian_weights=True)."""
+    x = np.asarray(images, dtype=np.float64)
+    y = np.asarray(reconstructions, dtype=np.float64)
+
+    def local_mean(a):
+        return ndimage.gaussian_filter(a, sigma=(0, 1.5, 1.5, 0), truncate=3.5)
+
+    mu_x, mu_y = local_mean(x), local_mean(y)
+    var_x = local_mean(x * x) - mu_x ** 2
+    var_y = local_mean(y * y) - mu_y ** 2
+    covariance = local_mean(x * y) - mu_x * mu_y
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * covariance + c2)
+                / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2)))
+    return float(ssim_map[:, 5:-5, 5:-5, :].mean())
+
+
 def evaluate(vae, images):
     """Reconstruct uint8 images from mu batch by batch -> (metrics dict, mu array)."""
-    similarity_sum = squared_error_sum = 0.0
+    similarity_sum = squared_error_sum = ssim_sum = 0.0
     mus = []
     for start in range(0, len(images), BATCH_SIZE):
         batch = images[start:start + BATCH_SIZE].astype("float32") / 255.0
@@ -48,6 +67,7 @@ def evaluate(vae, images):
         reconstructions = ops.convert_to_numpy(vae.decode(mu))
         similarity_sum += similarity_s(batch * 255.0, reconstructions * 255.0) * len(batch)
         squared_error_sum += mean_squared_error(batch, reconstructions) * len(batch)
+        ssim_sum += ssim(batch, reconstructions) * len(batch)
         mus.append(ops.convert_to_numpy(mu))
     mse = squared_error_sum / len(images)
     metrics = {
@@ -55,6 +75,7 @@ def evaluate(vae, images):
         "similarity_s": similarity_sum / len(images),
         "mse": mse,
         "psnr": psnr(mse),
+        "ssim": ssim_sum / len(images),
         "n_cells": len(images),
     }
     return metrics, np.concatenate(mus)
@@ -173,9 +194,24 @@ def plot_loss_curves(histories):
     return figure
 
 
+def plot_training_speed(table):
+    """Per model: total training time and training throughput (bars labelled with their values)."""
+    figure = Figure(figsize=(10, 3.6))
+    axes = figure.subplots(1, 2)
+    labels = [f"z={dim}" for dim in table["latent_dim"]]
+    for ax, column, title in zip(axes, ["train_seconds", "images_per_second"],
+                                 ["Training time (s, all epochs)", "Throughput (training images/s)"]):
+        bars = ax.bar(labels, table[column], color="tab:blue")
+        ax.bar_label(bars, fmt="%.0f")
+        ax.set_title(title)
+        ax.margins(y=0.15)
+    figure.tight_layout()
+    return figure
+
+
 def compare_models(model_dirs: list, analysis_dirs: list, manifest_csv, out_dir,
                    n_reconstructions=8, seed=0) -> pd.DataFrame:
-    """metrics.csv, reconstructions.png and loss_curves.png across models.
+    """metrics.csv, reconstructions.png, loss_curves.png and training_speed.png across models.
 
     Each model_dir holds model.keras, training.json and history.csv (train_vae); each
     analysis_dir the metrics.json of analyze_model for the same model.
@@ -215,4 +251,5 @@ def compare_models(model_dirs: list, analysis_dirs: list, manifest_csv, out_dir,
     atomic_write(out_dir / "metrics.csv", lambda path: table.to_csv(path, index=False))
     save_figure(plot_reconstructions(originals, reconstructions), out_dir / "reconstructions.png")
     save_figure(plot_loss_curves(histories), out_dir / "loss_curves.png")
+    save_figure(plot_training_speed(table), out_dir / "training_speed.png")
     return table

@@ -1,7 +1,9 @@
 """Headless CellProfiler per plate: illumination functions, then segmentation and single-cell crops.
 
 CellProfiler (4.2.8.1, its own venv) runs only as an external executable; image sets reach it as a
-LoadData CSV (``--data-file``), so file names need no regular expression.
+LoadData CSV (``--data-file``), so file names need no regular expression. The analysis pipeline saves each
+field's corrected channels and Cells label matrix; the per-cell crops are cut here (one pass per field
+instead of CellProfiler's whole-image scan per cell), then those full-size images are deleted.
 """
 import os
 import shutil
@@ -12,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import tifffile
+from scipy import ndimage
 
 CHANNELS = ["DAPI", "Tubulin", "Actin"]
 FILE_COLUMNS = {channel: f"file_{channel.lower()}" for channel in CHANNELS}
@@ -22,6 +25,8 @@ CELL_COLUMNS = ["plate", "well", "site", "field", "label",
                 *(f"crop_{channel.lower()}" for channel in CHANNELS)]
 ILLUMINATION_OUTPUTS = ["quarantine.csv", "fields.csv", *(f"illum_{channel}.npy" for channel in CHANNELS)]
 SEGMENTATION_OUTPUTS = ["cells.csv", "fields_summary.csv", "crops", "measurements"]
+FIELD_IMAGES = "fields"  # analysis.cppipe's SaveImages folder: <DAPI stem>_Corr<Channel>.tiff, <DAPI stem>_Cells.npy
+BBOX_COLUMNS = ["bbox_min_y", "bbox_min_x", "bbox_max_y", "bbox_max_x"]
 
 
 class CellProfilerNotFoundError(FileNotFoundError):
@@ -201,6 +206,43 @@ def _cells_table(fields, measurements):
     return table.reindex(columns=CELL_COLUMNS)
 
 
+def _saved_field_image(images, stem, suffix, plate, log_path):
+    """A full-size image that analysis.cppipe saved for one field; RuntimeError naming it when absent."""
+    path = images / f"{stem}_{suffix}"
+    if not path.is_file():
+        raise RuntimeError(f"CellProfiler wrote no {path.name} for plate {plate}: see {log_path}")
+    return np.load(path) if path.suffix == ".npy" else tifffile.imread(path)
+
+
+def write_crops(cells, output, plate, log_path):
+    """Cut every cell's bounding box out of the saved corrected channels, zero outside the cell, into
+    output/crops/<Channel>/ (uint16 TIFF), checking each box against CellProfiler's; then delete the
+    full-size field images."""
+    images = output / FIELD_IMAGES
+    for channel in CHANNELS:
+        (output / "crops" / channel).mkdir(parents=True, exist_ok=True)
+    for field, field_cells in cells.groupby("field", sort=False):
+        stem = Path(field).stem
+        labels = _saved_field_image(images, stem, "Cells.npy", plate, log_path)
+        channels = {channel: _saved_field_image(images, stem, f"Corr{channel}.tiff", plate, log_path)
+                    for channel in CHANNELS}
+        boxes = ndimage.find_objects(labels)
+        for cell in field_cells.itertuples(index=False):
+            box = boxes[cell.label - 1] if 0 < cell.label <= len(boxes) else None
+            if box is None or [box[0].start, box[1].start, box[0].stop, box[1].stop] != [
+                    getattr(cell, column) for column in BBOX_COLUMNS]:
+                raise RuntimeError(f"cell {cell.label} of {field} (plate {plate}): its label image does not match "
+                                   f"CellProfiler's bounding box; see {log_path}")
+            outside = labels[box] != cell.label
+            for channel, pixels in channels.items():
+                crop = pixels[box].copy()
+                crop[outside] = 0
+                tifffile.imwrite(output / getattr(cell, f"crop_{channel.lower()}"), crop, compression="zlib",
+                                 compressionargs={"level": 1})
+    if images.exists():
+        shutil.rmtree(images)
+
+
 def _fields_summary(fields, measurements):
     """Nuclei and cell counts per field."""
     image = pd.read_csv(measurements / "Image.csv", usecols=["FileName_OrigDAPI", "Count_Nuclei", "Count_Cells"])
@@ -210,7 +252,7 @@ def _fields_summary(fields, measurements):
 
 
 def run_segmentation(fields_csv, image_dir, illum_dir, out_dir, executable, pipeline, log_path):
-    """Segment nuclei and cells, crop each cell per channel and tabulate them (one CellProfiler run).
+    """Segment nuclei and cells (one CellProfiler run), crop each cell per channel and tabulate them.
 
     Writes out_dir/cells.csv, out_dir/fields_summary.csv, out_dir/crops/<Channel>/*.tiff and
     CellProfiler's Image/Nuclei/Cells CSVs in out_dir/measurements/.
@@ -225,9 +267,7 @@ def run_segmentation(fields_csv, image_dir, illum_dir, out_dir, executable, pipe
         output = _run_cellprofiler(executable, pipeline, _load_data(fields, image_dir, illum_dir),
                                    work_dir, plate, log_path)
         cells = _cells_table(fields, output / "measurements")
-        for crop in cells[[f"crop_{channel.lower()}" for channel in CHANNELS]].to_numpy().ravel():
-            if not (output / crop).is_file():
-                raise RuntimeError(f"CellProfiler wrote no crop {crop} for a cell of plate {plate}: see {log_path}")
+        write_crops(cells, output, plate, log_path)
         cells.to_csv(output / "cells.csv", index=False)
         _fields_summary(fields, output / "measurements").to_csv(output / "fields_summary.csv", index=False)
         _publish(output, out_dir)

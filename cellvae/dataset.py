@@ -1,12 +1,17 @@
-"""Dataset: all plates' PNG cells with their compound, split into train and validation by well."""
+"""Dataset: all plates' PNG cells with their compound, split into train and validation by well,
+and written as decoded uint8 shards (one .npy per split and plate) for the training input pipeline."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
-MANIFEST_COLUMNS = ["path", "plate", "well", "site", "label", "compound", "concentration", "split"]
+from cellvae.inputs import write_shard
+
+MANIFEST_COLUMNS = ["path", "plate", "well", "site", "label", "compound", "concentration", "split", "shard"]
 
 
 def split_by_well(cells: pd.DataFrame, validation_fraction: float, seed: int) -> pd.Series:
@@ -23,16 +28,48 @@ def split_by_well(cells: pd.DataFrame, validation_fraction: float, seed: int) ->
     return key.isin(held_out_keys).map({True: "validation", False: "train"})
 
 
+def decode_pngs(paths) -> np.ndarray:
+    """RGB PNGs of one size -> uint8 array N×S×S×3."""
+    cells = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                cells.append(np.asarray(image.convert("RGB")))
+        except OSError as error:
+            raise ValueError(f"unreadable PNG {path}: {error}") from None
+        if cells[-1].shape != cells[0].shape:
+            raise ValueError(f"PNG {path} is {cells[-1].shape}, others {cells[0].shape}: rerun png_synthesis")
+    return np.stack(cells)
+
+
+def write_shards(manifest: pd.DataFrame, shards_dir) -> pd.DataFrame:
+    """Decode each (split, plate) group's PNGs, in manifest order, into shards_dir/<split>-<plate>.npy;
+    returns the manifest with their paths in column shard."""
+    shards_dir = Path(shards_dir)
+    shards_dir.mkdir(parents=True, exist_ok=True)
+    manifest = manifest.assign(shard=[str(shards_dir / f"{split}-{plate}.npy")
+                                      for split, plate in zip(manifest["split"], manifest["plate"])])
+    for shard, group in manifest.groupby("shard", sort=True):
+        write_shard(shard, decode_pngs(group["path"]))
+    return manifest
+
+
 def build_manifest(png_manifests: list[str], selected_csv: str, out_csv: str,
-                   validation_fraction: float, seed: int) -> pd.DataFrame:
-    """Join the plates' PNG manifests with the field metadata, split by well, write atomically."""
+                   validation_fraction: float, seed: int, shards_dir=None) -> pd.DataFrame:
+    """Join the plates' PNG manifests with the field metadata, split by well, write the uint8 shards
+    (shards_dir/<split>-<plate>.npy; default: a shards folder beside out_csv), then the manifest, atomically."""
     cells = pd.concat([pd.read_csv(path) for path in png_manifests], ignore_index=True)
     if cells.empty:
         raise ValueError(f"no PNG cells in {', '.join(png_manifests)}: segmentation found no cell")
-    fields = pd.read_csv(selected_csv)[["plate", "well", "site", "compound", "concentration"]]
-    cells = cells.merge(fields, on=["plate", "well", "site"], how="left", validate="many_to_one")
+    fields = pd.read_csv(selected_csv)
+    if "train" in fields:  # the selection also lists fields segmented only for response profiles
+        fields = fields[fields["train"]]
+    fields = fields[["plate", "well", "site", "compound", "concentration"]]
+    cells = cells.merge(fields, on=["plate", "well", "site"], how="inner", validate="many_to_one")
     cells["split"] = split_by_well(cells, validation_fraction, seed)
-    manifest = cells[MANIFEST_COLUMNS].sort_values(["plate", "well", "site", "label"])
+    cells = cells.sort_values(["plate", "well", "site", "label"])
+    manifest = write_shards(cells, Path(out_csv).parent / "shards" if shards_dir is None else shards_dir)
+    manifest = manifest[MANIFEST_COLUMNS]
     tmp = f"{out_csv}.tmp"
     manifest.to_csv(tmp, index=False)
     os.replace(tmp, out_csv)

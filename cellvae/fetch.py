@@ -1,66 +1,87 @@
-"""Fetch BBBC021 metadata tables and the selected images of a plate from a local directory or a URL."""
+"""Fetch BBBC021 metadata tables and, per plate, only the selected members of its zip archive.
+
+The archive's central directory is read through byte ranges (`cellvae.ranged`), then the selected members'
+ranges are fetched (neighbours merged, several requests in parallel), inflated, checked against the central
+directory's CRC-32 and size, and written atomically into a staging folder beside the output, which becomes
+the output once complete. A rerun after a kill keeps every member already verified there. A server that
+ignores byte ranges gets one streamed whole-archive download (continued where the server allows).
+"""
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import shutil
+import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import zipfile
 import zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from cellvae.metadata import file_record, write_json
+from cellvae.metadata import (IMAGE_CSV, MOA_CSV, MetadataError, file_record, read_image_table,
+                              read_moa_table, write_json)
+from cellvae.ranged import (FetchError, FetchSettings, LocalSource, NotFound, RangedFile, RangeIgnored,
+                            Source, is_url, open_source, source_location, validator_path)
+
+__all__ = ["FetchError", "FetchSettings", "archive_name", "fetch_metadata", "fetch_plate", "is_url",
+           "source_location"]
 
 CHANNEL_FILE_COLUMNS = ["file_dapi", "file_tubulin", "file_actin"]
-
-
-class FetchError(RuntimeError):
-    """A source file that cannot be fetched or verified."""
-
-
-def is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
-
-
-def source_location(source: str, name: str) -> str:
-    """URL or local path of a file at the source."""
-    return source.rstrip("/") + "/" + name if is_url(source) else os.path.join(source, name)
+COMPOUND_CSV = "BBBC021_v1_compound.csv"
+COMPOUND_COLUMNS = ["compound", "smiles"]
+PROGRESS_INTERVAL_S = 2.0
 
 
 def archive_name(plate: str) -> str:
     return f"BBBC021_v1_images_{plate}.zip"
 
 
-def _download(url: str, destination: str) -> None:
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(destination, "wb") as out:
-            shutil.copyfileobj(response, out, 1 << 20)
-    except (urllib.error.URLError, TimeoutError) as error:
-        raise FetchError(f"{url}: download failed ({error}); check the config key source") from error
+def _check_compound_table(path: Path) -> None:
+    columns = pd.read_csv(path, nrows=0).columns
+    missing = [column for column in COMPOUND_COLUMNS if column not in columns]
+    if missing:
+        raise MetadataError(f"{path.name}: missing column(s) {', '.join(missing)}; is this the BBBC021 file?")
 
 
-def copy_source_file(source: str, name: str, destination: str | Path) -> dict:
-    """Copy or download one source file atomically; return its size and sha256 record."""
-    location = source_location(source, name)
-    tmp = f"{destination}.part"
-    if is_url(source):
-        _download(location, tmp)
-    elif not os.path.exists(location):
-        raise FetchError(f"{location}: not found; check the config key source")
-    else:
-        shutil.copyfile(location, tmp)
-    os.replace(tmp, destination)
-    return {**file_record(destination), "source": location}
+def fetch_metadata(source: str, out_dir: str | Path, settings: FetchSettings | None = None) -> list[dict]:
+    """Download the image, MoA and (where present) compound tables into out_dir, validated, each written
+    only once valid; return their records (file, bytes, sha256, source)."""
+    remote, out_dir = open_source(source, settings), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checks = [(IMAGE_CSV, read_image_table, True), (MOA_CSV, read_moa_table, True),
+              (COMPOUND_CSV, _check_compound_table, False)]
+    records = []
+    with tempfile.TemporaryDirectory(dir=out_dir) as scratch:
+        for name, check, required in checks:
+            try:
+                data = remote.read_all(name)
+            except NotFound:
+                if required:
+                    raise
+                records.append({"file": name, "source": remote.locate(name), "present": False})
+                continue
+            staged = Path(scratch) / name
+            staged.write_bytes(data)
+            try:
+                check(staged)
+            except (MetadataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+                raise FetchError(f"{remote.locate(name)}: {error}") from error
+            records.append({**file_record(staged), "source": remote.locate(name)})
+        for record in records:
+            if record.get("present", True):
+                os.replace(Path(scratch) / record["file"], out_dir / record["file"])
+    return records
 
 
 def safe_member_name(name: str, plate: str) -> str:
     """The member's file name, refusing absolute paths and '..' (zip-slip)."""
     path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or "\\" in name:
+    if path.is_absolute() or ".." in path.parts or "\\" in name or not path.name:
         raise FetchError(f"plate {plate}: unsafe member name {name!r} in its archive; refusing to extract")
     return path.name
 
@@ -73,7 +94,8 @@ def _crc32(path: Path) -> int:
     return crc
 
 
-def _is_verified(path: Path, info: zipfile.ZipInfo) -> bool:
+def is_verified(path: Path, info: zipfile.ZipInfo) -> bool:
+    """True if path holds the member: same size and CRC-32 as in the central directory."""
     return path.exists() and path.stat().st_size == info.file_size and _crc32(path) == info.CRC
 
 
@@ -86,54 +108,195 @@ def plate_members(selected_csv: str | Path, plate: str) -> list[str]:
     return [f"{plate}/{name}" for column in CHANNEL_FILE_COLUMNS for name in rows[column]]
 
 
-def extract_members(archive: zipfile.ZipFile, members: list[str], plate: str, where: str,
-                    out_dir: Path) -> tuple[int, int]:
-    """Extract, CRC-verify and atomically write members; skip those already verified on disk.
+def coalesce(extents: list[tuple[int, int]], gap: int, cap: int) -> list[tuple[int, int, list[int]]]:
+    """Merge sorted [start, end) extents closer than gap into requests of at most cap bytes (a single
+    larger extent stays alone): [(start, end, indices of the extents it holds)]."""
+    groups: list[tuple[int, int, list[int]]] = []
+    for index, (start, end) in sorted(enumerate(extents), key=lambda item: item[1]):
+        if groups and start - groups[-1][1] <= gap and end - groups[-1][0] <= cap:
+            groups[-1] = (groups[-1][0], max(end, groups[-1][1]), groups[-1][2] + [index])
+        else:
+            groups.append((start, end, [index]))
+    return groups
 
-    Returns (bytes needed, bytes read) counted in compressed archive bytes."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    infos = {info.filename: info for info in archive.infolist()}
-    needed = read = 0
-    for member in members:
-        info = infos.get(member)
-        if info is None:
-            raise FetchError(f"plate {plate}: member {member} not in {where}")
-        target = out_dir / safe_member_name(member, plate)
-        needed += info.compress_size
-        if _is_verified(target, info):
-            continue
-        tmp = target.with_name(target.name + ".part")
+
+class Progress:
+    """Per-plate progress (files and bytes) on stderr, at most one line every PROGRESS_INTERVAL_S."""
+
+    def __init__(self, plate: str, files: int, total_bytes: int):
+        self.plate, self.files, self.total = plate, files, total_bytes
+        self.done_files = self.done_bytes = 0
+        self.last = 0.0
+
+    def add(self, files: int, size: int) -> None:
+        self.done_files += files
+        self.done_bytes += size
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_INTERVAL_S or self.done_files == self.files:
+            self.last = now
+            share = self.done_bytes / self.total if self.total else 1.0
+            bar = "#" * int(30 * share)
+            print(f"fetch {self.plate} [{bar:<30}] {self.done_files}/{self.files} files, "
+                  f"{self.done_bytes / 1e6:.1f}/{self.total / 1e6:.1f} MB", file=sys.stderr, flush=True)
+
+
+def _open_archive(remote: Source, name: str, download: Path) -> tuple[RangedFile, str]:
+    """The archive as a ranged file: remote when the server serves ranges, else a whole local download
+    (kept, once complete, until the plate is done, so that a rerun does not download it again)."""
+    if not download.exists():
         try:
-            with archive.open(info) as stream, open(tmp, "wb") as out:
-                shutil.copyfileobj(stream, out, 1 << 20)
-        except (zipfile.BadZipFile, zlib.error, EOFError) as error:
-            tmp.unlink(missing_ok=True)
-            raise FetchError(f"plate {plate}: member {member} of {where} is corrupt ({error})") from error
-        os.replace(tmp, target)
-        read += info.compress_size
-    return needed, read
+            size, offset, tail = remote.tail(name)
+            return RangedFile(remote, name, size, {offset: tail}), "ranges"
+        except RangeIgnored:
+            print(f"{remote.locate(name)}: the server ignores byte ranges; downloading the whole archive",
+                  file=sys.stderr, flush=True)
+        partial = _partial(download)
+        remote.download(name, partial)
+        os.replace(partial, download)
+    local = LocalSource(str(download.parent), remote.settings)
+    return RangedFile(local, download.name, download.stat().st_size), "whole archive"
+
+
+def _partial(download: Path) -> Path:
+    return download.with_name(download.name + ".part")
+
+
+def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, plate: str, url: str) -> None:
+    """Inflate one member into target atomically, checking CRC-32 and size against the central directory."""
+    tmp = target.with_name(target.name + ".part")
+    try:
+        with archive.open(info) as stream, open(tmp, "wb") as out:
+            shutil.copyfileobj(stream, out, 1 << 20)
+        if tmp.stat().st_size != info.file_size:
+            raise zipfile.BadZipFile(f"size {tmp.stat().st_size} instead of {info.file_size}")
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        tmp.unlink(missing_ok=True)
+        raise FetchError(f"plate {plate}: member {info.filename} of {url} is corrupt "
+                         f"(CRC-32 or size mismatch: {error}); rerun, or check the mirror") from error
+    os.replace(tmp, target)
+
+
+def _members_to_fetch(archive: zipfile.ZipFile, members: list[str], plate: str, url: str,
+                      staging: Path) -> tuple[list[zipfile.ZipInfo], list[zipfile.ZipInfo]]:
+    """(selected infos, those not yet verified in staging); refuses unsafe or missing names first."""
+    infos = {}
+    for info in archive.infolist():
+        safe_member_name(info.filename, plate)
+        infos[info.filename] = info
+    missing = [member for member in members if member not in infos]
+    if missing:
+        raise FetchError(f"plate {plate}: member {missing[0]} not in {url} ({len(missing)} missing); "
+                         "does the metadata match the archives?")
+    selected = [infos[member] for member in members]
+    return selected, [info for info in selected if not is_verified(staging / safe_member_name(info.filename, plate),
+                                                                   info)]
+
+
+def _fetch_members(archive: zipfile.ZipFile, file: RangedFile, todo: list[zipfile.ZipInfo], plate: str,
+                   url: str, staging: Path, settings: FetchSettings) -> None:
+    """Fetch the members' byte ranges (merged, in parallel), extracting each group as it arrives."""
+    offsets = sorted({info.header_offset for info in archive.infolist()} | {archive.start_dir})
+    following = dict(zip(offsets, offsets[1:]))
+    extents = [(info.header_offset, following[info.header_offset]) for info in todo]
+    groups = coalesce(extents, settings.coalesce_gap, settings.max_request_bytes)
+    progress = Progress(plate, len(todo), sum(end - start for start, end in extents))
+    with ThreadPoolExecutor(max_workers=settings.connections) as pool:
+        pending = deque()
+
+        def extract_next() -> None:
+            (start, end, indices), data = pending.popleft()
+            file.spans[start] = data.result()
+            for index in indices:
+                _extract(archive, todo[index], staging / safe_member_name(todo[index].filename, plate), plate, url)
+                progress.add(1, extents[index][1] - extents[index][0])
+            del file.spans[start]
+
+        try:
+            for group in groups:
+                pending.append((group, pool.submit(file.source.read_range, file.name, group[0], group[1])))
+                if len(pending) > settings.connections:
+                    extract_next()
+            while pending:
+                extract_next()
+        finally:
+            for _, future in pending:
+                future.cancel()
 
 
 def fetch_plate(plate: str, selected_csv: str | Path, source: str, out_dir: str | Path,
-                record_path: str | Path) -> dict:
-    """Fetch the selected images of one plate into out_dir and write a fetch record."""
-    started = time.monotonic()
+                record_path: str | Path, settings: FetchSettings | None = None) -> dict:
+    """Fetch the selected images of one plate into out_dir and write its fetch record (last)."""
+    started, settings = time.monotonic(), settings or FetchSettings()
     members = plate_members(selected_csv, plate)
-    location = source_location(source, archive_name(plate))
-    with tempfile.TemporaryDirectory(dir=Path(out_dir).parent) as scratch:
-        archive_path = location
-        if is_url(source):
-            archive_path = os.path.join(scratch, archive_name(plate))
-            _download(location, archive_path)
-        elif not os.path.exists(location):
-            raise FetchError(f"plate {plate}: archive {location} not found; check the config key source")
-        try:
-            with zipfile.ZipFile(archive_path) as archive:
-                needed, read = extract_members(archive, members, plate, location, Path(out_dir))
-        except zipfile.BadZipFile as error:
-            raise FetchError(f"plate {plate}: {location} is not a readable zip ({error})") from error
-        transferred = os.path.getsize(archive_path) if is_url(source) else read
-    record = {"plate": plate, "source": location, "members": len(members), "bytes_needed": needed,
-              "bytes_transferred": transferred, "seconds": round(time.monotonic() - started, 3)}
+    out_dir, record_path = Path(out_dir), Path(record_path)
+    staging = out_dir.with_name(f".{out_dir.name}.partial")
+    download = out_dir.with_name(f".{archive_name(plate)}.download")
+    record_path.unlink(missing_ok=True)
+    if out_dir.exists():                       # a previous complete fetch: verify and reuse its files
+        shutil.rmtree(staging, ignore_errors=True)
+        os.replace(out_dir, staging)
+    staging.mkdir(parents=True, exist_ok=True)
+    remote = open_source(source, settings)
+    name, url = archive_name(plate), remote.locate(archive_name(plate))
+    try:
+        file, mode = _open_archive(remote, name, download)
+        with zipfile.ZipFile(file) as archive:
+            selected, todo = _members_to_fetch(archive, members, plate, url, staging)
+            _fetch_members(archive, file, todo, plate, url, staging, settings)
+    except NotFound as error:
+        raise FetchError(f"plate {plate}: archive {url} not found ({error})") from error
+    except zipfile.BadZipFile as error:
+        raise FetchError(f"plate {plate}: {url} is not a readable zip archive ({error}); "
+                         "is it truncated? rerun, or check the mirror") from error
+    keep = {safe_member_name(info.filename, plate) for info in selected}
+    for stale in staging.iterdir():
+        if stale.name not in keep:
+            stale.unlink()
+    os.replace(staging, out_dir)
+    for leftover in (download, _partial(download), validator_path(_partial(download))):
+        leftover.unlink(missing_ok=True)
+    record = {"plate": plate, "source": url, "mode": mode, "members": len(selected),
+              "members_fetched": len(todo), "bytes_needed": sum(info.compress_size for info in selected),
+              "bytes_transferred": remote.bytes_received, "seconds": round(time.monotonic() - started, 3)}
     write_json(record, record_path)
     return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m cellvae.fetch: fetch one plate's selected images (what the fetch_images rule does)."""
+    parser = argparse.ArgumentParser(prog="python -m cellvae.fetch", description=main.__doc__)
+    parser.add_argument("--plate", required=True)
+    parser.add_argument("--selected", required=True, help="selected_images.csv")
+    parser.add_argument("--source", required=True, help="base URL, s3://bucket/prefix or local directory")
+    parser.add_argument("--out", required=True, help="output folder of the plate's TIFFs")
+    parser.add_argument("--record", required=True, help="fetch record (JSON)")
+    defaults = FetchSettings()
+    for key in ("connections", "coalesce_gap", "max_request_bytes", "retries"):
+        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=getattr(defaults, key))
+    for key in ("backoff_s", "timeout_s"):
+        parser.add_argument(f"--{key.replace('_', '-')}", type=float, default=getattr(defaults, key))
+    args = vars(parser.parse_args(argv))
+    settings = FetchSettings(**{key: args.pop(key) for key in FetchSettings.__dataclass_fields__})
+    try:
+        print(fetch_plate(args["plate"], args["selected"], args["source"], args["out"], args["record"], settings))
+    except FetchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def summarize_records(record_paths: list[str], out_csv: str | Path) -> pd.DataFrame:
+    """One row per plate's fetch record plus a total row, written atomically."""
+    columns = ["plate", "members", "bytes_needed", "bytes_transferred", "seconds"]
+    table = pd.DataFrame([json.loads(Path(path).read_text()) for path in record_paths])[columns]
+    total = {"plate": "total", **table[columns[1:]].sum().to_dict()}
+    table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+    table["transferred_per_needed"] = (table["bytes_transferred"] / table["bytes_needed"]).round(4)
+    tmp = f"{out_csv}.tmp"
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, out_csv)
+    return table

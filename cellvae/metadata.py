@@ -28,6 +28,7 @@ IMAGE_COLUMNS = {
 MOA_COLUMNS = ["compound", "concentration", "moa"]
 SELECTED_COLUMNS = ["plate", "week", "well", "site", "compound", "concentration", "moa",
                     "replicate", "image_number", "path", "file_dapi", "file_tubulin", "file_actin"]
+CONTROL = "DMSO"
 SITE_PATTERN = re.compile(r"_s(\d+)_w\d")
 
 
@@ -99,9 +100,46 @@ def file_record(path: str | Path) -> dict:
     return {"file": Path(path).name, "bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
 
 
-def write_selection(image_csv, moa_csv, out_csv, plates="all", compounds="all", moas="all") -> pd.DataFrame:
-    """Select fields from the two metadata tables and write them atomically to out_csv."""
-    selected = select_fields(read_image_table(image_csv), read_moa_table(moa_csv), plates, compounds, moas)
+def select_profiled_fields(images: pd.DataFrame, moa: pd.DataFrame, plates="all", compounds="all",
+                           moas="all", exclude_wells=()) -> pd.DataFrame:
+    """Fields of MoA-annotated treatments to profile, plus the DMSO fields of their plates (the reference).
+
+    exclude_wells drops well positions on every plate (BBBC021: the taxol positive controls).
+    """
+    treated = select_fields(images, moa, plates, compounds, moas)
+    treated = treated[treated["moa"].notna() & (treated["compound"] != CONTROL)
+                      & ~treated["well"].isin(list(exclude_wells))]
+    if treated.empty:
+        raise MetadataError("config keys profile.compounds/moas/exclude_wells select no treated field with an "
+                            "MoA: widen the selection or set profile.enabled: false")
+    controls = select_fields(images, moa, sorted(treated["plate"].unique()), [CONTROL])
+    return pd.concat([treated, controls]).sort_values(["plate", "well", "site"]).reset_index(drop=True)
+
+
+def training_and_profiled_fields(images, moa, plates="all", compounds="all", moas="all",
+                                 profile: dict | None = None) -> pd.DataFrame:
+    """The union of the training selection and (profile given) the profiling selection, each segmented once.
+
+    Boolean columns train and profile say which selection(s) a field belongs to.
+    """
+    training = select_fields(images, moa, plates, compounds, moas)
+    keys = ["plate", "well", "site"]
+    if profile is None:
+        return training.assign(train=True, profile=False)
+    profiled = select_profiled_fields(images, moa, plates, profile.get("compounds", "all"),
+                                      profile.get("moas", "all"), profile.get("exclude_wells", ()))
+    union = pd.concat([training, profiled]).drop_duplicates(keys).sort_values(keys).reset_index(drop=True)
+    index = union.set_index(keys).index
+    union["train"] = index.isin(training.set_index(keys).index)
+    union["profile"] = index.isin(profiled.set_index(keys).index)
+    return union
+
+
+def write_selection(image_csv, moa_csv, out_csv, plates="all", compounds="all", moas="all",
+                    profile: dict | None = None) -> pd.DataFrame:
+    """Select fields (training, and profiling where profile is given) and write them atomically to out_csv."""
+    selected = training_and_profiled_fields(read_image_table(image_csv), read_moa_table(moa_csv),
+                                            plates, compounds, moas, profile)
     tmp = f"{out_csv}.tmp"
     selected.to_csv(tmp, index=False)
     os.replace(tmp, out_csv)

@@ -1,7 +1,8 @@
 """Convolutional variational autoencoder of single-cell images (the thesis architecture).
 
 Backend-agnostic Keras 3: only `keras.ops`, so it runs on TensorFlow, JAX and PyTorch.
-Images are float tensors in [0, 1] of shape (image_size, image_size, 3).
+Images are float tensors in [0, 1] of shape (image_size, image_size, 3), or uint8 (0..255) ones,
+which the model scales itself.
 """
 
 import keras
@@ -10,33 +11,34 @@ from keras import layers, ops
 ENCODER_FILTERS = (32, 64, 64)
 DECODER_FILTERS = (64, 64, 32)
 LOG_VAR_LIMIT = 20.0
+BN_MOMENTUM = 0.9      # Keras' 0.99 leaves short runs' moving statistics near their start: grey reconstructions
 
 
-def conv_block(x, layer, batch_norm, dropout):
+def conv_block(x, layer, batch_norm, dropout, momentum):
     """Convolution, optional batch normalisation, LeakyReLU, optional dropout."""
     x = layer(x)
     if batch_norm:
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(momentum=momentum)(x)
     x = layers.LeakyReLU()(x)
     if dropout > 0:
         x = layers.Dropout(dropout)(x)
     return x
 
 
-def build_encoder(image_size, latent_dim, batch_norm=True, dropout=0.0):
+def build_encoder(image_size, latent_dim, batch_norm=True, dropout=0.0, momentum=BN_MOMENTUM):
     """Images -> (mu, log_var) of the approximate posterior q(z | x)."""
     images = keras.Input(shape=(image_size, image_size, 3), name="images")
     x = images
     for filters in ENCODER_FILTERS:
         conv = layers.Conv2D(filters, 3, strides=2, padding="same")
-        x = conv_block(x, conv, batch_norm, dropout)
+        x = conv_block(x, conv, batch_norm, dropout, momentum)
     x = layers.Flatten()(x)
-    mu = layers.Dense(latent_dim, name="mu")(x)
-    log_var = layers.Dense(latent_dim, name="log_var")(x)
+    mu = layers.Dense(latent_dim, name="mu", dtype="float32")(x)
+    log_var = layers.Dense(latent_dim, name="log_var", dtype="float32")(x)
     return keras.Model(images, [mu, log_var], name="encoder")
 
 
-def build_decoder(image_size, latent_dim, batch_norm=True, dropout=0.0):
+def build_decoder(image_size, latent_dim, batch_norm=True, dropout=0.0, momentum=BN_MOMENTUM):
     """Latent vectors -> images in [0, 1] (sigmoid output)."""
     side = image_size // 2 ** len(ENCODER_FILTERS)
     z = keras.Input(shape=(latent_dim,), name="z")
@@ -44,21 +46,30 @@ def build_decoder(image_size, latent_dim, batch_norm=True, dropout=0.0):
     x = layers.Reshape((side, side, ENCODER_FILTERS[-1]))(x)
     for filters in DECODER_FILTERS:
         conv = layers.Conv2DTranspose(filters, 3, strides=2, padding="same")
-        x = conv_block(x, conv, batch_norm, dropout)
-    images = layers.Conv2DTranspose(3, 3, strides=1, padding="same", activation="sigmoid")(x)
+        x = conv_block(x, conv, batch_norm, dropout, momentum)
+    images = layers.Conv2DTranspose(3, 3, strides=1, padding="same", activation="sigmoid", dtype="float32")(x)
     return keras.Model(z, images, name="decoder")
 
 
-def vae_loss(images, reconstructions, mu, log_var, r_loss_factor):
-    """Batch means of (total, reconstruction, KL) loss.
+def vae_loss(images, reconstructions, mu, log_var, r_loss_factor, kl_weight=1.0):
+    """Batch means of (total, reconstruction, KL) loss, in float32.
 
     Per image: reconstruction = r_loss_factor * mean squared error over pixels and channels,
-    KL = KL(N(mu, exp(log_var)) || N(0, I)) summed over latent dimensions.
+    KL = KL(N(mu, exp(log_var)) || N(0, I)) summed over latent dimensions;
+    total = reconstruction + kl_weight * KL (kl_weight is the beta of a beta-VAE).
     """
+    images, reconstructions, mu, log_var = (ops.cast(t, "float32") for t in (images, reconstructions, mu, log_var))
     squared_error = ops.square(images - reconstructions)
     reconstruction = r_loss_factor * ops.mean(squared_error, axis=(1, 2, 3))
     kl = -0.5 * ops.sum(1.0 + log_var - ops.square(mu) - ops.exp(log_var), axis=1)
-    return ops.mean(reconstruction + kl), ops.mean(reconstruction), ops.mean(kl)
+    return ops.mean(reconstruction + kl_weight * kl), ops.mean(reconstruction), ops.mean(kl)
+
+
+def as_unit_range(images):
+    """uint8 images (as the input pipeline delivers them) scaled to float32 [0, 1]; floats unchanged."""
+    if keras.backend.standardize_dtype(images.dtype) == "uint8":
+        return ops.cast(images, "float32") / 255.0
+    return images
 
 
 @keras.saving.register_keras_serializable(package="cellvae")
@@ -77,7 +88,10 @@ class Sampling(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="cellvae")
 class VAE(keras.Model):
-    """Encoder + sampling + decoder, trained on r_loss_factor * MSE + KL.
+    """Encoder + sampling + decoder, trained on r_loss_factor * MSE + beta * KL.
+
+    beta is kl_weight, or during a KL warm-up (set_kl_warmup) kl_weight * min(1, epoch / warmup_epochs)
+    for epochs counted from 1, derived from the optimizer's step count (so it resumes with it).
 
     `call` returns (reconstruction from a sampled z, mu, log_var): the stochastic
     forward pass whose loss `fit` and `evaluate` report. For evaluation use
@@ -85,7 +99,7 @@ class VAE(keras.Model):
     """
 
     def __init__(self, image_size, latent_dim, batch_norm=True, dropout=0.0,
-                 r_loss_factor=1000.0, **kwargs):
+                 r_loss_factor=1000.0, kl_weight=1.0, batch_norm_momentum=BN_MOMENTUM, **kwargs):
         super().__init__(**kwargs)
         if image_size % 2 ** len(ENCODER_FILTERS):
             raise ValueError(f"image_size must be a multiple of 8, got {image_size}")
@@ -94,11 +108,31 @@ class VAE(keras.Model):
         self.batch_norm = batch_norm
         self.dropout = dropout
         self.r_loss_factor = r_loss_factor
-        self.encoder = build_encoder(image_size, latent_dim, batch_norm, dropout)
-        self.decoder = build_decoder(image_size, latent_dim, batch_norm, dropout)
-        self.sampling = Sampling(name="sampling")
+        self.kl_weight = kl_weight
+        self.batch_norm_momentum = batch_norm_momentum
+        previous_policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.dtype_policy)     # e.g. mixed_float16, also when loaded
+        try:
+            self.encoder = build_encoder(image_size, latent_dim, batch_norm, dropout, batch_norm_momentum)
+            self.decoder = build_decoder(image_size, latent_dim, batch_norm, dropout, batch_norm_momentum)
+        finally:
+            keras.config.set_dtype_policy(previous_policy)
+        self.sampling = Sampling(name="sampling", dtype="float32")
+        self.kl_warmup_epochs, self.steps_per_epoch = 0, 1
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+
+    def set_kl_warmup(self, warmup_epochs, steps_per_epoch):
+        """Ramp the KL weight linearly over the first warmup_epochs epochs of steps_per_epoch steps."""
+        self.kl_warmup_epochs, self.steps_per_epoch = warmup_epochs, steps_per_epoch
+
+    def beta(self, training):
+        """The KL weight of the current step (training) or of the epoch just trained (validation)."""
+        if not self.kl_warmup_epochs or self.optimizer is None:
+            return self.kl_weight
+        step = ops.cast(self.optimizer.iterations, "float32") - (0.0 if training else 1.0)
+        epoch = ops.floor(ops.maximum(step, 0.0) / self.steps_per_epoch) + 1.0
+        return self.kl_weight * ops.minimum(1.0, epoch / self.kl_warmup_epochs)
 
     def build(self, input_shape):
         self.sampling.build([(None, self.latent_dim)] * 2)
@@ -106,7 +140,7 @@ class VAE(keras.Model):
 
     def encode(self, images, training=False):
         """Posterior mean and log-variance (clamped to +-LOG_VAR_LIMIT for stability)."""
-        mu, log_var = self.encoder(images, training=training)
+        mu, log_var = self.encoder(as_unit_range(images), training=training)
         return mu, ops.clip(log_var, -LOG_VAR_LIMIT, LOG_VAR_LIMIT)
 
     def decode(self, z, training=False):
@@ -125,7 +159,8 @@ class VAE(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         reconstructions, mu, log_var = y_pred
-        total, reconstruction, kl = vae_loss(x, reconstructions, mu, log_var, self.r_loss_factor)
+        total, reconstruction, kl = vae_loss(as_unit_range(x), reconstructions, mu, log_var, self.r_loss_factor,
+                                             self.beta(training))
         batch_size = ops.shape(x)[0]
         self.reconstruction_loss_tracker.update_state(reconstruction, sample_weight=batch_size)
         self.kl_loss_tracker.update_state(kl, sample_weight=batch_size)
@@ -139,14 +174,17 @@ class VAE(keras.Model):
             batch_norm=self.batch_norm,
             dropout=self.dropout,
             r_loss_factor=self.r_loss_factor,
+            kl_weight=self.kl_weight,
+            batch_norm_momentum=self.batch_norm_momentum,
         )
         return config
 
 
 def build_vae(image_size: int, latent_dim: int, batch_norm=True, dropout=0.0,
-              r_loss_factor=1000.0) -> VAE:
+              r_loss_factor=1000.0, kl_weight=1.0, batch_norm_momentum=BN_MOMENTUM) -> VAE:
     """The thesis VAE for square RGB images of side image_size (a multiple of 8)."""
-    vae = VAE(image_size, latent_dim, batch_norm, dropout, r_loss_factor, name=f"vae_z{latent_dim}")
+    vae = VAE(image_size, latent_dim, batch_norm, dropout, r_loss_factor, kl_weight, batch_norm_momentum,
+              name=f"vae_z{latent_dim}")
     vae.build((None, image_size, image_size, 3))
     return vae
 

@@ -1,9 +1,12 @@
-"""Train one VAE on the train split of a dataset manifest, validating on its validation split.
+"""Train one VAE on uint8 cell shards (tf.data), resumable from per-epoch checkpoints.
 
-Outputs in out_dir: model.keras (written last, atomically: it exists only after a finished
-run), checkpoint.keras (every epoch), history.csv (per epoch) and training.json (summary).
+Outputs in out_dir: model.keras (written last, atomically: it exists only after a finished run),
+checkpoints/epoch-NNNN.keras + checkpoint.json (after every epoch: weights, optimizer state,
+epoch, RNG state), history.csv (per epoch) and training.json (summary). Rerunning with the same
+settings and data resumes after the last completed epoch.
 """
 
+import hashlib
 import json
 import math
 import os
@@ -16,22 +19,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from cellvae.model import build_vae
+from cellvae.files import atomic_write
+from cellvae.inputs import cell_dataset, shards_summary
+from cellvae.model import BN_MOMENTUM, build_vae
 
-MANIFEST_COLUMNS = ["path", "plate", "well", "site", "label", "compound", "split"]
+MANIFEST_COLUMNS = ["path", "plate", "well", "site", "label", "compound", "split", "shard"]
 HISTORY_COLUMNS = ["epoch", "loss", "reconstruction_loss", "kl_loss", "val_loss",
-                   "val_reconstruction_loss", "val_kl_loss", "seconds", "images_per_second"]
-
-
-def atomic_write(path, write):
-    """Call write(temporary_path) next to path, then rename it over path."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+                   "val_reconstruction_loss", "val_kl_loss", "seconds", "train_seconds", "images_per_second"]
 
 
 def read_manifest(manifest_csv) -> pd.DataFrame:
@@ -73,27 +67,46 @@ def load_images(paths) -> np.ndarray:
     return images
 
 
-class ImageBatches(keras.utils.PyDataset):
-    """Batches of uint8 images scaled to float32 [0, 1], reshuffled every epoch if asked."""
+DEFAULTS = {
+    "batch_size": 32, "learning_rate": 0.0005, "r_loss_factor": 1000.0, "batch_norm": True,
+    "batch_norm_momentum": BN_MOMENTUM, "dropout": 0.0, "seed": 1, "kl_weight": 1.0,
+    "kl_warmup_epochs": 0, "clip_norm": None, "mixed_precision": "auto", "xla": "auto",
+    "shuffle_buffer": 10_000, "cache_mb": 2048, "parallel_reads": 4,
+}
+MODEL_KEYS = ("batch_norm", "dropout", "r_loss_factor", "kl_weight", "batch_norm_momentum")
 
-    def __init__(self, images, batch_size, shuffle=False, seed=0):
-        super().__init__()
-        self.images = images
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(images)) if shuffle else np.arange(len(images))
 
-    def __len__(self):
-        return math.ceil(len(self.images) / self.batch_size)
+def accelerator_present() -> bool:
+    """Whether the Keras backend sees a GPU."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+        return jax.default_backend() == "gpu"
+    if backend == "torch":
+        import torch
+        return torch.cuda.is_available()
+    return False
 
-    def __getitem__(self, index):
-        batch = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        return self.images[batch].astype("float32") / 255.0
 
-    def on_epoch_end(self):
-        if self.shuffle:
-            self.order = self.rng.permutation(len(self.images))
+def resolve_switch(value, key) -> bool:
+    """A config switch: true, false or "auto" (on when a GPU is present)."""
+    if value == "auto":
+        return accelerator_present()
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"config key train.{key} must be true, false or \"auto\", got {value!r}")
+
+
+def shard_split(manifest_csv, split) -> list:
+    """The .npy shard paths holding one split's cells (manifest column shard)."""
+    manifest = read_manifest(manifest_csv)
+    shards = manifest.loc[manifest["split"] == split, "shard"].drop_duplicates().tolist()
+    if not shards:
+        raise ValueError(f"manifest {manifest_csv} has no '{split}' rows")
+    return shards
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -115,19 +128,26 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
                                "no model was saved")
 
 
-class HistoryCSV(keras.callbacks.Callback):
-    """Write history.csv after every epoch with its wall time and training throughput.
+def seed_variables(vae) -> list:
+    """The model's random-generator state variables (sampling, dropout), in layer order."""
+    return [variable for variable in vae.variables if "seed_generator" in variable.path]
 
-    seconds is the whole epoch (training and validation); images_per_second counts
-    training images over the training part of the epoch only.
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After each epoch: checkpoints/epoch-N.keras (weights + optimizer), then checkpoint.json naming it
+    (epoch, RNG states, settings fingerprint, history so far), then history.csv with the epoch's wall
+    time and throughput (the history lives in the checkpoint too: Snakemake deletes a rerun job's outputs).
+
+    seconds is the whole epoch (training and validation); images_per_second counts training images
+    over the training part of the epoch only.
     """
 
-    def __init__(self, path, n_train):
+    def __init__(self, out_dir, fingerprint, n_train, rows):
         super().__init__()
-        self.path = path
+        self.out_dir = Path(out_dir)
+        self.fingerprint = fingerprint
         self.n_train = n_train
-        self.rows = []
-        self.train_seconds = []
+        self.rows = rows
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.perf_counter()
@@ -139,75 +159,129 @@ class HistoryCSV(keras.callbacks.Callback):
         row = {column: float(logs.get(column, math.nan)) for column in HISTORY_COLUMNS}
         row["epoch"] = epoch + 1
         row["seconds"] = time.perf_counter() - self.epoch_start
-        self.train_seconds.append(self.train_end - self.epoch_start)
-        row["images_per_second"] = self.n_train / self.train_seconds[-1]
+        row["train_seconds"] = self.train_end - self.epoch_start
+        row["images_per_second"] = self.n_train / row["train_seconds"]
         self.rows.append(row)
+        directory = self.out_dir / "checkpoints"
+        directory.mkdir(exist_ok=True)
+        checkpoint = directory / f"epoch-{epoch + 1:04d}.keras"
+        atomic_write(checkpoint, self.model.save)
+        state = {"epoch": epoch + 1, "checkpoint": checkpoint.name, "fingerprint": self.fingerprint,
+                 "seed_states": [keras.ops.convert_to_numpy(v).tolist() for v in seed_variables(self.model)],
+                 "history": self.rows}
+        atomic_write(self.out_dir / "checkpoint.json", lambda path: path.write_text(json.dumps(state)))
+        for old in directory.glob("epoch-*.keras"):
+            if old != checkpoint:
+                old.unlink()
         history = pd.DataFrame(self.rows, columns=HISTORY_COLUMNS)
-        atomic_write(self.path, lambda path: history.to_csv(path, index=False))
+        atomic_write(self.out_dir / "history.csv", lambda path: history.to_csv(path, index=False))
 
 
-def train_vae(manifest_csv, out_dir, latent_dim, epochs, batch_size, learning_rate,
-              r_loss_factor, batch_norm, dropout, seed, log=print, verbose=None) -> dict:
-    """Train a VAE of the given latent dimension; returns the training.json summary.
+def fingerprint(latent_dim, image_size, settings, train_shards) -> str:
+    """A digest of everything that must match for a checkpoint to be resumed."""
+    shards = [(str(path), os.path.getsize(path), os.path.getmtime(path)) for path in train_shards]
+    keys = {key: settings[key] for key in sorted(settings) if key not in ("mixed_precision", "xla", "epochs")}
+    text = json.dumps([latent_dim, image_size, keys, shards], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    verbose is passed to fit; by default a live progress bar on a terminal and one line
-    per epoch otherwise (log files).
+
+def resume_point(out_dir, digest, epochs, log) -> tuple[int, Path | None, list, list]:
+    """(completed epochs, checkpoint file, RNG states, history rows) of a resumable earlier run
+    (same settings and data, at most `epochs` epochs)."""
+    state_path = Path(out_dir) / "checkpoint.json"
+    if not state_path.is_file():
+        return 0, None, [], []
+    state = json.loads(state_path.read_text())
+    checkpoint = Path(out_dir) / "checkpoints" / state["checkpoint"]
+    if state["fingerprint"] != digest or not checkpoint.is_file() or state["epoch"] > epochs:
+        log(f"{state_path}: settings or data changed since that run, or it trained more than {epochs} "
+            "epochs; training from scratch")
+        return 0, None, [], []
+    return state["epoch"], checkpoint, state["seed_states"], state["history"]
+
+
+def train_on_shards(train_shards, validation_shards, out_dir, latent_dim, epochs, log=print, verbose=None,
+                    **overrides) -> dict:
+    """Train (or resume) a VAE on .npy cell shards; returns the training.json summary.
+
+    overrides: any of DEFAULTS. verbose is passed to fit; by default a live progress bar on a
+    terminal and one line per epoch otherwise (log files).
     """
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown training settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    settings = {**DEFAULTS, **overrides}
+    if settings["seed"] < 1:        # TensorFlow's global seed 0 breaks tensor-valued shuffle seeds
+        raise ValueError(f"config key train.seed must be a positive integer, got {settings['seed']}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("model.keras", "training.json"):
         (out_dir / stale).unlink(missing_ok=True)
 
-    manifest = read_manifest(manifest_csv)
-    train_images = load_images(split_paths(manifest, "train", manifest_csv))
-    validation_images = load_images(split_paths(manifest, "validation", manifest_csv))
-    image_size = train_images.shape[1]
-    if validation_images.shape[1:] != train_images.shape[1:]:
-        raise ValueError(f"validation images are {validation_images.shape[1:]}, "
-                         f"train images {train_images.shape[1:]}")
-    log(f"z={latent_dim}: {len(train_images)} train, {len(validation_images)} validation "
-        f"images of {image_size}x{image_size}")
+    n_train, image_size, _ = shards_summary(train_shards)
+    n_validation, validation_size, _ = shards_summary(validation_shards) if validation_shards else (0, image_size, [])
+    if validation_size != image_size:
+        raise ValueError(f"validation cells are {validation_size} px, train cells {image_size} px")
+    mixed_precision = resolve_switch(settings["mixed_precision"], "mixed_precision")
+    xla = resolve_switch(settings["xla"], "xla")
+    log(f"z={latent_dim}: {n_train} train, {n_validation} validation cells of {image_size}x{image_size}; "
+        f"backend {keras.backend.backend()}, mixed precision {mixed_precision}, XLA {xla}")
 
-    keras.utils.set_random_seed(seed)
-    vae = build_vae(image_size, latent_dim, batch_norm, dropout, r_loss_factor)
-    vae.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=False)
+    digest = fingerprint(latent_dim, image_size, settings, train_shards)
+    first_epoch, checkpoint, states, rows = resume_point(out_dir, digest, epochs, log)
+    keras.utils.set_random_seed(settings["seed"])     # also seeds tf.data shuffles: same on resume
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
+    try:
+        vae = build_vae(image_size, latent_dim, **{key: settings[key] for key in MODEL_KEYS})
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    optimizer = keras.optimizers.Adam(settings["learning_rate"], clipnorm=settings["clip_norm"])
+    vae.compile(optimizer=optimizer, jit_compile=xla)
+    if checkpoint:
+        vae.optimizer.build(vae.trainable_variables)
+        vae.load_weights(checkpoint)
+        for variable, state in zip(seed_variables(vae), states, strict=True):
+            variable.assign(np.asarray(state, dtype=variable.dtype))
+        log(f"z={latent_dim}: resuming after epoch {first_epoch} from {checkpoint}")
     log(f"z={latent_dim}: {vae.count_params():,} parameters")
 
-    history_csv = HistoryCSV(out_dir / "history.csv", len(train_images))
-    callbacks = [
-        StopOnNonFiniteLoss(),
-        keras.callbacks.ModelCheckpoint(str(out_dir / "checkpoint.keras")),
-        history_csv,
-    ]
+    steps_per_epoch = math.ceil(n_train / settings["batch_size"])
+    vae.set_kl_warmup(settings["kl_warmup_epochs"], steps_per_epoch)
+    data = {key: settings[key] for key in ("shuffle_buffer", "parallel_reads")}
+    data["cache_bytes"] = settings["cache_mb"] << 20
+    train_data = cell_dataset(train_shards, settings["batch_size"], shuffle=True, seed=settings["seed"],
+                              first_epoch=first_epoch, epochs=epochs, **data)
+    validation_data = (cell_dataset(validation_shards, settings["batch_size"], **data)
+                       if validation_shards else None)
+    callbacks = [StopOnNonFiniteLoss(), EpochCheckpoint(out_dir, digest, n_train, rows)]
     start = time.perf_counter()
-    vae.fit(
-        ImageBatches(train_images, batch_size, shuffle=True, seed=seed),
-        validation_data=ImageBatches(validation_images, batch_size),
-        epochs=epochs,
-        callbacks=callbacks,
-        verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
-    )
+    if first_epoch < epochs:
+        vae.fit(train_data, validation_data=validation_data, epochs=epochs, initial_epoch=first_epoch,
+                steps_per_epoch=steps_per_epoch, callbacks=callbacks, shuffle=False,
+                validation_steps=math.ceil(n_validation / settings["batch_size"]) if n_validation else None,
+                verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose)
     seconds = time.perf_counter() - start
 
+    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)       # rows: the resumed ones + this run's
+    atomic_write(out_dir / "history.csv", lambda path: history.to_csv(path, index=False))
     summary = {
-        "latent_dim": latent_dim,
-        "epochs": epochs,
-        "n_train": len(train_images),
-        "n_validation": len(validation_images),
-        "seconds": seconds,
-        "images_per_second": len(train_images) * epochs / sum(history_csv.train_seconds),
-        "parameters": vae.count_params(),
-        "image_size": image_size,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "r_loss_factor": r_loss_factor,
-        "batch_norm": batch_norm,
-        "dropout": dropout,
-        "seed": seed,
+        "latent_dim": latent_dim, "epochs": epochs, "resumed_after_epoch": first_epoch,
+        "n_train": n_train, "n_validation": n_validation,
+        "seconds": float(history["seconds"].sum()),
+        "images_per_second": n_train * len(history) / float(history["train_seconds"].sum()),
+        "parameters": vae.count_params(), "image_size": image_size,
+        "mixed_precision": mixed_precision, "xla": xla, "backend": keras.backend.backend(),
+        **settings,
     }
-    atomic_write(out_dir / "training.json",
-                 lambda path: path.write_text(json.dumps(summary, indent=2) + "\n"))
+    atomic_write(out_dir / "training.json", lambda path: path.write_text(json.dumps(summary, indent=2) + "\n"))
     atomic_write(out_dir / "model.keras", vae.save)
-    log(f"z={latent_dim}: trained {epochs} epochs in {seconds:.0f} s "
+    log(f"z={latent_dim}: {epochs - first_epoch} epochs in {seconds:.0f} s "
         f"({summary['images_per_second']:.0f} images/s) -> {out_dir / 'model.keras'}")
     return summary
+
+
+def train_vae(manifest_csv, out_dir, latent_dim, epochs, log=print, verbose=None, **settings) -> dict:
+    """Train a VAE on the train shards of a dataset manifest, validating on its validation shards."""
+    return train_on_shards(shard_split(manifest_csv, "train"), shard_split(manifest_csv, "validation"),
+                           out_dir, latent_dim, epochs, log=log, verbose=verbose, **settings)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the workflow and its tests need; installs only what is missing.
 set -euo pipefail
-packages=(graphviz gcc libc6-dev openjdk-17-jdk-headless)
+packages=(graphviz gcc libc6-dev openjdk-17-jdk-headless nginx slurmctld slurmd slurm-client munge radosgw ceph-mon ceph-osd)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

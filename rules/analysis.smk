@@ -3,6 +3,7 @@ rule analyze_model:
     input:
         model=rules.train_vae.output.model,
         manifest=rules.dataset.output.manifest,
+        pngs=per_plate("results/png/{plate}/cells"),  # read through the manifests' paths (staged with storage)
     output:
         metrics="results/analysis/z{latent_dim}/metrics.json",
         ks="results/analysis/z{latent_dim}/latent_ks.csv",
@@ -25,6 +26,8 @@ rule analyze_model:
     params:
         n_generated=lookup(dpath="analysis/n_generated", within=config),
         n_latent_histograms=lookup(dpath="analysis/n_latent_histograms", within=config),
+    conda:
+        "../envs/tensorflow.yaml"
     log:
         "results/logs/analyze_model/z{latent_dim}.log",
     benchmark:
@@ -35,9 +38,12 @@ rule analyze_model:
 
 rule compare_models:
     input:
-        models=expand(rules.train_vae.output.model, latent_dim=LATENT_DIMS),
-        metrics=expand(rules.analyze_model.output.metrics, latent_dim=LATENT_DIMS),
+        models=expand("results/models/z{latent_dim}/model.keras", latent_dim=LATENT_DIMS),
+        histories=expand("results/models/z{latent_dim}/history.csv", latent_dim=LATENT_DIMS),  # read beside
+        summaries=expand("results/models/z{latent_dim}/training.json", latent_dim=LATENT_DIMS),  # each model
+        metrics=expand("results/analysis/z{latent_dim}/metrics.json", latent_dim=LATENT_DIMS),
         manifest=rules.dataset.output.manifest,
+        pngs=per_plate("results/png/{plate}/cells"),  # read through the manifests' paths (staged with storage)
     output:
         metrics=report(
             "results/analysis/metrics.csv",
@@ -57,8 +63,16 @@ rule compare_models:
             category="Comparison",
             labels={"figure": "loss curves"},
         ),
+        training_speed=report(
+            "results/analysis/training_speed.png",
+            caption="../report/training_speed.rst",
+            category="Comparison",
+            labels={"figure": "training time and throughput"},
+        ),
     params:
         n_reconstructions=lookup(dpath="analysis/n_reconstructions", within=config),
+    conda:
+        "../envs/tensorflow.yaml"
     log:
         "results/logs/compare_models.log",
     benchmark:

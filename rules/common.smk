@@ -1,4 +1,6 @@
 # Config validation and the helpers the rules share.
+import os
+
 import pandas as pd
 
 from snakemake.utils import min_version, validate
@@ -20,14 +22,34 @@ CHANNELS = ["DAPI", "Tubulin", "Actin"]
 
 
 def source_input(name):
-    """A local source file as a rule input (so changes rerun its chain); nothing for a URL source."""
-    return [] if is_url(SOURCE) else source_location(SOURCE, name)
+    """A local source file as a rule input (so changes rerun its chain) where it exists or the synthetic
+    rule writes it; nothing for a URL or a missing file (fetching it then fails naming the file)."""
+    if is_url(SOURCE):
+        return []
+    path = source_location(SOURCE, name)
+    return path if lookup(dpath="synthetic/enabled", within=config) or os.path.exists(path) else []
+
+
+def staged_source(key):
+    """params.source of a rule: the folder where its source input `key` was staged (with a storage provider, its
+    local copy) where it has one, else the configured source (a URL)."""
+    return lambda wildcards, input: os.path.dirname(input[key]) if input.get(key) else SOURCE
+
+
+_PLATES_BY_SELECTION = {}
 
 
 def selected_plates():
-    """Plates with selected fields (known once the selection checkpoint has run)."""
+    """Plates with selected fields (known once the selection checkpoint has run); the table is read once per
+    version of the file, not once per rule asking."""
     table = checkpoints.select_images.get().output.table
-    return sorted(pd.read_csv(table, usecols=["plate"])["plate"].unique())
+    if table.is_storage and not os.path.exists(table):  # a later run with a storage provider: fetch the table
+        os.makedirs(os.path.dirname(table), exist_ok=True)
+        table.storage_object.retrieve_object()
+    key = (table, os.stat(table).st_mtime_ns)
+    if key not in _PLATES_BY_SELECTION:
+        _PLATES_BY_SELECTION[key] = sorted(pd.read_csv(table, usecols=["plate"])["plate"].unique())
+    return _PLATES_BY_SELECTION[key]
 
 
 def per_plate(pattern):
@@ -38,8 +60,16 @@ def per_plate(pattern):
 def final_outputs(wildcards):
     return [
         "results/analysis/metrics.csv",
+        "results/fetch/summary.csv",
         "results/analysis/reconstructions.png",
         "results/analysis/loss_curves.png",
+        "results/cost/cost.csv",
         *expand("results/analysis/z{latent_dim}/metrics.json", latent_dim=LATENT_DIMS),
         *expand("results/png/{plate}/crop_sizes.png", plate=selected_plates()),
+        # single-cell crops are a product too: deleting a plate's crops reruns that plate's chain
+        # (not with a storage provider: the S3 plugin caches a folder's absence from the DAG's start, so a target
+        # folder looks missing at the end; the crops are png_synthesis inputs anyway)
+        *([] if workflow.storage_settings.default_storage_provider else
+          expand("results/segmentation/{plate}/crops", plate=selected_plates())),
+        *(["results/profile/summary.csv"] if lookup(dpath="profile/enabled", within=config) else []),
     ]

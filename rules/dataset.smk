@@ -1,13 +1,18 @@
-# All plates' cells in one manifest, split into train and validation by well.
+# All plates' cells in one manifest, split into train and validation by well, plus decoded uint8 shards
+# (one .npy per split and plate) that training streams.
 rule dataset:
     input:
         manifests=per_plate("results/png/{plate}/cells.csv"),
+        pngs=per_plate("results/png/{plate}/cells"),  # read through the manifests' paths (staged with storage)
         selected=rules.select_images.output.table,
     output:
         manifest="results/dataset/manifest.csv",
+        shards=directory("results/dataset/shards"),
     params:
         validation_fraction=lookup(dpath="dataset/validation_fraction", within=config),
         seed=lookup(dpath="dataset/seed", within=config),
+    conda:
+        "../envs/workflow.yaml"
     log:
         "results/logs/dataset.log",
     benchmark:

@@ -7,10 +7,33 @@ rule fetch_images:
         images=directory("results/fetch/{plate}/images"),
         record="results/fetch/{plate}/fetch.json",
     params:
-        source=SOURCE,
+        source=staged_source("archive"),
+        fetch=lookup(dpath="fetch", within=config),
+    conda:
+        "../envs/workflow.yaml"
     log:
         "results/logs/fetch_images/{plate}.log",
     benchmark:
         "results/benchmarks/fetch_images/{plate}.tsv"
     script:
         "../scripts/fetch_images.py"
+
+
+rule fetch_summary:
+    input:
+        records=per_plate("results/fetch/{plate}/fetch.json"),
+    output:
+        table=report(
+            "results/fetch/summary.csv",
+            caption="../report/fetch_summary.rst",
+            category="Data",
+            labels={"table": "fetch totals"},
+        ),
+    conda:
+        "../envs/workflow.yaml"
+    log:
+        "results/logs/fetch_summary.log",
+    benchmark:
+        "results/benchmarks/fetch_summary.tsv"
+    script:
+        "../scripts/fetch_summary.py"

@@ -3,13 +3,15 @@ rule illumination:
     input:
         images=rules.fetch_images.output.images,
         selected=rules.select_images.output.table,
-        pipeline=lookup(dpath="cellprofiler/illum_pipeline", within=config),
+        pipeline=local(lookup(dpath="cellprofiler/illum_pipeline", within=config)),
     output:
         functions=expand("results/illumination/{{plate}}/illum_{channel}.npy", channel=CHANNELS),
         fields="results/illumination/{plate}/fields.csv",
         quarantine="results/illumination/{plate}/quarantine.csv",
     params:
         executable=lookup(dpath="cellprofiler/executable", within=config),
+    conda:
+        "../envs/cellprofiler.yaml"
     log:
         "results/logs/illumination/{plate}.log",
     benchmark:

@@ -1,4 +1,5 @@
-# Metadata tables from the source, then the field selection (a checkpoint: it decides the plates).
+# Metadata tables from the source, then the field selection (a checkpoint: it decides the plates): the union of
+# the training fields and, with profile.enabled, the treated fields to profile and their plates' DMSO fields.
 rule fetch_metadata:
     input:
         image_csv=source_input("BBBC021_v1_image.csv"),
@@ -8,7 +9,10 @@ rule fetch_metadata:
         moa_csv="results/metadata/BBBC021_v1_moa.csv",
         record="results/metadata/sources.json",
     params:
-        source=SOURCE,
+        source=staged_source("image_csv"),
+        fetch=lookup(dpath="fetch", within=config),
+    conda:
+        "../envs/workflow.yaml"
     log:
         "results/logs/fetch_metadata.log",
     benchmark:
@@ -27,6 +31,12 @@ checkpoint select_images:
         plates=lookup(dpath="plates", within=config),
         compounds=lookup(dpath="compounds", within=config),
         moas=lookup(dpath="moas", within=config, default="all"),
+        profile_enabled=lookup(dpath="profile/enabled", within=config),
+        profile_compounds=lookup(dpath="profile/compounds", within=config),
+        profile_moas=lookup(dpath="profile/moas", within=config),
+        profile_exclude_wells=lookup(dpath="profile/exclude_wells", within=config),
+    conda:
+        "../envs/workflow.yaml"
     log:
         "results/logs/select_images.log",
     benchmark:

@@ -18,6 +18,8 @@ rule png_synthesis:
         size=lookup(dpath="png/size", within=config),
         percentiles=lookup(dpath="png/percentiles", within=config),
         upscale=lookup(dpath="png/upscale", within=config),
+    conda:
+        "../envs/workflow.yaml"
     log:
         "results/logs/png_synthesis/{plate}.log",
     benchmark:

@@ -5,7 +5,7 @@ rule segmentation:
         images=rules.fetch_images.output.images,
         fields=rules.illumination.output.fields,
         functions=rules.illumination.output.functions,
-        pipeline=lookup(dpath="cellprofiler/analysis_pipeline", within=config),
+        pipeline=local(lookup(dpath="cellprofiler/analysis_pipeline", within=config)),
     output:
         cells="results/segmentation/{plate}/cells.csv",
         summary="results/segmentation/{plate}/fields_summary.csv",
@@ -13,6 +13,8 @@ rule segmentation:
         measurements=directory("results/segmentation/{plate}/measurements"),
     params:
         executable=lookup(dpath="cellprofiler/executable", within=config),
+    conda:
+        "../envs/cellprofiler.yaml"
     log:
         "results/logs/segmentation/{plate}.log",
     benchmark:

@@ -8,6 +8,8 @@ if lookup(dpath="synthetic/enabled", within=config):
             archives=[source_location(SOURCE, archive_name(plate)) for plate in config["synthetic"]["plates"]],
         params:
             settings=lookup(dpath="synthetic", within=config),
+        conda:
+            "../envs/workflow.yaml"
         log:
             "results/logs/synthesize_bbbc021.log",
         benchmark:

@@ -1,7 +1,11 @@
-# One convolutional VAE per configured latent dimension.
+# One convolutional VAE per configured latent dimension, streamed from the dataset's uint8 shards.
+# Resumable: a rerun after a crash or preemption continues after the last completed epoch
+# (checkpoints are kept as outputs' siblings, so incomplete outputs are not deleted: --rerun-incomplete
+# or a plain rerun resumes).
 rule train_vae:
     input:
         manifest=rules.dataset.output.manifest,
+        shards=rules.dataset.output.shards,
     output:
         model="results/models/z{latent_dim}/model.keras",
         history="results/models/z{latent_dim}/history.csv",
@@ -10,13 +14,10 @@ rule train_vae:
         latent_dim=r"\d+",
     params:
         epochs=lookup(dpath="epochs", within=config),
-        batch_size=lookup(dpath="train/batch_size", within=config),
-        learning_rate=lookup(dpath="train/learning_rate", within=config),
-        r_loss_factor=lookup(dpath="train/r_loss_factor", within=config),
-        batch_norm=lookup(dpath="train/batch_norm", within=config),
-        dropout=lookup(dpath="train/dropout", within=config),
-        seed=lookup(dpath="train/seed", within=config),
+        settings=lookup(dpath="train", within=config),
     threads: workflow.cores
+    conda:
+        "../envs/tensorflow.yaml"
     log:
         "results/logs/train_vae/z{latent_dim}.log",
     benchmark:

@@ -4,5 +4,6 @@ from cellvae.runlog import logged
 
 with logged(snakemake.log[0]):
     manifest = build_manifest(list(snakemake.input.manifests), snakemake.input.selected, snakemake.output.manifest,
-                              snakemake.params.validation_fraction, snakemake.params.seed)
+                              snakemake.params.validation_fraction, snakemake.params.seed,
+                              snakemake.output.shards)
     print(manifest.groupby("split").size().to_string())

@@ -14,7 +14,8 @@ from PIL import Image  # noqa: E402
 
 from cellvae import analysis  # noqa: E402
 from cellvae.analysis import (analyze_model, compare_models, mean_squared_error, psnr,  # noqa: E402
-                              similarity_s)
+                              similarity_s, ssim)
+from cellvae.dataset import write_shards  # noqa: E402
 from cellvae.model import build_vae  # noqa: E402
 from cellvae.train import train_vae  # noqa: E402
 
@@ -38,6 +39,18 @@ def test_mse_and_psnr_known_values():
     assert psnr(0.0) == math.inf
 
 
+def test_ssim_known_values():
+    rng = np.random.default_rng(2)
+    images = rng.random((2, 16, 16, 3))
+    assert ssim(images, images) == pytest.approx(1.0)
+    a, b = np.full((1, 16, 16, 3), 0.2), np.full((1, 16, 16, 3), 0.6)
+    c1 = 0.01 ** 2                                      # flat images: only the luminance term remains
+    assert ssim(a, b) == pytest.approx((2 * 0.2 * 0.6 + c1) / (0.2 ** 2 + 0.6 ** 2 + c1))
+    noisy = np.clip(images + rng.normal(0, 0.1, images.shape), 0, 1)
+    assert ssim(images, noisy) == pytest.approx(ssim(noisy, images))
+    assert 0 < ssim(images, noisy) < ssim(images, 0.8 * images + 0.2 * noisy) < 1
+
+
 def test_evaluate_in_batches_equals_whole_array(monkeypatch):
     vae = build_vae(16, 3)
     images = np.random.default_rng(1).integers(0, 256, (7, 16, 16, 3)).astype(np.uint8)
@@ -49,6 +62,7 @@ def test_evaluate_in_batches_equals_whole_array(monkeypatch):
     assert metrics["similarity_s"] == pytest.approx(similarity_s(images, x_hat * 255), rel=1e-6)
     assert metrics["mse"] == pytest.approx(mean_squared_error(x, x_hat), rel=1e-5)
     assert metrics["psnr"] == pytest.approx(psnr(metrics["mse"]))
+    assert metrics["ssim"] == pytest.approx(ssim(x, x_hat), rel=1e-5)
     np.testing.assert_allclose(mu, ops.convert_to_numpy(vae.encode(x)[0]), rtol=1e-5, atol=1e-6)
 
 
@@ -63,7 +77,7 @@ def write_manifest(directory, n_cells=40, size=16):
         Image.fromarray(small).resize((size, size), Image.BILINEAR).save(path)
         rows.append({"path": str(path), "plate": "P1", "well": f"B{i % 4}", "site": 1, "label": 0,
                      "compound": "DMSO", "split": "validation" if i % 4 == 0 else "train"})
-    pd.DataFrame(rows).to_csv(directory / "manifest.csv", index=False)
+    write_shards(pd.DataFrame(rows), directory / "shards").to_csv(directory / "manifest.csv", index=False)
     return directory / "manifest.csv"
 
 
@@ -77,7 +91,7 @@ def models(tmp_path_factory):
         model_dirs.append(directory / f"z{latent_dim}")
         train_vae(manifest, model_dirs[-1], latent_dim=latent_dim, epochs=1, batch_size=8,
                   learning_rate=5e-4, r_loss_factor=1000.0, batch_norm=True, dropout=0.0,
-                  seed=0, log=lambda message: None, verbose=0)
+                  seed=1, log=lambda message: None, verbose=0)
     return directory, manifest, model_dirs
 
 
@@ -93,7 +107,7 @@ def test_analyze_model_writes_metrics_figures_and_ks_table(models, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "generated.png", "latent_histograms.png", "latent_ks.csv", "metrics.json"]
     assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
-    assert set(metrics) == {"latent_dim", "similarity_s", "mse", "psnr", "n_cells"}
+    assert set(metrics) == {"latent_dim", "similarity_s", "mse", "psnr", "ssim", "n_cells"}
     assert metrics["latent_dim"] == 6 and metrics["n_cells"] == 10
     assert 0 < metrics["similarity_s"] < 1 and metrics["psnr"] == pytest.approx(psnr(metrics["mse"]))
 
@@ -115,10 +129,10 @@ def test_compare_models_writes_table_reconstructions_and_loss_curves(models, tmp
     table = compare_models(model_dirs, analysis_dirs, manifest, tmp_path, n_reconstructions=5)
 
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "loss_curves.png", "metrics.csv", "reconstructions.png"]
+        "loss_curves.png", "metrics.csv", "reconstructions.png", "training_speed.png"]
     written = pd.read_csv(tmp_path / "metrics.csv")
     assert list(written.columns) == [
-        "latent_dim", "similarity_s", "mse", "psnr", "n_cells", "parameters", "epochs",
+        "latent_dim", "similarity_s", "mse", "psnr", "ssim", "n_cells", "parameters", "epochs",
         "train_seconds", "images_per_second", "final_loss", "final_reconstruction_loss",
         "final_kl_loss", "final_val_loss", "final_val_reconstruction_loss", "final_val_kl_loss"]
     assert written["latent_dim"].tolist() == [2, 6]
@@ -134,6 +148,7 @@ def test_compare_models_writes_table_reconstructions_and_loss_curves(models, tmp
     width, height = png_size(tmp_path / "reconstructions.png")
     assert width > height  # 5 columns, 3 rows (originals + 2 models)
     assert png_size(tmp_path / "loss_curves.png")[0] > 0
+    assert png_size(tmp_path / "training_speed.png")[0] > 0
 
 
 def test_compare_models_needs_one_analysis_dir_per_model(models, tmp_path):

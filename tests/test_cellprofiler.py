@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import tifffile
 
-from cellvae.cellprofiler import (CELL_COLUMNS, CHANNELS, CellProfilerNotFoundError, check_fields,
-                                  run_illumination, run_segmentation)
+from cellvae.cellprofiler import (CELL_COLUMNS, CHANNELS, FIELD_IMAGES, CellProfilerNotFoundError, check_fields,
+                                  run_illumination, run_segmentation, write_crops)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -92,7 +92,57 @@ def test_pipelines_load_in_cellprofiler():
     assert illum.split() == ["LoadData"] + ["CorrectIlluminationCalculate", "SaveImages"] * 3
     assert analysis.split() == ["LoadData", "CorrectIlluminationApply", "IdentifyPrimaryObjects",
                                 "IdentifySecondaryObjects", "MeasureObjectSizeShape", "MeasureObjectIntensity",
-                                *["SaveCroppedObjects"] * 3, "ExportToSpreadsheet"]
+                                "ConvertObjectsToImage", *["SaveImages"] * 4, "ExportToSpreadsheet"]
+
+
+def saved_field(output, stem, labels):
+    """What analysis.cppipe saves for one field: a label matrix and three distinct uint16 channels."""
+    images = output / FIELD_IMAGES
+    images.mkdir(parents=True, exist_ok=True)
+    np.save(images / f"{stem}_Cells.npy", labels.astype(np.int32))
+    channels = {}
+    for offset, channel in enumerate(CHANNELS):
+        channels[channel] = (np.arange(labels.size, dtype=np.uint16).reshape(labels.shape) * 3 + offset + 1)
+        tifffile.imwrite(images / f"{stem}_Corr{channel}.tiff", channels[channel])
+    return channels
+
+
+def cell_rows(field, labels):
+    """cells.csv rows (bbox, crop paths) of every label, bounding boxes from an independent scan."""
+    rows = []
+    for label in range(1, labels.max() + 1):
+        ys, xs = np.nonzero(labels == label)
+        name = f"{Path(field).stem}_Cells_{label}.tiff"
+        rows.append({"field": field, "label": label, "bbox_min_x": xs.min(), "bbox_min_y": ys.min(),
+                     "bbox_max_x": xs.max() + 1, "bbox_max_y": ys.max() + 1,
+                     **{f"crop_{channel.lower()}": f"crops/{channel}/{name}" for channel in CHANNELS}})
+    return pd.DataFrame(rows)
+
+
+def test_write_crops_cuts_each_cell_with_zeros_outside(tmp_path):
+    labels = np.zeros((12, 16), np.int32)
+    labels[1:4, 2:7] = 1
+    labels[3:9, 6:10] = 2  # touches cell 1: its box holds pixels of cell 1, which must become 0
+    labels[9:12, 13:16] = 3  # at the image corner
+    channels = saved_field(tmp_path, "f1", labels)
+    cells = cell_rows("f1.tif", labels)
+    write_crops(cells, tmp_path, "P1", tmp_path / "log")
+    for cell in cells.itertuples():
+        box = (slice(cell.bbox_min_y, cell.bbox_max_y), slice(cell.bbox_min_x, cell.bbox_max_x))
+        for channel in CHANNELS:
+            crop = tifffile.imread(tmp_path / getattr(cell, f"crop_{channel.lower()}"))
+            expected = np.where(labels[box] == cell.label, channels[channel][box], 0)
+            assert crop.dtype == np.uint16 and np.array_equal(crop, expected)
+    assert not (tmp_path / FIELD_IMAGES).exists()  # the full-size images are deleted
+
+
+def test_write_crops_refuses_a_bounding_box_unlike_the_labels(tmp_path):
+    labels = np.zeros((8, 8), np.int32)
+    labels[2:5, 3:6] = 1
+    saved_field(tmp_path, "f1", labels)
+    cells = cell_rows("f1.tif", labels).assign(bbox_max_x=7)
+    with pytest.raises(RuntimeError, match=r"cell 1 of f1.tif \(plate P1\): its label image does not match"):
+        write_crops(cells, tmp_path, "P1", tmp_path / "log")
 
 
 @needs_cellprofiler
@@ -171,3 +221,5 @@ def test_segmentation_outputs(plate_run):
             shapes.add(crop.shape)
         assert shapes == {(cell.bbox_max_y - cell.bbox_min_y, cell.bbox_max_x - cell.bbox_min_x)}
     assert {path.name for path in (out / "measurements").iterdir()} == {"Image.csv", "Nuclei.csv", "Cells.csv"}
+    assert {path.name for path in out.iterdir()} == {"cells.csv", "fields_summary.csv", "crops", "measurements"}
+    assert sum(1 for _ in (out / "crops").rglob("*.tiff")) == 3 * len(cells)

@@ -1,5 +1,7 @@
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from cellvae.dataset import build_manifest, split_by_well
 
@@ -28,6 +30,9 @@ def test_split_needs_two_wells():
 
 def test_manifest_joins_compounds(tmp_path):
     cells = _cells([("Week1_1", "B02"), ("Week1_1", "C02"), ("Week1_1", "D02")])
+    cells["path"] = [str(tmp_path / path) for path in cells["path"]]
+    for index, path in enumerate(cells["path"]):
+        Image.fromarray(np.full((8, 8, 3), index, np.uint8)).save(path)
     cells.to_csv(tmp_path / "png.csv", index=False)
     pd.DataFrame([{"plate": "Week1_1", "well": w, "site": 1, "compound": "DMSO", "concentration": 0.0}
                   for w in ("B02", "C02", "D02")]).to_csv(tmp_path / "selected.csv", index=False)
@@ -35,3 +40,7 @@ def test_manifest_joins_compounds(tmp_path):
     assert set(manifest["compound"]) == {"DMSO"} and len(manifest) == 15
     assert manifest["split"].value_counts().to_dict() == {"train": 10, "validation": 5}
     assert pd.read_csv(tmp_path / "m.csv").columns.tolist() == manifest.columns.tolist()
+    for shard, group in manifest.groupby("shard"):      # decoded cells, in manifest order
+        cells_in_shard = np.load(shard)
+        assert cells_in_shard.shape == (len(group), 8, 8, 3) and cells_in_shard.dtype == np.uint8
+        assert cells_in_shard[:, 0, 0, 0].tolist() == [cells["path"].tolist().index(p) for p in group["path"]]

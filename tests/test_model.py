@@ -140,3 +140,42 @@ def test_fit_reports_loss_terms_and_save_load_round_trip(tmp_path):
                                   ops.convert_to_numpy(loaded.reconstruct(images)))
     for original, restored in zip(vae.weights, loaded.weights):
         np.testing.assert_array_equal(original.numpy(), restored.numpy())
+
+
+def test_kl_weight_is_beta_and_warmup_follows_the_optimizer_steps():
+    rng = np.random.default_rng(4)
+    x, x_hat = random_images(3, 8, seed=5), random_images(3, 8, seed=6)
+    mu, log_var = rng.normal(size=(2, 3, 5)).astype("float32")
+    total, reconstruction, kl = (float(v) for v in vae_loss(x, x_hat, mu, log_var, 10.0, kl_weight=0.25))
+    assert total == pytest.approx(reconstruction + 0.25 * kl, rel=1e-6)
+
+    vae = build_vae(16, 2, kl_weight=0.5)
+    vae.compile(optimizer="adam", jit_compile=False)
+    assert vae.beta(training=True) == 0.5                  # no warm-up: the configured beta
+    vae.set_kl_warmup(warmup_epochs=4, steps_per_epoch=10)
+    vae.optimizer.build(vae.trainable_variables)
+    for steps, training, expected in [(0, True, 0.125), (9, True, 0.125), (10, True, 0.25), (10, False, 0.125),
+                                      (35, True, 0.5), (100, True, 0.5)]:
+        vae.optimizer.iterations.assign(steps)
+        assert float(vae.beta(training)) == pytest.approx(expected)
+
+
+def test_batch_norm_momentum_is_configurable_and_saved(tmp_path):
+    vae = build_vae(16, 2, batch_norm_momentum=0.8)
+    momenta = {layer.momentum for model in (vae.encoder, vae.decoder) for layer in model.layers
+               if isinstance(layer, layers.BatchNormalization)}
+    assert momenta == {0.8}
+    vae.save(tmp_path / "vae.keras")
+    assert load_vae(tmp_path / "vae.keras").batch_norm_momentum == 0.8
+    assert build_vae(16, 2).batch_norm_momentum == 0.9
+
+
+def test_uint8_images_are_scaled_by_the_model():
+    vae = build_vae(16, 2)
+    images = np.random.default_rng(3).integers(0, 256, (2, 16, 16, 3)).astype(np.uint8)
+    np.testing.assert_allclose(ops.convert_to_numpy(vae.reconstruct(images)),
+                               ops.convert_to_numpy(vae.reconstruct(images.astype("float32") / 255)), rtol=1e-6)
+    vae.compile(optimizer="adam", jit_compile=False)
+    outputs = vae(images.astype("float32") / 255)
+    assert float(vae.compute_loss(x=images, y_pred=outputs)) == pytest.approx(
+        float(vae.compute_loss(x=images.astype("float32") / 255, y_pred=outputs)), rel=1e-6)

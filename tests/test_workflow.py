@@ -1,40 +1,20 @@
 """End to end: the real Snakemake DAG with CellProfiler and TensorFlow on a tiny synthetic config."""
+import json
 import os
 import re
 import subprocess
-import sys
 import zipfile
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-CELLPROFILER = REPO / ".venv-cellprofiler" / "bin" / "cellprofiler"
+from live_servers import CELLPROFILER, REPO, SNAKEMAKE, tiny_config
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not CELLPROFILER.exists(), reason=f"CellProfiler not installed at {CELLPROFILER}: run make setup"),
 ]
-
-
-def tiny_config(**overrides):
-    """The default config shrunk to seconds of work, with absolute paths to the repo's tools."""
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config["synthetic"].update(width=320, height=320, cells_per_field=14, wells_per_compound=2, sites_per_well=1)
-    config["latent_dims"] = [4]
-    config["epochs"] = 1
-    config["png"]["size"] = 32
-    config["train"]["batch_size"] = 16
-    config["analysis"].update(n_reconstructions=4, n_generated=4, n_latent_histograms=4)
-    config["cellprofiler"] = {"executable": str(CELLPROFILER),
-                              "illum_pipeline": str(REPO / "pipelines" / "illum.cppipe"),
-                              "analysis_pipeline": str(REPO / "pipelines" / "analysis.cppipe")}
-    for key, value in overrides.items():
-        config[key] = value
-    return config
 
 
 def snakemake(workdir, config, *args, check=True):
@@ -70,7 +50,9 @@ def test_whole_dag_runs_and_writes_every_output(finished_run):
     workdir, config = finished_run
     plates = config["synthetic"]["plates"]
     selected = pd.read_csv(workdir / "results/metadata/selected_images.csv")
-    assert sorted(selected["plate"].unique()) == sorted(plates) and set(selected["compound"]) == {"DMSO"}
+    assert sorted(selected["plate"].unique()) == sorted(plates)
+    assert set(selected.loc[selected["train"], "compound"]) == {"DMSO"}
+    assert set(selected.loc[selected["profile"], "compound"]) == {"DMSO", config["synthetic"]["treated"]["compound"]}
     for plate in plates:
         assert (workdir / f"results/illumination/{plate}/illum_DAPI.npy").exists()
         cells = pd.read_csv(workdir / f"results/segmentation/{plate}/cells.csv")
@@ -78,13 +60,17 @@ def test_whole_dag_runs_and_writes_every_output(finished_run):
         assert len(list((workdir / f"results/png/{plate}/cells").glob("*.png"))) > 0
     manifest = pd.read_csv(workdir / "results/dataset/manifest.csv")
     assert set(manifest["split"]) == {"train", "validation"}
-    assert not set(manifest[manifest.split == "train"].well + manifest.plate) & set(
-        manifest[manifest.split == "validation"].well + manifest.plate)
+    wells = manifest["plate"] + "/" + manifest["well"]
+    assert not set(wells[manifest.split == "train"]) & set(wells[manifest.split == "validation"])
     metrics = pd.read_csv(workdir / "results/analysis/metrics.csv")
     assert metrics["latent_dim"].tolist() == [4] and 0 < metrics["similarity_s"].iloc[0] <= 1
     assert (workdir / "results/models/z4/model.keras").exists()
     for figure in ["reconstructions.png", "loss_curves.png", "z4/generated.png", "z4/latent_histograms.png"]:
         assert (workdir / "results/analysis" / figure).stat().st_size > 1000
+    assert set(manifest["compound"]) == {"DMSO"}
+    moa = json.loads((workdir / "results/profile/z4/moa.json").read_text())
+    assert moa["nsc"] is None and "1 compound" in moa["nsc_undefined"] and moa["n_treatments"] == 1
+    assert pd.read_csv(workdir / "results/profile/summary.csv")["mean_accuracy_vs_dmso"].iloc[0] > 0.5
     snakemake(workdir, config, "--report", str(workdir / "report.html"))
     assert "reconstructions.png" in (workdir / "report.html").read_text(errors="ignore")
 
@@ -97,14 +83,23 @@ def test_second_run_has_nothing_to_do(finished_run):
 def test_adding_a_latent_dim_adds_only_its_jobs(finished_run):
     workdir, config = finished_run
     jobs = planned_jobs(workdir, {**config, "latent_dims": [4, 6]})
-    assert jobs == {"train_vae": 1, "analyze_model": 1, "compare_models": 1, "all": 1}
+    assert jobs == {"train_vae": 1, "analyze_model": 1, "compare_models": 1, "profile_model": 1,
+                    "compare_profiles": 1, "cost": 1, "all": 1}
+
+
+def test_profile_setting_change_reruns_only_the_profile_stage(finished_run):
+    workdir, config = finished_run
+    profile = {**config["profile"], "analysis": {**config["profile"]["analysis"], "normalize": "none"}}
+    jobs = planned_jobs(workdir, {**config, "profile": profile})
+    assert jobs == {"profile_model": 1, "compare_profiles": 1, "all": 1}
 
 
 def test_png_size_change_reruns_synthesis_onward_not_cellprofiler(finished_run):
     workdir, config = finished_run
     jobs = planned_jobs(workdir, {**config, "png": {**config["png"], "size": 40}})
     assert jobs == {"png_synthesis": 2, "dataset": 1, "train_vae": 1, "analyze_model": 1,
-                    "compare_models": 1, "all": 1}
+                    "compare_models": 1, "profile_model": 1, "compare_profiles": 1, "cost": 1,
+                    "all": 1}
 
 
 def test_deleting_one_plates_crops_reruns_only_that_plates_chain(finished_run):
@@ -137,7 +132,7 @@ def test_config_typo_fails_at_once_naming_the_key(fresh_source):
 
 
 def test_unknown_compound_lists_close_names(fresh_source):
-    result = snakemake(fresh_source, tiny_config(compounds=["DMS0"]), check=False)
+    result = snakemake(fresh_source, {**tiny_config(), "compounds": ["DMS0"]}, check=False)
     log = (fresh_source / "results/logs/select_images.log").read_text()
     assert result.returncode != 0
     assert "unknown compound 'DMS0' (close names: DMSO" in log

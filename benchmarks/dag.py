@@ -1,0 +1,84 @@
+"""Dry-run scale of config/bbbc021.yaml on the real BBBC021 metadata (a local source without the zips).
+
+For DMSO (the thesis) and for every compound (13,200 fields): run the cheap metadata rules for real
+(fetch_metadata, select_images: the selection is a checkpoint), then time `snakemake -n` of the whole DAG.
+Goals: DMSO ≤ 5 s and ≤ 400 jobs; all compounds ≤ 10 s. Seconds are wall seconds of the fastest of a few
+runs, with the CPU seconds (user + sys) beside them, which a busy machine inflates less. The last two lines:
+    dag dmso jobs=<n> seconds=<s> cpu_seconds=<s>
+    dag all jobs=<n> seconds=<s> cpu_seconds=<s>
+Usage: .venv/bin/python benchmarks/dag.py [--metadata DIR] [--repeats N]
+"""
+import argparse
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+SELECTIONS = {"dmso": ["DMSO"], "all": "all"}
+
+
+def snakemake(workdir, *args, target="all"):
+    """Run Snakemake on the repo's workflow in workdir with the overlay config; its stdout."""
+    command = [str(SNAKEMAKE), target, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(REPO / "config/bbbc021.yaml"), str(workdir / "overlay.yaml"), *args]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"snakemake {' '.join(args)} failed in {workdir}:\n{result.stderr[-4000:]}")
+    return result.stdout
+
+
+def planned_jobs(rules_table):
+    match = re.search(r"^total\s+(\d+)$", rules_table, re.MULTILINE)
+    if match is None:
+        sys.exit(f"no job total in the dry run's output:\n{rules_table[-2000:]}")
+    return int(match.group(1))
+
+
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(metadata, compounds, repeats):
+    """(jobs, wall seconds, CPU seconds) of the fastest `snakemake -n` for a selection, in a fresh workdir."""
+    with tempfile.TemporaryDirectory(prefix="cellvae-dag.") as tmp:
+        workdir = Path(tmp)
+        overlay = {"source": str(metadata), "compounds": compounds,
+                   "cellprofiler": {"executable": str(REPO / ".venv-cellprofiler/bin/cellprofiler"),
+                                    "illum_pipeline": str(REPO / "pipelines/illum.cppipe"),
+                                    "analysis_pipeline": str(REPO / "pipelines/analysis.cppipe")}}
+        (workdir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
+        snakemake(workdir, "--cores", "1", "--quiet", "all", target="select_images")
+        runs = []
+        for _ in range(repeats):
+            cpu, wall = children_cpu_seconds(), time.perf_counter()
+            output = snakemake(workdir, "-n", "--quiet", "rules")
+            runs.append((time.perf_counter() - wall, children_cpu_seconds() - cpu))
+        return (planned_jobs(output), *min(runs))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--metadata", type=Path, default=REPO.parent / "shared/bbbc021/metadata",
+                        help="local directory with BBBC021_v1_image.csv and BBBC021_v1_moa.csv (no zips needed)")
+    parser.add_argument("--repeats", type=int, default=3, help="dry runs per selection; the fastest counts")
+    args = parser.parse_args(argv)
+    if not (args.metadata / "BBBC021_v1_image.csv").is_file():
+        sys.exit(f"{args.metadata / 'BBBC021_v1_image.csv'} not found: pass --metadata DIR with the real "
+                 "BBBC021_v1_image.csv and BBBC021_v1_moa.csv")
+    results = {name: measure(args.metadata.resolve(), compounds, args.repeats)
+               for name, compounds in SELECTIONS.items()}
+    for name, (jobs, seconds, cpu_seconds) in results.items():
+        print(f"dag {name} jobs={jobs} seconds={seconds:.2f} cpu_seconds={cpu_seconds:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Cost table from Snakemake benchmark files: job hours × price per instance-hour, per stage and per model.
+
+Each job is billed as if it held one instance of its rule's type for its wall time (the benchmark's `s`),
+which is how the cluster and cloud profiles run them (one Slurm job / one AWS Batch job each)."""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+STAGES = {
+    "synthesize_bbbc021": "synthetic data",
+    "fetch_metadata": "metadata",
+    "select_images": "metadata",
+    "fetch_images": "fetch",
+    "illumination": "illumination",
+    "segmentation": "segmentation",
+    "png_synthesis": "PNG synthesis",
+    "dataset": "dataset",
+    "train_vae": "training",
+    "analyze_model": "analysis",
+    "compare_models": "analysis",
+}
+ALL_MODELS = "all models"
+COLUMNS = ["stage", "model", "instance_type", "jobs", "hours", "price_per_hour", "cost"]
+
+
+class CostError(ValueError):
+    """A benchmark file or price setting that cannot be used."""
+
+
+def job_of(path: str | Path) -> tuple[str, str]:
+    """(rule, model) of a benchmark file results/benchmarks/<rule>[/<wildcards>].tsv."""
+    parts = Path(path).with_suffix("").parts
+    if "benchmarks" not in parts:
+        raise CostError(f"{path}: not under a benchmarks/ folder")
+    rest = parts[parts.index("benchmarks") + 1:]
+    rule = rest[0]
+    model = re.fullmatch(r"z(\d+)", rest[-1]) if len(rest) > 1 else None
+    return rule, f"z={model.group(1)}" if model else ALL_MODELS
+
+
+def job_hours(path: str | Path) -> float:
+    """Wall hours of one job (summed over repeats when the benchmark has several lines)."""
+    try:
+        table = pd.read_csv(path, sep="\t")
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise CostError(f"{path}: unreadable benchmark file ({error})") from error
+    if "s" not in table.columns or table.empty:
+        raise CostError(f"{path}: no 's' column; expected a Snakemake benchmark file")
+    return float(table["s"].sum()) / 3600.0
+
+
+def instance_of(rule: str, settings: dict) -> tuple[str, float]:
+    """(instance type, price per hour) that a rule runs on."""
+    kind = "gpu" if rule in settings["gpu_rules"] else "cpu"
+    instance = settings["instances"][kind]
+    return instance["type"], float(instance["price_per_hour"])
+
+
+def cost_table(benchmarks: list[str | Path], settings: dict) -> pd.DataFrame:
+    """One row per (stage, model, instance type) plus a total row; hours and cost rounded for reading."""
+    rows = []
+    for path in benchmarks:
+        rule, model = job_of(path)
+        instance, price = instance_of(rule, settings)
+        hours = job_hours(path)
+        rows.append({"stage": STAGES.get(rule, rule), "model": model, "instance_type": instance, "jobs": 1,
+                     "hours": hours, "price_per_hour": price, "cost": hours * price})
+    if not rows:
+        raise CostError("no benchmark files given")
+    jobs = pd.DataFrame(rows)
+    order = {stage: index for index, stage in enumerate(dict.fromkeys(STAGES.values()))}
+    table = (jobs.groupby(["stage", "model", "instance_type", "price_per_hour"], as_index=False)
+             .agg(jobs=("jobs", "sum"), hours=("hours", "sum"), cost=("cost", "sum")))
+    table = table.sort_values(["stage", "model"], key=lambda column: column.map(order).fillna(len(order))
+                              if column.name == "stage" else column, kind="stable")
+    total = {"stage": "total", "model": "", "instance_type": "", "jobs": int(table["jobs"].sum()),
+             "hours": table["hours"].sum(), "price_per_hour": float("nan"), "cost": table["cost"].sum()}
+    table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)[COLUMNS]
+    return table.round({"hours": 4, "cost": 4})
+
+
+def write_cost_table(benchmarks: list[str | Path], settings: dict, out_csv: str | Path) -> pd.DataFrame:
+    """Write the cost table atomically (temp file + rename) and return it."""
+    table = cost_table(benchmarks, settings)
+    tmp = f"{out_csv}.part"
+    table.assign(currency=settings["currency"]).to_csv(tmp, index=False)
+    os.replace(tmp, out_csv)
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cellvae cost", description=__doc__)
+    parser.add_argument("benchmarks", nargs="+", help="Snakemake benchmark .tsv files")
+    parser.add_argument("--cpu", nargs=2, metavar=("TYPE", "PRICE"), default=["c6i.2xlarge", "0.34"])
+    parser.add_argument("--gpu", nargs=2, metavar=("TYPE", "PRICE"), default=["p3.2xlarge", "3.06"])
+    parser.add_argument("--gpu-rules", nargs="+", default=["train_vae"])
+    parser.add_argument("--currency", default="USD")
+    args = parser.parse_args(argv)
+    settings = {"currency": args.currency, "gpu_rules": args.gpu_rules,
+                "instances": {"cpu": {"type": args.cpu[0], "price_per_hour": float(args.cpu[1])},
+                              "gpu": {"type": args.gpu[0], "price_per_hour": float(args.gpu[1])}}}
+    print(cost_table(args.benchmarks, settings).to_string(index=False))
+    return 0

@@ -1,0 +1,287 @@
+"""Cellular response profiles from a trained VAE: every profiled cell encoded to its posterior mean mu,
+aggregated into wells and treatments, scored for MoA (cellvae.moa) and for separation from DMSO; plus
+latent traversals, interpolations and a 2-D embedding.
+
+Keras is imported only by the functions that run a model, so the summary across models starts fast.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from cellvae import moa
+from cellvae.files import atomic_write
+from cellvae.metadata import CONTROL
+
+CELL_COLUMNS = ["path", "plate", "well", "site", "label", "compound", "concentration", "moa", "batch"]
+SHRINKAGE = 0.1     # LDA covariance shrinkage towards its scaled identity
+
+
+def profiled_cells(png_manifests: list, selected_csv) -> pd.DataFrame:
+    """PNG cells of the fields selected for profiling, with their treatment, MoA and batch (week)."""
+    cells = pd.concat([pd.read_csv(path) for path in png_manifests], ignore_index=True)
+    fields = pd.read_csv(selected_csv)
+    if "profile" not in fields:
+        raise ValueError(f"{selected_csv} has no profile column: rerun select_images with profile.enabled")
+    fields = fields[fields["profile"]].rename(columns={"week": "batch"})
+    cells = cells.merge(fields[["plate", "well", "site", "compound", "concentration", "moa", "batch"]],
+                        on=["plate", "well", "site"], how="inner", validate="many_to_one")
+    if cells.empty or not (cells["compound"] == CONTROL).any() or (cells["compound"] == CONTROL).all():
+        raise ValueError(f"no cells of both {CONTROL} and a treatment among the profiled fields of "
+                         f"{selected_csv}: check the segmentation logs and profile.* config keys")
+    return cells[CELL_COLUMNS].sort_values(["plate", "well", "site", "label"]).reset_index(drop=True)
+
+
+def encode_images(vae, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Posterior means of uint8 images (N, S, S, 3)."""
+    from keras import ops
+
+    return np.concatenate([ops.convert_to_numpy(vae.encode(images[start:start + batch_size].astype("float32") / 255.0)[0])
+                           for start in range(0, len(images), batch_size)]).astype(np.float64)
+
+
+def encode_paths(vae, paths: list, batch_size: int = 256) -> np.ndarray:
+    """Posterior means of PNG cells, loaded and encoded chunk by chunk (bounded memory)."""
+    from cellvae.train import load_images
+
+    return np.concatenate([encode_images(vae, load_images(paths[start:start + batch_size]), batch_size)
+                           for start in range(0, len(paths), batch_size)])
+
+
+def well_profiles(cells: pd.DataFrame, mu: np.ndarray) -> pd.DataFrame:
+    """Mean latent vector per (plate, well) with its metadata and cell count; features z0, z1, …"""
+    features = pd.DataFrame(mu, columns=[f"z{i}" for i in range(mu.shape[1])])
+    keys = ["plate", "well", "compound", "concentration", "moa", "batch"]
+    table = pd.concat([cells[keys].fillna({"moa": CONTROL}), features], axis=1)
+    grouped = table.groupby(keys, sort=True)
+    return grouped.mean().join(grouped.size().rename("n_cells")).reset_index()
+
+
+def lda_cv_accuracy(control: np.ndarray, treated: np.ndarray, folds: int, seed: int) -> float:
+    """Balanced accuracy of a shrinkage linear discriminant, stratified folds-fold cross-validated."""
+    rng = np.random.default_rng(seed)
+    data = np.concatenate([control, treated])
+    labels = np.r_[np.zeros(len(control), bool), np.ones(len(treated), bool)]
+    fold_of = np.empty(len(data), int)
+    for group in (~labels, labels):
+        fold_of[np.flatnonzero(group)[rng.permutation(group.sum())]] = np.arange(group.sum()) % folds
+    hits = {False: 0, True: 0}
+    for fold in range(folds):
+        train, test = fold_of != fold, fold_of == fold
+        means = [data[train & (labels == k)].mean(axis=0) for k in (False, True)]
+        centred = np.concatenate([data[train & (labels == k)] - means[k] for k in (False, True)])
+        covariance = np.cov(centred.T).reshape(data.shape[1], data.shape[1])
+        covariance = (1 - SHRINKAGE) * covariance + SHRINKAGE * np.trace(covariance) / len(covariance) * np.eye(len(covariance))
+        weights = np.linalg.solve(covariance + 1e-9 * np.eye(len(covariance)), means[1] - means[0])
+        predicted = (data[test] - (means[0] + means[1]) / 2) @ weights > 0
+        for k in (False, True):
+            hits[k] += int((predicted[labels[test] == k] == k).sum())
+    return 0.5 * (hits[False] / len(control) + hits[True] / len(treated))
+
+
+def separation(control: np.ndarray, treated: np.ndarray, folds=5, seed=0) -> dict:
+    """Treated vs control latent means: cross-validated balanced accuracy of a linear classifier, and the
+    centroid distance in units of control spread (RMS distance of control cells to their centroid)."""
+    centre = control.mean(axis=0)
+    spread = math.sqrt(np.mean(np.sum((control - centre) ** 2, axis=1)))
+    return {"accuracy": lda_cv_accuracy(control, treated, folds, seed),
+            "distance_to_dmso": float(np.linalg.norm(treated.mean(axis=0) - centre) / spread)}
+
+
+def separation_table(cells: pd.DataFrame, mu: np.ndarray, folds=5, max_cells=2000, seed=0) -> pd.DataFrame:
+    """`separation` of each treatment from the DMSO cells of its plates (at most max_cells sampled per class)."""
+    rng = np.random.default_rng(seed)
+    sample = lambda index: index if len(index) <= max_cells else rng.choice(index, max_cells, replace=False)
+    rows = []
+    treated = cells[cells["compound"] != CONTROL]
+    for (compound, concentration), group in treated.groupby(["compound", "concentration"], sort=True):
+        plates = cells["plate"].isin(group["plate"].unique())
+        control = np.flatnonzero(plates & (cells["compound"] == CONTROL))
+        if len(control) < folds or len(group) < folds:
+            continue
+        rows.append({"compound": compound, "concentration": concentration, "moa": group["moa"].iloc[0],
+                     "n_cells": len(group), "n_dmso_cells": len(control),
+                     **separation(mu[sample(control)], mu[sample(group.index.to_numpy())], folds, seed)})
+    return pd.DataFrame(rows, columns=["compound", "concentration", "moa", "n_cells", "n_dmso_cells",
+                                       "accuracy", "distance_to_dmso"])
+
+
+def pca_2d(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First two principal components of mu and their fractions of the variance."""
+    centred = mu - mu.mean(axis=0)
+    _, singular, axes = np.linalg.svd(centred, full_matrices=False)
+    return centred @ axes[:2].T, singular[:2] ** 2 / np.sum(singular**2)
+
+
+def plot_embedding(cells: pd.DataFrame, mu: np.ndarray, max_points: int, seed: int):
+    """PCA of the latent means, one colour per compound (DMSO grey, drawn first)."""
+    points, explained = pca_2d(mu)
+    keep = np.random.default_rng(seed).permutation(len(mu))[:max_points]
+    figure = Figure(figsize=(7, 6))
+    ax = figure.subplots()
+    compounds = [CONTROL] + sorted(set(cells["compound"]) - {CONTROL})
+    for index, compound in enumerate(compounds):
+        chosen = keep[(cells["compound"].to_numpy()[keep] == compound)]
+        ax.scatter(*points[chosen].T, s=6, alpha=0.5, label=compound,
+                   color="0.6" if compound == CONTROL else f"C{index % 10}")
+    ax.set_xlabel(f"PC1 ({explained[0]:.0%} of variance)")
+    ax.set_ylabel(f"PC2 ({explained[1]:.0%} of variance)")
+    ax.set_title(f"Latent means of {len(keep)} profiled cells (z = {mu.shape[1]})")
+    ax.legend(fontsize=7, markerscale=2, ncol=1 + len(compounds) // 20)
+    figure.tight_layout()
+    return figure
+
+
+def _grid(rows: list, row_labels: list, column_labels: list, title: str):
+    figure = Figure(figsize=(1.3 * len(rows[0]) + 1.2, 1.3 * len(rows) + 0.8))
+    axes = figure.subplots(len(rows), len(rows[0]), squeeze=False)
+    for r, (images, label) in enumerate(zip(rows, row_labels)):
+        for c, image in enumerate(images):
+            axes[r, c].imshow(np.clip(image, 0, 1))
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+            if r == len(rows) - 1:
+                axes[r, c].set_xlabel(column_labels[c], fontsize=8)
+        axes[r, 0].set_ylabel(label, fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def plot_traversals(vae, cells, mu, n_dims: int, steps: int, extent: float):
+    """Decode a typical DMSO cell with one latent dimension at a time moved by -extent…+extent of its spread,
+    for the n_dims dimensions that vary most over the profiled cells."""
+    from keras import ops
+
+    control = np.flatnonzero(cells["compound"] == CONTROL)
+    start = control[np.argmin(np.linalg.norm(mu[control] - mu[control].mean(axis=0), axis=1))]
+    spread = mu.std(axis=0)
+    dims = np.argsort(spread)[::-1][:n_dims]
+    offsets = np.linspace(-extent, extent, steps)
+    rows = []
+    for dim in dims:
+        z = np.repeat(mu[start][None], steps, axis=0)
+        z[:, dim] += offsets * spread[dim]
+        rows.append(ops.convert_to_numpy(vae.decode(z.astype("float32"))))
+    return _grid(rows, [f"z{dim}" for dim in dims], [f"{offset:+.1f} sd" for offset in offsets],
+                 f"Latent traversals around a typical {CONTROL} cell (z = {mu.shape[1]})")
+
+
+def plot_interpolations(vae, cells, mu, steps: int, n_rows: int):
+    """Decode straight lines in latent space from a typical DMSO cell to a typical cell of each treatment
+    (the cells nearest their groups' mean latent vectors), originals at both ends."""
+    from keras import ops
+
+    from cellvae.train import load_images
+
+    def typical(mask):
+        index = np.flatnonzero(mask)
+        return index[np.argmin(np.linalg.norm(mu[index] - mu[index].mean(axis=0), axis=1))]
+
+    start = typical(cells["compound"] == CONTROL)
+    treated = cells[cells["compound"] != CONTROL].groupby(["compound", "concentration"]).size()
+    ends = [(name, typical((cells["compound"] == name[0]) & (cells["concentration"] == name[1])))
+            for name in treated.sort_values(ascending=False).index[:n_rows]]
+    weights = np.linspace(0, 1, steps)[:, None]
+    rows = []
+    for _, end in ends:
+        z = (1 - weights) * mu[start] + weights * mu[end]
+        decoded = ops.convert_to_numpy(vae.decode(z.astype("float32")))
+        originals = load_images([cells["path"][start], cells["path"][end]]).astype("float32") / 255.0
+        rows.append([originals[0], *decoded, originals[1]])
+    labels = ["original"] + [f"{w:.2f}" for w in weights[:, 0]] + ["original"]
+    return _grid(rows, [f"→ {c} @ {x:g}" for (c, x), _ in ends], labels,
+                 f"Interpolations from a typical {CONTROL} cell (z = {mu.shape[1]})")
+
+
+def plot_confusion(result: dict):
+    """MoA confusion matrix of the NSC nearest neighbours, or the reason NSC is undefined."""
+    figure = Figure(figsize=(8, 7))
+    ax = figure.subplots()
+    if result["nsc"] is None:
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"NSC undefined:\n{result['nsc_undefined']}", ha="center", va="center", wrap=True)
+        return figure
+    pairs = [(m["moa"], m["nsc_match_moa"]) for m in result["matches"] if m["nsc_match_moa"] is not None]
+    labels = sorted({moa_name for pair in pairs for moa_name in pair})
+    counts = np.zeros((len(labels), len(labels)), int)
+    for true, predicted in pairs:
+        counts[labels.index(true), labels.index(predicted)] += 1
+    ax.imshow(counts, cmap="Blues")
+    for (r, c), count in np.ndenumerate(counts):
+        if count:
+            ax.text(c, r, count, ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("MoA of the nearest other compound")
+    ax.set_ylabel("true MoA")
+    ax.set_title(f"NSC {result['nsc']:.1%} over {result['n_treatments']} treatments")
+    figure.tight_layout()
+    return figure
+
+
+def _write_csv(table: pd.DataFrame, path) -> None:
+    atomic_write(path, lambda temporary: table.to_csv(temporary, index=False))
+
+
+def _save_figure(figure, path) -> None:
+    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=110))
+
+
+def profile_model(model_path, png_manifests: list, selected_csv, out_dir, settings: dict, log=print) -> dict:
+    """cells.csv.gz, wells.csv, moa.json, separation.csv and four figures for one trained model.
+
+    settings: normalize, aggregate, batch_size, cv_folds, max_cells_per_class, embedding_points,
+    traversal_dims, traversal_steps, traversal_extent, interpolation_steps, interpolation_rows, seed.
+    """
+    from cellvae.model import load_vae
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vae = load_vae(model_path)
+    cells = profiled_cells(png_manifests, selected_csv)
+    log(f"z={vae.latent_dim}: encoding {len(cells)} cells of {cells['compound'].nunique()} compounds")
+    mu = encode_paths(vae, cells["path"].tolist(), settings["batch_size"])
+    latent = [f"z{i}" for i in range(mu.shape[1])]
+    _write_csv(pd.concat([cells, pd.DataFrame(mu, columns=latent)], axis=1), out_dir / "cells.csv.gz")
+    wells = well_profiles(cells, mu)
+    _write_csv(wells, out_dir / "wells.csv")
+
+    result = moa.evaluate_wells(wells, wells[latent], settings["normalize"], settings["aggregate"])
+    result["latent_dim"] = vae.latent_dim
+    atomic_write(out_dir / "moa.json", lambda path: path.write_text(json.dumps(result, indent=2) + "\n"))
+    log(f"z={vae.latent_dim}: NSC {result['nsc']}, NSCB {result['nscb']} over {result['n_treatments']} treatments"
+        + (f" ({result['nsc_undefined']})" if result["nsc"] is None else ""))
+    separation = separation_table(cells, mu, settings["cv_folds"], settings["max_cells_per_class"], settings["seed"])
+    _write_csv(separation.assign(latent_dim=vae.latent_dim), out_dir / "separation.csv")
+    log(separation.to_string(index=False))
+
+    _save_figure(plot_confusion(result), out_dir / "confusion.png")
+    _save_figure(plot_embedding(cells, mu, settings["embedding_points"], settings["seed"]), out_dir / "embedding.png")
+    _save_figure(plot_traversals(vae, cells, mu, settings["traversal_dims"], settings["traversal_steps"],
+                                settings["traversal_extent"]), out_dir / "traversals.png")
+    _save_figure(plot_interpolations(vae, cells, mu, settings["interpolation_steps"], settings["interpolation_rows"]),
+                out_dir / "interpolations.png")
+    return result
+
+
+def compare_profiles(model_dirs: list, out_csv) -> pd.DataFrame:
+    """One row per latent dim: NSC, NSCB (empty where undefined) and the separation from DMSO."""
+    rows = []
+    for directory in map(Path, model_dirs):
+        result = json.loads((directory / "moa.json").read_text())
+        separation = pd.read_csv(directory / "separation.csv")
+        rows.append({"latent_dim": result["latent_dim"], "nsc": result["nsc"], "nscb": result["nscb"],
+                     "n_treatments": result["n_treatments"], "n_moas": result["n_moas"],
+                     "mean_accuracy_vs_dmso": separation["accuracy"].mean(),
+                     "min_accuracy_vs_dmso": separation["accuracy"].min(),
+                     "mean_distance_to_dmso": separation["distance_to_dmso"].mean(),
+                     "nsc_note": result.get("nsc_undefined", "")})
+    table = pd.DataFrame(rows).sort_values("latent_dim")
+    _write_csv(table, out_csv)
+    return table

@@ -1,0 +1,64 @@
+# Response profiles: every profiled cell encoded by each trained VAE (mu), wells → treatments, MoA accuracy
+# (NSC/NSCB) and separation from DMSO, latent traversals/interpolations/embedding; then a table across models.
+PROFILE_FIGURES = {
+    "confusion": "MoA confusion (NSC)",
+    "embedding": "2-D embedding",
+    "traversals": "latent traversals",
+    "interpolations": "interpolations",
+}
+
+
+rule profile_model:
+    input:
+        model=rules.train_vae.output.model,
+        manifests=per_plate("results/png/{plate}/cells.csv"),
+        pngs=per_plate("results/png/{plate}/cells"),  # read through the manifests' paths (staged with storage)
+        selected=rules.select_images.output.table,
+    output:
+        cells="results/profile/z{latent_dim}/cells.csv.gz",
+        wells="results/profile/z{latent_dim}/wells.csv",
+        moa="results/profile/z{latent_dim}/moa.json",
+        separation="results/profile/z{latent_dim}/separation.csv",
+        **{
+            name: report(
+                f"results/profile/z{{latent_dim}}/{name}.png",
+                caption=f"../report/profile_{name}.rst",
+                category="Response profiles",
+                subcategory="z={latent_dim}",
+                labels={"model": "z={latent_dim}", "figure": label},
+            )
+            for name, label in PROFILE_FIGURES.items()
+        },
+    wildcard_constraints:
+        latent_dim=r"\d+",
+    params:
+        settings=lookup(dpath="profile/analysis", within=config),
+    conda:
+        "../envs/tensorflow.yaml"
+    log:
+        "results/logs/profile_model/z{latent_dim}.log",
+    benchmark:
+        "results/benchmarks/profile_model/z{latent_dim}.tsv"
+    script:
+        "../scripts/profile_model.py"
+
+
+rule compare_profiles:
+    input:
+        moa=expand("results/profile/z{latent_dim}/moa.json", latent_dim=LATENT_DIMS),
+        separation=expand("results/profile/z{latent_dim}/separation.csv", latent_dim=LATENT_DIMS),
+    output:
+        table=report(
+            "results/profile/summary.csv",
+            caption="../report/profile_summary.rst",
+            category="Response profiles",
+            labels={"figure": "accuracy per latent dim"},
+        ),
+    conda:
+        "../envs/tensorflow.yaml"
+    log:
+        "results/logs/compare_profiles.log",
+    benchmark:
+        "results/benchmarks/compare_profiles.tsv"
+    script:
+        "../scripts/profile_compare.py"

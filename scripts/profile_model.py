@@ -1,0 +1,9 @@
+"""Snakemake entry point: response profiles, MoA accuracy and latent-space figures of one trained VAE."""
+from pathlib import Path
+
+from cellvae.profiles import profile_model
+from cellvae.runlog import logged
+
+with logged(snakemake.log[0]):
+    profile_model(snakemake.input.model, list(snakemake.input.manifests), snakemake.input.selected,
+                  Path(snakemake.output.moa).parent, snakemake.params.settings)

@@ -1,0 +1,106 @@
+"""Real servers for the cluster and cloud tests (Slurm, Ceph radosgw on 127.0.0.1) and the tiny demo run.
+
+The start/stop scripts are in tests/servers/; each context manager stops what it started, also on failure."""
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SERVERS = REPO / "tests" / "servers"
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+CELLPROFILER = REPO / ".venv-cellprofiler" / "bin" / "cellprofiler"
+
+
+def require(*executables):
+    """Skip (saying what to install) unless root and every executable is on PATH."""
+    missing = [name for name in executables if shutil.which(name) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed: run make setup")
+    if os.geteuid() != 0:
+        pytest.skip("the test servers run as root (slurmd, ceph): run the tests as root")
+    if not CELLPROFILER.exists():
+        pytest.skip(f"CellProfiler not installed at {CELLPROFILER}: run make setup")
+
+
+def tiny_config():
+    """The default config shrunk to seconds of work, with absolute paths to the repo's tools."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["synthetic"].update(width=320, height=320, cells_per_field=14, wells_per_compound=2, sites_per_well=1)
+    config["latent_dims"] = [4]
+    config["epochs"] = 1
+    config["png"]["size"] = 32
+    config["train"]["batch_size"] = 16
+    config["analysis"].update(n_reconstructions=4, n_generated=4, n_latent_histograms=4)
+    config["cellprofiler"] = {"executable": str(CELLPROFILER),
+                              "illum_pipeline": str(REPO / "pipelines" / "illum.cppipe"),
+                              "analysis_pipeline": str(REPO / "pipelines" / "analysis.cppipe")}
+    return config
+
+
+def snakemake(workdir, *args, env=None, check=True, timeout=1200):
+    """Run the workflow in workdir (config.yaml there) and return the CompletedProcess."""
+    command = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(workdir / "config.yaml"), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
+    return result
+
+
+def _run(script, *args, env=None):
+    result = subprocess.run(["bash", str(SERVERS / script), *map(str, args)], capture_output=True, text=True,
+                            timeout=180, env={**os.environ, **(env or {})})
+    if result.returncode != 0:
+        raise RuntimeError(f"{script} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+@contextlib.contextmanager
+def slurm_cluster(state_dir):
+    """A single-node Slurm (fake GPU) on 127.0.0.1; yields the environment its clients need."""
+    try:
+        _run("start_slurm.sh", state_dir)
+        yield {"SLURM_CONF": str(Path(state_dir) / "slurm.conf")}
+    finally:
+        _run("stop_slurm.sh", state_dir)
+
+
+class RadosGateway:
+    """Ceph (1 mon, 1 memstore OSD) + radosgw; restart() bounces only the S3 gateway, the data stays."""
+
+    def __init__(self, state_dir, port, access_key, secret_key):
+        self.state_dir, self.port = Path(state_dir), port
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.keys = {"S3_ACCESS_KEY": access_key, "S3_SECRET_KEY": secret_key}
+
+    def start(self):
+        """Start; once more from scratch if the monitor was not ready for the OSD (seen under heavy load)."""
+        try:
+            _run("start_ceph_rgw.sh", self.state_dir, self.port, env=self.keys)
+        except RuntimeError:
+            self.stop()
+            _run("start_ceph_rgw.sh", self.state_dir, self.port, env=self.keys)
+
+    def restart_gateway(self):
+        _run("stop_ceph_rgw.sh", self.state_dir, "rgw")
+        _run("start_ceph_rgw.sh", self.state_dir, self.port, "rgw")
+
+    def stop(self):
+        _run("stop_ceph_rgw.sh", self.state_dir)
+
+
+@contextlib.contextmanager
+def rados_gateway(state_dir, port, access_key, secret_key):
+    gateway = RadosGateway(state_dir, port, access_key, secret_key)
+    try:
+        gateway.start()
+        yield gateway
+    finally:
+        gateway.stop()

@@ -1,0 +1,184 @@
+"""Response profiles (cellvae.profiles): field selection for profiling, separation statistics, well
+aggregation, the per-model profile stage on tiny PNG sets, and real DMSO vs cycloheximide crops."""
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from cellvae import profiles  # noqa: E402
+from cellvae.metadata import MetadataError, training_and_profiled_fields  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+
+def image_and_moa_tables():
+    """Two plates: DMSO in B02/C02, taxol in B03 and the positive control G02, drug X in B04 (plate 2 only)."""
+    rows = []
+    for plate in ("Week1_1", "Week2_1"):
+        for well, compound, concentration in (("B02", "DMSO", 0.0), ("C02", "DMSO", 0.0), ("B03", "taxol", 1.0),
+                                              ("G02", "taxol", 1.0), ("B04", "X", 2.0)):
+            if compound == "X" and plate == "Week1_1":
+                continue
+            rows.append({"plate": plate, "well": well, "site": 1, "compound": compound,
+                         "concentration": concentration, "replicate": 1, "image_number": len(rows),
+                         "path": plate, "file_dapi": "d", "file_tubulin": "t", "file_actin": "a",
+                         "week": plate.split("_")[0]})
+    moa = pd.DataFrame({"compound": ["DMSO", "taxol"], "concentration": [0.0, 1.0],
+                        "moa": ["DMSO", "Microtubule stabilizers"]})
+    return pd.DataFrame(rows), moa
+
+
+def test_selection_is_the_union_with_purpose_flags():
+    images, moa = image_and_moa_tables()
+    selected = training_and_profiled_fields(images, moa, compounds=["DMSO"],
+                                            profile={"compounds": "all", "moas": "all", "exclude_wells": ["G02"]})
+    flags = selected.set_index(["plate", "well"])[["train", "profile"]]
+    assert flags.loc[("Week1_1", "B02")].tolist() == [True, True]        # DMSO: trained on and the reference
+    assert flags.loc[("Week2_1", "B03")].tolist() == [False, True]       # taxol: profiled only
+    assert ("Week1_1", "G02") not in flags.index                          # positive control excluded
+    assert ("Week2_1", "B04") not in flags.index                          # X has no MoA: not profiled
+    assert len(selected) == 6
+    only_training = training_and_profiled_fields(images, moa, compounds=["DMSO"])
+    assert only_training["train"].all() and not only_training["profile"].any() and len(only_training) == 4
+
+
+def test_profiling_dmso_only_on_plates_with_profiled_treatments_and_a_clear_error():
+    images, moa = image_and_moa_tables()
+    images = images[~((images["plate"] == "Week2_1") & (images["compound"] == "taxol"))]
+    selected = training_and_profiled_fields(images, moa, compounds=["X"], profile={"compounds": ["taxol"],
+                                            "moas": "all", "exclude_wells": []})
+    assert set(selected.loc[selected["profile"], "plate"]) == {"Week1_1"}
+    assert set(selected.loc[selected["train"], "compound"]) == {"X"}
+    with pytest.raises(MetadataError, match="profile.compounds/moas/exclude_wells select no treated field"):
+        training_and_profiled_fields(images, moa, profile={"compounds": "all", "moas": "all",
+                                                           "exclude_wells": ["B03", "G02"]})
+
+
+def test_lda_accuracy_separates_shifted_classes_and_not_identical_ones():
+    rng = np.random.default_rng(0)
+    control = rng.normal(size=(200, 4))
+    assert profiles.lda_cv_accuracy(control, rng.normal(size=(100, 4)) + [3, 0, 0, 0], 5, 0) > 0.9
+    assert 0.35 < profiles.lda_cv_accuracy(control, rng.normal(size=(100, 4)), 5, 0) < 0.65
+
+
+def test_distance_is_in_units_of_dmso_spread():
+    control = np.array([[1.0, 0], [-1, 0], [0, 1], [0, -1], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 0], [-1, 0]])
+    result = profiles.separation(control, control + [3.0, 4.0])   # RMS spread 1, centroid shift 5
+    assert result["distance_to_dmso"] == pytest.approx(5.0) and result["accuracy"] == 1.0
+
+
+def test_well_profiles_average_cells_per_well():
+    cells = pd.DataFrame({"plate": ["P", "P", "P"], "well": ["B02", "B02", "B03"], "compound": ["DMSO", "DMSO", "t"],
+                          "concentration": [0.0, 0.0, 1.0], "moa": ["DMSO", "DMSO", "M"], "batch": ["Week1"] * 3})
+    wells = profiles.well_profiles(cells, np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]))
+    assert wells[["well", "z0", "z1", "n_cells"]].values.tolist() == [["B02", 2.0, 3.0, 2], ["B03", 5.0, 6.0, 1]]
+
+
+def disc_pngs(directory, plate, well, n_cells, colour, radius, size=16, seed=0):
+    """PNG 'cells' (a coloured disc on black) and their rows of a PNG-stage manifest."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows_, columns_ = np.mgrid[:size, :size]
+    records = []
+    for label in range(1, n_cells + 1):
+        centre = size / 2 + rng.uniform(-1, 1, 2)
+        disc = (rows_ - centre[0]) ** 2 + (columns_ - centre[1]) ** 2 <= (radius + rng.uniform(-0.5, 0.5)) ** 2
+        image = (disc[..., None] * np.array(colour) * rng.uniform(0.8, 1.0)).astype(np.uint8)
+        path = directory / f"{plate}_{well}_c{label}.png"
+        Image.fromarray(image).save(path)
+        records.append({"path": str(path), "plate": plate, "well": well, "site": 1, "field": "f", "label": label,
+                        "crop_height": size, "crop_width": size})
+    return records
+
+
+@pytest.fixture(scope="module")
+def profiled_run(tmp_path_factory):
+    """Two plates (weeks), DMSO, two compounds of MoA 'A' and one of 'B', profiled by an untrained tiny VAE."""
+    import keras
+
+    from cellvae.model import build_vae
+
+    keras.utils.set_random_seed(0)
+    root = tmp_path_factory.mktemp("profiles")
+    design = [("DMSO", 0.0, "DMSO", (0, 0, 255), 3), ("a1", 1.0, "A", (255, 0, 0), 6),
+              ("a2", 1.0, "A", (230, 20, 0), 6), ("b1", 1.0, "B", (0, 255, 0), 3)]
+    manifests, fields = [], []
+    for plate_index, plate in enumerate(["Week1_1", "Week2_1"]):
+        records = []
+        for index, (compound, concentration, moa_name, colour, radius) in enumerate(design):
+            for replicate in range(2):
+                well = f"B{index * 2 + replicate + 2:02d}"
+                records += disc_pngs(root / plate, plate, well, 8, colour, radius, seed=plate_index * 100 + index)
+                fields.append({"plate": plate, "week": plate.split("_")[0], "well": well, "site": 1,
+                               "compound": compound, "concentration": concentration, "moa": moa_name,
+                               "train": compound == "DMSO", "profile": True})
+        manifests.append(root / f"{plate}.csv")
+        pd.DataFrame(records).to_csv(manifests[-1], index=False)
+    selected = root / "selected.csv"
+    pd.DataFrame(fields).to_csv(selected, index=False)
+    model = root / "model.keras"
+    build_vae(16, 3).save(model)
+    settings = dict(normalize="plate-dmso", aggregate="mean", batch_size=16, cv_folds=3, max_cells_per_class=100,
+                    embedding_points=100, traversal_dims=2, traversal_steps=3, traversal_extent=2.0,
+                    interpolation_steps=3, interpolation_rows=2, seed=0)
+    out = root / "z3"
+    profiles.profile_model(model, [str(path) for path in manifests], selected, out, settings, log=lambda m: None)
+    return out
+
+
+def test_profile_model_writes_profiles_scores_and_figures(profiled_run):
+    cells = pd.read_csv(profiled_run / "cells.csv.gz")
+    assert len(cells) == 2 * 4 * 2 * 8 and {"z0", "z1", "z2", "moa", "batch"} <= set(cells.columns)
+    wells = pd.read_csv(profiled_run / "wells.csv")
+    assert len(wells) == 16 and set(wells["n_cells"]) == {8}
+    result = json.loads((profiled_run / "moa.json").read_text())
+    assert result["n_treatments"] == 3 and result["latent_dim"] == 3 and result["nsc_evaluated"] == 3
+    assert result["nscb"] is None and "another batch" in result["nscb_undefined"]   # every treatment in both weeks
+    separation = pd.read_csv(profiled_run / "separation.csv")
+    assert separation["compound"].tolist() == ["a1", "a2", "b1"]
+    assert (separation["accuracy"] > 0.85).all() and (separation["distance_to_dmso"] > 1).all()
+    for figure in ("confusion", "embedding", "traversals", "interpolations"):
+        assert (profiled_run / f"{figure}.png").stat().st_size > 5000
+
+
+def test_compare_profiles_tabulates_each_model(profiled_run, tmp_path):
+    table = profiles.compare_profiles([profiled_run], tmp_path / "summary.csv")
+    assert table["latent_dim"].tolist() == [3] and table["n_treatments"].tolist() == [3]
+    assert pd.read_csv(tmp_path / "summary.csv")["mean_accuracy_vs_dmso"].iloc[0] > 0.85
+
+
+def test_profiled_cells_need_the_profile_flags(tmp_path):
+    selected = tmp_path / "selected.csv"
+    pd.DataFrame({"plate": ["P"], "well": ["B02"], "site": [1]}).to_csv(selected, index=False)
+    manifest = tmp_path / "cells.csv"
+    pd.DataFrame({"path": ["x.png"], "plate": ["P"], "well": ["B02"], "site": [1], "label": [1]}).to_csv(manifest,
+                                                                                                      index=False)
+    with pytest.raises(ValueError, match="has no profile column"):
+        profiles.profiled_cells([manifest], selected)
+
+
+def test_real_dmso_and_cycloheximide_cells_separate_in_the_latent_space(shared_bbbc021):
+    """Real crops of one plate (Week4_27801), preprocessed as the PNG stage does; a tiny VAE trained on DMSO."""
+    import keras
+
+    from cellvae.model import build_vae
+    from cellvae.png import channel_ranges, compose_cell
+
+    single_cells = shared_bbbc021 / "images" / "single_cells"
+    rng = np.random.default_rng(0)
+    groups = [sorted((single_cells / name).glob("*.npy")) for name in ("DMSO", "Protein_synthesis")]
+    raw = [[np.load(groups[k][i])[..., [1, 2, 0]] for i in rng.choice(len(groups[k]), 240, replace=False)]
+           for k in (0, 1)]                                            # DAPI, Tubulin, Actin → RGB order
+    ranges = channel_ranges(raw[0] + raw[1])
+    dmso, treated = (np.stack([compose_cell(cell, ranges, 32) for cell in cells]) for cells in raw)
+    keras.utils.set_random_seed(1)
+    vae = build_vae(32, 8)
+    vae.compile(optimizer=keras.optimizers.Adam(5e-4), jit_compile=False)
+    vae.fit(dmso.astype("float32") / 255.0, batch_size=32, epochs=3, verbose=0)
+    result = profiles.separation(profiles.encode_images(vae, dmso), profiles.encode_images(vae, treated))
+    assert result["accuracy"] > 0.7 and result["distance_to_dmso"] > 0.5
