@@ -5,14 +5,9 @@ state=${1:?usage: stop_slurm.sh STATE_DIR}
 var=$state/var
 export SLURM_CONF=$state/slurm.conf
 scancel --full --signal=KILL --user="$(id -un)" 2>/dev/null
+source "$(dirname "$0")/stop_pidfile.sh"
 for daemon in slurmd slurmctld munged; do
-  pidfile=$var/$daemon.pid
-  [ -s "$pidfile" ] || continue
-  pid=$(cat "$pidfile")
-  kill "$pid" 2>/dev/null
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null
-  rm -f "$pidfile"
+  stop_pidfile "$var/$daemon.pid"
 done
 for name in slurm.conf gres.conf; do
   target=/etc/slurm/$name
