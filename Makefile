@@ -1,17 +1,27 @@
 # make demo: set up, run the pipeline on the default (synthetic mini BBBC021) config, write the report.
-# make test: set up, run the whole test suite.
+# make test: set up, add the servers the tests start (setup-test), run the whole test suite.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 CP_VENV := .venv-cellprofiler
 CORES ?= all
 
-.PHONY: setup system demo test clean
+.PHONY: setup setup-test system system-test profiles demo test clean
 
-setup: system $(VENV)/.installed $(CP_VENV)/.installed
+# what the pipeline needs: Debian packages, the two venvs, the cluster profiles by name (--profile aws-gpu)
+setup: system $(VENV)/.installed $(CP_VENV)/.installed profiles
+
+# what the tests add: the servers they start (nginx, Slurm, Ceph radosgw)
+setup-test: setup system-test
 
 system:
-	@bash envs/install_system.sh
+	@bash envs/install_system.sh pipeline
+
+system-test: system  # after it: one apt-get at a time, also under make -j
+	@bash envs/install_system.sh test
+
+profiles:
+	@bash envs/link_profiles.sh
 
 $(VENV)/.installed: envs/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +39,7 @@ demo: setup
 	$(VENV)/bin/snakemake --report results/report.html
 	@echo "Report: results/report.html"
 
-test: setup
+test: setup-test
 	$(VENV)/bin/python -m pytest
 
 clean:

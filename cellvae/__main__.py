@@ -8,7 +8,8 @@ COMMANDS = {
     # command: (module exposing main(argv), one-line help)
     "fetch": ("cellvae.fetch", "fetch one plate's selected images (ranged, verified, resumable)"),
     "train": ("cellvae.cli_train", "train a VAE on a folder of single-cell images (PNG, TIFF, .npy)"),
-    "evaluate": ("cellvae.cli_evaluate", "reconstruction metrics (S, MSE, PSNR, SSIM) of a model on images"),
+    "evaluate": ("cellvae.cli_evaluate", "reconstruction metrics of a model beside its baselines (zero/mean/median/PCA)"),
+    "embed": ("cellvae.cli_embed", "posterior means z of images under a model, as a CSV (path, z0 ... z{k-1})"),
     "moa-eval": ("cellvae.moa", "MoA accuracy (NSC/NSCB, 1-NN cosine) of per-well profiles"),
     "cost": ("cellvae.cost", "cost table (hours x price per instance type) from Snakemake benchmark files"),
     "aws": ("cellvae.aws", "AWS stack for profiles/aws-gpu: deploy, env (profile variables), destroy"),

@@ -1,8 +1,9 @@
-"""Evaluate trained VAEs on the held-out validation cells and compare latent dimensions.
+"""Evaluate trained VAEs on the held-out validation cells beside their baselines, and compare latent dimensions.
 
-Reconstructions decode the posterior mean mu. Metrics, as in the thesis:
-similarity S = 1 - mean|x - x_hat| / 255 with x, x_hat in 0..255; also the MSE on [0, 1],
-the PSNR (dB, data range 1) of that MSE and the SSIM (Gaussian window, sigma 1.5, per channel).
+Reconstructions decode the posterior mean mu. Metrics (cellvae.metrics): the thesis's similarity S, MSE,
+PSNR and SSIM over whole images and, inside the segmented cell (the PNG stage zeroes every pixel outside it),
+s_cell and mse_cell. Each model stands beside zero / mean / median / PCA-k reconstructions of the same cells
+(cellvae.baselines, fitted on the model's training cells, k = its latent dimension).
 """
 
 import json
@@ -13,72 +14,48 @@ import numpy as np
 import pandas as pd
 from keras import ops
 from matplotlib.figure import Figure
-from scipy import ndimage, stats
+from scipy import stats
 
+from cellvae.baselines import Baselines
+from cellvae.metrics import METRICS, reconstruction_metrics
 from cellvae.model import load_vae
-from cellvae.train import atomic_write, load_images, read_manifest, split_paths
+from cellvae.train import atomic_write, load_images, read_manifest, shard_split, split_paths
 
 BATCH_SIZE = 128
+BASELINE_MAX_CELLS = 20_000     # training cells the baselines are fitted on (a seeded sample beyond that)
 
 
-def similarity_s(images, reconstructions):
-    """Thesis similarity 1 - mean|x - x_hat| / 255 of arrays in 0..255."""
-    difference = np.asarray(images, dtype=np.float64) - np.asarray(reconstructions, dtype=np.float64)
-    return 1.0 - float(np.mean(np.abs(difference))) / 255.0
-
-
-def mean_squared_error(images, reconstructions):
-    """Mean squared error of arrays in [0, 1]."""
-    difference = np.asarray(images, dtype=np.float64) - np.asarray(reconstructions, dtype=np.float64)
-    return float(np.mean(np.square(difference)))
-
-
-def psnr(mse, data_range=1.0):
-    """Peak signal-to-noise ratio in dB of a mean squared error (inf if it is 0)."""
-    return math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
-
-
-def ssim(images, reconstructions, data_range=1.0):
-    """Mean structural similarity (Wang et al. 2004) of N×H×W×C arrays: Gaussian window (sigma 1.5,
-    11×11), per channel, borders of 5 px excluded, as skimage's structural_similarity(gaussian_weights=True)."""
-    x = np.asarray(images, dtype=np.float64)
-    y = np.asarray(reconstructions, dtype=np.float64)
-
-    def local_mean(a):
-        return ndimage.gaussian_filter(a, sigma=(0, 1.5, 1.5, 0), truncate=3.5)
-
-    mu_x, mu_y = local_mean(x), local_mean(y)
-    var_x = local_mean(x * x) - mu_x ** 2
-    var_y = local_mean(y * y) - mu_y ** 2
-    covariance = local_mean(x * y) - mu_x * mu_y
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * covariance + c2)
-                / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2)))
-    return float(ssim_map[:, 5:-5, 5:-5, :].mean())
-
-
-def evaluate(vae, images):
+def evaluate(vae, images, masked=True):
     """Reconstruct uint8 images from mu batch by batch -> (metrics dict, mu array)."""
-    similarity_sum = squared_error_sum = ssim_sum = 0.0
     mus = []
-    for start in range(0, len(images), BATCH_SIZE):
-        batch = images[start:start + BATCH_SIZE].astype("float32") / 255.0
+
+    def reconstruct(batch):
         mu, _ = vae.encode(batch)
-        reconstructions = ops.convert_to_numpy(vae.decode(mu))
-        similarity_sum += similarity_s(batch * 255.0, reconstructions * 255.0) * len(batch)
-        squared_error_sum += mean_squared_error(batch, reconstructions) * len(batch)
-        ssim_sum += ssim(batch, reconstructions) * len(batch)
         mus.append(ops.convert_to_numpy(mu))
-    mse = squared_error_sum / len(images)
-    metrics = {
-        "latent_dim": vae.latent_dim,
-        "similarity_s": similarity_sum / len(images),
-        "mse": mse,
-        "psnr": psnr(mse),
-        "ssim": ssim_sum / len(images),
-        "n_cells": len(images),
-    }
-    return metrics, np.concatenate(mus)
+        return ops.convert_to_numpy(vae.decode(mu))
+
+    metrics = reconstruction_metrics(images, reconstruct, masked, BATCH_SIZE)
+    return {"latent_dim": vae.latent_dim, **metrics}, np.concatenate(mus)
+
+
+def training_cells(manifest_csv) -> np.ndarray:
+    """The train split's uint8 cells from the dataset's shards (at most BASELINE_MAX_CELLS, sampled)."""
+    from cellvae.baselines import sample_cells
+
+    shards = [np.load(path, mmap_mode="r") for path in shard_split(manifest_csv, "train")]
+    counts = np.cumsum([0] + [len(shard) for shard in shards])
+    chosen = sample_cells(np.arange(counts[-1]), BASELINE_MAX_CELLS)
+    cells = np.empty((len(chosen), *shards[0].shape[1:]), np.uint8)
+    for index, cell in enumerate(chosen):
+        shard = np.searchsorted(counts, cell, side="right") - 1
+        cells[index] = shards[shard][cell - counts[shard]]
+    return cells
+
+
+def baseline_metrics(baselines: Baselines, images, masked=True) -> dict:
+    """name -> metrics of each baseline's reconstructions of the images."""
+    return {name: reconstruction_metrics(images, reconstruct, masked, BATCH_SIZE)
+            for name, reconstruct in baselines.reconstructors().items()}
 
 
 def latent_ks_table(mu):
@@ -135,7 +112,8 @@ def plot_latent_histograms(mu, ks_table, n_dims):
 
 def analyze_model(model_path, manifest_csv, out_dir, n_generated=20, n_latent_histograms=20,
                   seed=0) -> dict:
-    """metrics.json, latent_ks.csv, generated.png and latent_histograms.png of one model."""
+    """metrics.json (the model's metrics and its baselines'), baselines.npz, latent_ks.csv, generated.png
+    and latent_histograms.png of one model."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     vae = load_vae(model_path)
@@ -143,6 +121,10 @@ def analyze_model(model_path, manifest_csv, out_dir, n_generated=20, n_latent_hi
     images = load_images(split_paths(manifest, "validation", manifest_csv))
 
     metrics, mu = evaluate(vae, images)
+    baselines = Baselines.fit(training_cells(manifest_csv), vae.latent_dim, seed=seed)
+    baselines.save(out_dir / "baselines.npz")
+    metrics["baselines"] = baseline_metrics(baselines, images)
+    metrics["baselines"]["pca"]["k"] = baselines.k
     atomic_write(out_dir / "metrics.json",
                  lambda path: path.write_text(json.dumps(metrics, indent=2) + "\n"))
     ks_table = latent_ks_table(mu)
@@ -171,7 +153,7 @@ def plot_reconstructions(originals, reconstructions_by_model):
             ax.set_xticks([])
             ax.set_yticks([])
         row[0].set_ylabel(label, fontsize=11)
-    figure.suptitle("Validation cells and their reconstructions from mu")
+    figure.suptitle("Validation cells, each model's reconstructions from mu and PCA-k's (k = its latent dimension)")
     figure.tight_layout()
     return figure
 
@@ -198,7 +180,7 @@ def plot_training_speed(table):
     """Per model: total training time and training throughput (bars labelled with their values)."""
     figure = Figure(figsize=(10, 3.6))
     axes = figure.subplots(1, 2)
-    labels = [f"z={dim}" for dim in table["latent_dim"]]
+    labels = table["model"].tolist()
     for ax, column, title in zip(axes, ["train_seconds", "images_per_second"],
                                  ["Training time (s, all epochs)", "Throughput (training images/s)"]):
         bars = ax.bar(labels, table[column], color="tab:blue")
@@ -209,9 +191,38 @@ def plot_training_speed(table):
     return figure
 
 
+def plot_model_vs_baselines(table):
+    """Held-out MSE of each VAE beside PCA with as many components, and the zero / mean / median images."""
+    figure = Figure(figsize=(8, 4))
+    ax = figure.subplots()
+    models = table[table["method"] == "vae"]
+    pca = table[table["method"].str.startswith("pca-")].set_index("latent_dim")
+    positions = np.arange(len(models))
+    ax.bar(positions - 0.2, models["mse"], 0.4, label="VAE (decoded mu)", color="tab:blue")
+    ax.bar(positions + 0.2, [pca.loc[dim, "mse"] for dim in models["latent_dim"]], 0.4,
+           label="PCA-k (k = latent dim)", color="tab:orange")
+    for (name, style) in [("mean", ":"), ("median", "--")]:
+        row = table[table["method"] == name]
+        if len(row):
+            ax.axhline(row["mse"].iloc[0], color="gray", linestyle=style, label=f"{name} training image")
+    ax.set_xticks(positions, models["model"])
+    ax.set_ylabel("MSE on held-out cells (lower is better)")
+    ax.set_title("Each model against baselines on the same held-out cells")
+    ax.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def sort_key(value):
+    """Sort baselines (latent_dim 0: zero, mean, median) first, then by latent dimension, VAE before PCA."""
+    order = {"zero": 0, "mean": 1, "median": 2, "vae": 3}
+    return order.get(value, 4) if isinstance(value, str) else value
+
+
 def compare_models(model_dirs: list, analysis_dirs: list, manifest_csv, out_dir,
                    n_reconstructions=8, seed=0) -> pd.DataFrame:
-    """metrics.csv, reconstructions.png, loss_curves.png and training_speed.png across models.
+    """metrics.csv (one row per model and per baseline, column method), reconstructions.png, loss_curves.png,
+    training_speed.png and model_vs_baselines.png across models.
 
     Each model_dir holds model.keras, training.json and history.csv (train_vae); each
     analysis_dir the metrics.json of analyze_model for the same model.
@@ -226,14 +237,21 @@ def compare_models(model_dirs: list, analysis_dirs: list, manifest_csv, out_dir,
     chosen = sorted(rng.choice(len(paths), size=min(n_reconstructions, len(paths)), replace=False))
     originals = load_images([paths[i] for i in chosen]).astype("float32") / 255.0
 
-    rows, reconstructions, histories = [], {}, {}
+    rows, baseline_rows, reconstructions, histories = [], {}, {}, {}
     for model_dir, analysis_dir in zip(map(Path, model_dirs), map(Path, analysis_dirs)):
         metrics = json.loads((analysis_dir / "metrics.json").read_text())
+        baselines = metrics.pop("baselines")
         training = json.loads((model_dir / "training.json").read_text())
         history = pd.read_csv(model_dir / "history.csv")
-        label = f"z={metrics['latent_dim']}"
+        label = model_dir.name                             # z16, or thesis-z75 with variants
         final = history.iloc[-1]
+        for name, values in baselines.items():
+            key = f"pca-{values['k']}" if name == "pca" else name
+            baseline_rows[key] = {"method": key, "model": None, "latent_dim": values["k"] if name == "pca" else 0,
+                                  **{column: values[column] for column in [*METRICS, "n_cells"]}}
         rows.append({
+            "method": "vae",
+            "model": label,
             **metrics,
             "parameters": training["parameters"],
             "epochs": training["epochs"],
@@ -244,12 +262,17 @@ def compare_models(model_dirs: list, analysis_dirs: list, manifest_csv, out_dir,
                 "val_loss", "val_reconstruction_loss", "val_kl_loss"]},
         })
         vae = load_vae(model_dir / "model.keras")
-        reconstructions[label] = ops.convert_to_numpy(vae.reconstruct(originals))
+        reconstructions[f"VAE {label}"] = ops.convert_to_numpy(vae.reconstruct(originals))
+        pca = Baselines.load(analysis_dir / "baselines.npz")
+        if f"PCA-{pca.k}" not in reconstructions:
+            reconstructions[f"PCA-{pca.k}"] = pca.reconstructors()["pca"](originals)
         histories[label] = history
 
-    table = pd.DataFrame(rows).sort_values("latent_dim")
+    table = pd.concat([pd.DataFrame(rows), pd.DataFrame(baseline_rows.values())], ignore_index=True)
+    table = table.sort_values(["latent_dim", "method"], key=lambda column: column.map(sort_key)).reset_index(drop=True)
     atomic_write(out_dir / "metrics.csv", lambda path: table.to_csv(path, index=False))
     save_figure(plot_reconstructions(originals, reconstructions), out_dir / "reconstructions.png")
     save_figure(plot_loss_curves(histories), out_dir / "loss_curves.png")
-    save_figure(plot_training_speed(table), out_dir / "training_speed.png")
+    save_figure(plot_training_speed(table[table["method"] == "vae"]), out_dir / "training_speed.png")
+    save_figure(plot_model_vs_baselines(table), out_dir / "model_vs_baselines.png")
     return table

@@ -1,23 +1,37 @@
-"""python -m cellvae train: train a VAE on a folder of single-cell images (PNG, TIFF or .npy).
+"""cellvae train: train a VAE on single-cell images (PNG, TIFF or .npy) from folders or manifests.
 
 Images are composed exactly as the PNG stage does (cellvae.inputs), written as .npy shards under
 OUT/data/, and trained with the pipeline's code (cellvae.train); rerunning resumes after the last
-completed epoch. Training settings come from the config file's train: section (png: for the image
-size and intensity percentiles); options given here override them.
+completed epoch. Beside the model: preprocessing.json (how inputs were composed: evaluate and embed reuse
+it) and baselines.npz (mean / median image and PCA-k of the training cells, k = the latent dimension).
+
+--images takes a folder or a CSV manifest (columns path or file, e.g. ../shared's by-plate manifest.csv),
+and may be given several times; --where KEY=VALUE[,VALUE...] keeps the manifests' rows that match (several
+--where: all must match). Example, four plates' DMSO cells for training and a fifth for validation:
+  cellvae train --images manifest.csv --where compound=DMSO --where plate=Week4_27481,Week4_27521,Week4_27542,Week4_27801
+                --validation-images manifest.csv --validation-where compound=DMSO --validation-where plate=Week4_27821
+                --latent-dim 75 --size 64 --epochs 30 --out runs/z75
+Training settings come from the config file's train: section (png: for the image size and intensity
+percentiles); options given here override them.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
+import numpy as np
 import yaml
 
-from cellvae.inputs import compose_cells, list_images, write_shard
-from cellvae.train import DEFAULTS, atomic_write, train_on_shards
+from cellvae.baselines import Baselines
+from cellvae.files import atomic_write
+from cellvae.inputs import compose_arrays, image_table, read_image, write_shard
+from cellvae.metrics import inputs_are_masked
+from cellvae.png import resolve_scale
+from cellvae.settings import DEFAULTS, training_settings
 
 PREPROCESSING_JSON = "preprocessing.json"
+BASELINES_NPZ = "baselines.npz"
 
 
 def load_config(path) -> dict:
@@ -38,21 +52,44 @@ def switch(text):
     return text if text == "auto" else text == "true"
 
 
+def add_image_arguments(p: argparse.ArgumentParser, prefix="", required=True) -> None:
+    """--[prefix]images (repeatable) and --[prefix]where (repeatable)."""
+    p.add_argument(f"--{prefix}images", action="append", required=required, default=None,
+                   help="folder of single-cell images, or a CSV manifest (repeatable)")
+    p.add_argument(f"--{prefix}where", action="append", default=[], metavar="KEY=VALUE[,VALUE...]",
+                   help="keep manifest rows whose column KEY has one of the values (repeatable: all must hold)")
+
+
+def read_inputs(sources, where, pattern, channel_order) -> tuple[list, list, str, bool]:
+    """(paths, raw RGB arrays, input kind 'uint8' or 'raw', whether crops carry a cell mask)."""
+    paths = image_table(sources, where, pattern)["path"].tolist()
+    raw = [read_image(path, channel_order) for path in paths]
+    kinds = {"uint8" if cell.dtype == np.uint8 else "raw" for cell in raw}
+    if len(kinds) > 1:
+        raise ValueError(f"{', '.join(map(str, sources))}: mixes uint8 images with raw (e.g. uint16) ones; "
+                         "give one kind")
+    return paths, raw, kinds.pop(), inputs_are_masked(raw)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m cellvae train", description=__doc__,
+    p = argparse.ArgumentParser(prog="cellvae train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--images", required=True, help="folder of single-cell images")
+    add_image_arguments(p)
+    add_image_arguments(p, "validation-", required=False)
     p.add_argument("--latent-dim", type=int, required=True)
     p.add_argument("--epochs", type=int, required=True)
     p.add_argument("--out", required=True, help="output folder (model.keras, history.csv, checkpoints)")
-    p.add_argument("--pattern", default="*", help="glob of the training images in --images (default: all)")
-    p.add_argument("--validation-pattern", help="glob of held-out validation images in --images "
+    p.add_argument("--pattern", default="*", help="glob of the training images in folders (default: all)")
+    p.add_argument("--validation-pattern", help="glob of held-out validation images in the --images folders "
                                                 "(excluded from training), e.g. '*_s3_*'")
     p.add_argument("--channel-order", default="auto",
                    help="input channels, comma separated, e.g. dapi,tubulin,actin (default auto: "
                         "tubulin,actin,dapi for .png as the PNG stage writes them, dapi,tubulin,actin "
                         "for .npy/TIFF as BBBC021's w1,w2,w4)")
-    p.add_argument("--size", type=int, help="image side in px (default: config png.size, else 128)")
+    p.add_argument("--size", type=int, help="image side in px, a multiple of 8 (default: config png.size, else 128)")
+    p.add_argument("--scale", type=lambda text: text if text in ("auto", "fill") else float(text),
+                   help="resize factor of every cell: auto (the largest at which every given cell fits the canvas, "
+                        "at most 1), fill (each cell fills the canvas: the thesis) or a number (default: png.scale)")
     p.add_argument("--config", default="config/config.yaml",
                    help="workflow config for train: and png: settings ('none': built-in defaults)")
     for key, default in DEFAULTS.items():
@@ -68,29 +105,45 @@ def main(argv=None) -> int:
     config = load_config(None if args.config == "none" else args.config)
     png = config.get("png", {})
     size = args.size or png.get("size", 128)
+    if size < 8 or size % 8:
+        raise ValueError(f"--size must be a positive multiple of 8, got {size}")
     percentiles = tuple(png.get("percentiles", (0.5, 99.8)))
-    upscale = png.get("upscale", True)
+    scale_setting = args.scale if args.scale is not None else png.get("scale", "auto")
     settings = {key: value for key, value in config.get("train", {}).items() if key in DEFAULTS}
     settings.update({key: getattr(args, key) for key in DEFAULTS if getattr(args, key) is not None})
+    settings = training_settings(args.latent_dim, args.epochs, settings)   # refuse bad values before writing
+
+    from cellvae.train import train_on_shards       # TensorFlow: only once the arguments are known to be good
 
     channel_order = parse_channel_order(args.channel_order)
-    paths = list_images(args.images, args.pattern)
-    validation_paths = list_images(args.images, args.validation_pattern) if args.validation_pattern else []
+    paths, raw, kind, masked = read_inputs(args.images, args.where, args.pattern, channel_order)
+    validation_paths = (image_table(args.validation_images, args.validation_where, args.pattern)["path"].tolist()
+                        if args.validation_images else [])
+    if args.validation_pattern:
+        validation_paths += image_table(args.images, [], args.validation_pattern)["path"].tolist()
     held_out = set(validation_paths)
-    paths = [path for path in paths if path not in held_out]
-    if not paths:
-        raise SystemExit(f"error: every image matching --pattern also matches --validation-pattern in {args.images}")
+    train_raw = [cell for path, cell in zip(paths, raw) if path not in held_out]
+    if not train_raw:
+        raise ValueError("every training image is also a validation image; check --validation-pattern / "
+                         "--validation-images")
     out = Path(args.out)
-    cells, ranges = compose_cells(paths, size, channel_order, percentiles, upscale)
+    validation_raw = [read_image(path, channel_order) for path in validation_paths]
+    longest = [max(cell.shape[:2]) for cell in train_raw + validation_raw]
+    scale = resolve_scale(scale_setting, longest, size, 1.0)       # every given cell fits the canvas
+    cells, ranges = compose_arrays(train_raw, size, percentiles, scale)
     train_shards, validation_shards = [out / "data" / "train.npy"], []
     write_shard(train_shards[0], cells)
     if validation_paths:
-        validation_cells, _ = compose_cells(validation_paths, size, channel_order, percentiles, upscale, ranges)
+        validation_cells, _ = compose_arrays(validation_raw, size, percentiles, scale, ranges)
         validation_shards = [out / "data" / "validation.npy"]
         write_shard(validation_shards[0], validation_cells)
+    Baselines.fit(cells, args.latent_dim).save(out / BASELINES_NPZ)
     preprocessing = {"size": size, "channel_order": args.channel_order, "percentiles": list(percentiles),
-                     "upscale": upscale, "ranges_rgb": ranges.tolist(), "images": os.path.abspath(args.images),
-                     "pattern": args.pattern, "validation_pattern": args.validation_pattern}
+                     "scale": scale, "ranges_rgb": ranges.tolist(), "input_kind": kind, "masked": masked,
+                     "images": [str(Path(source).resolve()) for source in args.images], "where": args.where,
+                     "pattern": args.pattern, "n_train": len(cells), "n_validation": len(validation_paths),
+                     "validation_images": [str(Path(s).resolve()) for s in args.validation_images or []],
+                     "validation_where": args.validation_where, "validation_pattern": args.validation_pattern}
     atomic_write(out / PREPROCESSING_JSON, lambda path: path.write_text(json.dumps(preprocessing, indent=2) + "\n"))
     train_on_shards(train_shards, validation_shards, out, args.latent_dim, args.epochs, **settings)
     return 0

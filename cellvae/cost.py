@@ -39,8 +39,11 @@ def job_of(path: str | Path) -> tuple[str, str]:
         raise CostError(f"{path}: not under a benchmarks/ folder")
     rest = parts[parts.index("benchmarks") + 1:]
     rule = rest[0]
-    model = re.fullmatch(r"z(\d+)", rest[-1]) if len(rest) > 1 else None
-    return rule, f"z={model.group(1)}" if model else ALL_MODELS
+    model = re.fullmatch(r"(?:([a-z0-9_]+)-)?z(\d+)", rest[-1]) if len(rest) > 1 else None
+    if not model:
+        return rule, ALL_MODELS
+    variant, latent_dim = model.groups()
+    return rule, f"{variant} z={latent_dim}" if variant else f"z={latent_dim}"
 
 
 def job_hours(path: str | Path) -> float:

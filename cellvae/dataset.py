@@ -1,4 +1,4 @@
-"""Dataset: all plates' PNG cells with their compound, split into train and validation by well,
+"""Dataset: all plates' PNG cells with their compound, split into train and validation by well or by plate,
 and written as decoded uint8 shards (one .npy per split and plate) for the training input pipeline."""
 from __future__ import annotations
 
@@ -28,6 +28,29 @@ def split_by_well(cells: pd.DataFrame, validation_fraction: float, seed: int) ->
     return key.isin(held_out_keys).map({True: "validation", False: "train"})
 
 
+def split_by_plate(cells: pd.DataFrame, validation_plates: list) -> pd.Series:
+    """'train' or 'validation' per cell; every cell of a validation plate is held out (the model is judged on
+    plates it never saw)."""
+    plates = set(cells["plate"])
+    missing = sorted(set(validation_plates) - plates)
+    if missing or not validation_plates:
+        raise ValueError(f"config key dataset.validation_plates: {missing or 'none given'} not among the plates "
+                         f"with cells ({', '.join(sorted(plates))}); name at least one of them")
+    if plates <= set(validation_plates):
+        raise ValueError("config key dataset.validation_plates holds every plate: none is left for training")
+    return cells["plate"].isin(validation_plates).map({True: "validation", False: "train"})
+
+
+def split_cells(cells: pd.DataFrame, split: str, validation_fraction: float, seed: int,
+                validation_plates=()) -> pd.Series:
+    """The train/validation split of config key dataset.split: `well` (a fraction of wells) or `plate`."""
+    if split == "plate":
+        return split_by_plate(cells, list(validation_plates))
+    if split == "well":
+        return split_by_well(cells, validation_fraction, seed)
+    raise ValueError(f"config key dataset.split must be 'well' or 'plate', got {split!r}")
+
+
 def decode_pngs(paths) -> np.ndarray:
     """RGB PNGs of one size -> uint8 array N×S×S×3."""
     cells = []
@@ -55,8 +78,9 @@ def write_shards(manifest: pd.DataFrame, shards_dir) -> pd.DataFrame:
 
 
 def build_manifest(png_manifests: list[str], selected_csv: str, out_csv: str,
-                   validation_fraction: float, seed: int, shards_dir=None) -> pd.DataFrame:
-    """Join the plates' PNG manifests with the field metadata, split by well, write the uint8 shards
+                   validation_fraction: float, seed: int, shards_dir=None, split="well",
+                   validation_plates=()) -> pd.DataFrame:
+    """Join the plates' PNG manifests with the field metadata, split (by well or plate), write the uint8 shards
     (shards_dir/<split>-<plate>.npy; default: a shards folder beside out_csv), then the manifest, atomically."""
     cells = pd.concat([pd.read_csv(path) for path in png_manifests], ignore_index=True)
     if cells.empty:
@@ -66,7 +90,7 @@ def build_manifest(png_manifests: list[str], selected_csv: str, out_csv: str,
         fields = fields[fields["train"]]
     fields = fields[["plate", "well", "site", "compound", "concentration"]]
     cells = cells.merge(fields, on=["plate", "well", "site"], how="inner", validate="many_to_one")
-    cells["split"] = split_by_well(cells, validation_fraction, seed)
+    cells["split"] = split_cells(cells, split, validation_fraction, seed, validation_plates)
     cells = cells.sort_values(["plate", "well", "site", "label"])
     manifest = write_shards(cells, Path(out_csv).parent / "shards" if shards_dir is None else shards_dir)
     manifest = manifest[MANIFEST_COLUMNS]

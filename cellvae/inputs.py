@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import tifffile
 from PIL import Image
 
@@ -31,6 +32,62 @@ def list_images(folder, pattern="*") -> list[Path]:
     if not paths:
         raise ValueError(f"no {'/'.join(IMAGE_SUFFIXES)} images matching {pattern!r} in {folder}")
     return paths
+
+
+def resolve_manifest_paths(table: pd.DataFrame, manifest_csv: Path) -> list[str]:
+    """The manifest's image paths (column path or file); relative ones are taken from the manifest's folder or
+    the nearest folder above it where the first of them exists."""
+    column = "path" if "path" in table.columns else "file" if "file" in table.columns else None
+    if column is None:
+        raise ValueError(f"manifest {manifest_csv} has no 'path' or 'file' column naming the images")
+    paths = [Path(value) for value in table[column].astype(str)]
+    if not paths or paths[0].is_absolute():
+        return [str(path) for path in paths]
+    for base in [manifest_csv.parent, *manifest_csv.parent.parents]:
+        if (base / paths[0]).is_file():
+            return [str(base / path) for path in paths]
+    raise FileNotFoundError(f"manifest {manifest_csv}: image {paths[0]} not found beside it or in a folder above it")
+
+
+def filter_rows(table: pd.DataFrame, where: list[str], source) -> pd.DataFrame:
+    """Rows matching every KEY=VALUE[,VALUE...] filter (numbers compared as numbers)."""
+    for condition in where:
+        key, separator, values = condition.partition("=")
+        if not separator or key not in table.columns:
+            raise ValueError(f"--where {condition!r}: expected KEY=VALUE with KEY one of the columns of {source}: "
+                             f"{', '.join(table.columns)}")
+        wanted = values.split(",")
+        column = table[key]
+        if pd.api.types.is_numeric_dtype(column):
+            try:
+                wanted = [float(value) for value in wanted]
+            except ValueError:
+                raise ValueError(f"--where {condition!r}: column {key} of {source} holds numbers") from None
+        else:
+            column = column.astype(str)
+        table = table[column.isin(wanted)]
+    return table
+
+
+def image_table(sources, where=(), pattern="*") -> pd.DataFrame:
+    """The images of several sources, one row each (column path, plus the manifest's columns): a source is
+    a folder (images matching pattern) or a CSV manifest (rows matching every --where filter)."""
+    tables = []
+    for source in map(Path, sources):
+        if source.suffix.lower() == ".csv":
+            if not source.is_file():
+                raise FileNotFoundError(f"image manifest not found: {source}")
+            table = filter_rows(pd.read_csv(source), list(where), source)
+            if table.empty:
+                raise ValueError(f"no rows of {source} match {' and '.join(where) or 'anything'}")
+            table = table.assign(path=resolve_manifest_paths(table, source))
+        else:
+            if where:
+                raise ValueError(f"--where filters manifest rows, but {source} is a folder; pass a manifest .csv")
+            table = pd.DataFrame({"path": [str(path) for path in list_images(source, pattern)]})
+        tables.append(table)
+    table = pd.concat(tables, ignore_index=True)
+    return table[["path", *[column for column in table.columns if column != "path"]]]
 
 
 def default_channel_order(path) -> tuple:
@@ -61,20 +118,25 @@ def read_image(path, channel_order=None) -> np.ndarray:
     return array[..., [order.index(name) for name in CHANNELS]]
 
 
-def compose_cells(paths, size, channel_order=None, percentiles=(0.5, 99.8), upscale=True,
-                  ranges=None) -> tuple[np.ndarray, np.ndarray]:
-    """Images -> (uint8 cells N×size×size×3, the per-channel ranges used).
+def compose_arrays(raw, size, percentiles=(0.5, 99.8), scale=None, ranges=None) -> tuple[np.ndarray, np.ndarray]:
+    """H×W×3 arrays in RGB order -> (uint8 cells N×size×size×3, the per-channel ranges used); scale: one
+    resize factor for all (None: each fills the canvas), as `cellvae.png.compose_cell`.
 
     ranges: reuse given ranges (e.g. the training set's for held-out cells); otherwise uint8
     inputs keep 0..255 and others get `channel_ranges` over all these cells, as in the PNG stage.
     """
-    raw = [read_image(path, channel_order) for path in paths]
     if ranges is None:
         ranges = UINT8_RANGES if all(cell.dtype == np.uint8 for cell in raw) else channel_ranges(raw, percentiles)
     cells = np.empty((len(raw), size, size, 3), np.uint8)
     for index, cell in enumerate(raw):
-        cells[index] = compose_cell(cell, np.asarray(ranges, dtype=np.float64), size, upscale)
+        cells[index] = compose_cell(cell, np.asarray(ranges, dtype=np.float64), size, scale)
     return cells, np.asarray(ranges, dtype=np.float64)
+
+
+def compose_cells(paths, size, channel_order=None, percentiles=(0.5, 99.8), scale=None,
+                  ranges=None) -> tuple[np.ndarray, np.ndarray]:
+    """Image files -> (uint8 cells N×size×size×3, the per-channel ranges used), as `compose_arrays`."""
+    return compose_arrays([read_image(path, channel_order) for path in paths], size, percentiles, scale, ranges)
 
 
 def write_shard(path, cells: np.ndarray) -> None:
@@ -113,7 +175,19 @@ def shards_summary(shards) -> tuple[int, int, list[int]]:
     return sum(count for count, _, _ in infos), sides.pop(), [header for _, _, header in infos]
 
 
-def cell_dataset(shards, batch_size, *, shuffle=False, seed=0, first_epoch=0, epochs=1,
+def dihedral_augment(batch, seed):
+    """Each image of a uint8 batch (B×S×S×3) in one of its 8 flips/rotations (a cell has no canonical
+    orientation), chosen by a stateless draw from seed (a shape-[2] int tensor): the same on every run."""
+    import tensorflow as tf
+
+    variants = []
+    for image in (batch, tf.image.flip_left_right(batch)):
+        variants += [tf.image.rot90(image, k) for k in range(4)]
+    choice = tf.random.stateless_uniform([tf.shape(batch)[0]], seed, 0, 8, dtype=tf.int32)
+    return tf.gather(tf.stack(variants, axis=1), choice, axis=1, batch_dims=1)
+
+
+def cell_dataset(shards, batch_size, *, shuffle=False, seed=0, first_epoch=0, epochs=1, augment=False,
                  shuffle_buffer=10_000, cache_bytes=2 << 30, parallel_reads=4):
     """tf.data batches of uint8 cells streamed from .npy shards (the VAE scales them to [0, 1] itself,
     on the accelerator: a quarter of the bytes of float32 to move, and no host-side conversion).
@@ -123,7 +197,8 @@ def cell_dataset(shards, batch_size, *, shuffle=False, seed=0, first_epoch=0, ep
     they fit in cache_bytes, and shuffled through a buffer with a seed derived from (seed, epoch),
     so an epoch's order does not depend on how many epochs ran before in this process. With
     shuffle, the dataset holds epochs first_epoch..epochs-1 back to back, each ending in its own
-    (possibly short) batch; otherwise one pass.
+    (possibly short) batch; otherwise one pass. augment (with shuffle only): each training cell in a random
+    one of its 8 flips/rotations, drawn from (seed, epoch, batch).
     """
     import tensorflow as tf
 
@@ -143,14 +218,24 @@ def cell_dataset(shards, batch_size, *, shuffle=False, seed=0, first_epoch=0, ep
     if n_cells * record_bytes <= cache_bytes:
         records = records.cache()
 
+    @tf.autograph.experimental.do_not_convert
     def decode(batch):
         return tf.reshape(tf.io.decode_raw(batch, tf.uint8), (-1, side, side, 3))
 
     if shuffle:
+        @tf.autograph.experimental.do_not_convert
         def one_epoch(epoch):
-            return records.shuffle(shuffle_buffer, seed=seed * 1_000_003 + epoch,
-                                   reshuffle_each_iteration=False).batch(batch_size)
+            epoch_seed = seed * 1_000_003 + epoch
+            batches = records.shuffle(shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+            batches = batches.batch(batch_size).map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            if augment:
+                @tf.autograph.experimental.do_not_convert
+                def augment_batch(index, batch):
+                    return dihedral_augment(batch, tf.stack([epoch_seed, index]))
+                batches = batches.enumerate().map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE,
+                                                  deterministic=True)
+            return batches
         batches = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
     else:
-        batches = records.batch(batch_size)
-    return batches.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+        batches = records.batch(batch_size).map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return batches.prefetch(tf.data.AUTOTUNE)

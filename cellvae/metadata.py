@@ -37,14 +37,21 @@ class MetadataError(ValueError):
 
 
 def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
+    """A metadata table with at least the required columns and one row; MetadataError naming the file if not."""
+    header = ", ".join(required[:3]) + (", ..." if len(required) > 3 else "")
+    expected = f"expected BBBC021's {path.name}: a header ({header}) and one row per entry"
     try:
         table = pd.read_csv(path)
+    except pd.errors.EmptyDataError as error:
+        raise MetadataError(f"{path}: the file is empty; {expected}; re-download it") from error
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise MetadataError(f"{path}: cannot read as CSV ({error}); re-download it") from error
     missing = [column for column in required if column not in table.columns]
     if missing:
         raise MetadataError(f"{path}: missing column(s) {', '.join(missing)}; "
                             "is this the BBBC021 file? re-download it")
+    if table.empty:
+        raise MetadataError(f"{path}: has a header but no rows; {expected}; re-download it")
     return table
 
 

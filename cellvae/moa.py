@@ -219,12 +219,17 @@ def annotate_wells(profiles: pd.DataFrame, images: pd.DataFrame, moa: pd.DataFra
 
 def read_well_profiles(path: str) -> pd.DataFrame:
     """A per-well profile table with plate and well columns (CellProfiler Image_Metadata_* names accepted)."""
+    expected = "expected per-well profiles: a header (plate, well, then one column per feature) and one row per well"
     try:
         table = pd.read_csv(path).rename(columns=PLATE_WELL_ALIASES)
+    except pd.errors.EmptyDataError as error:
+        raise MetadataError(f"{path}: the file is empty; {expected}") from error
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise MetadataError(f"{path}: cannot read the well profiles ({error})") from error
     if not {"plate", "well"} <= set(table.columns):
         raise MetadataError(f"{path}: needs plate and well columns (or Image_Metadata_Plate/Image_Metadata_Well)")
+    if table.empty:
+        raise MetadataError(f"{path}: has a header but no rows; {expected}")
     return table
 
 

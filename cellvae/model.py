@@ -1,17 +1,27 @@
-"""Convolutional variational autoencoder of single-cell images (the thesis architecture).
+"""Convolutional variational autoencoder of single-cell images.
+
+Two architectures: `thesis` (encoder Conv2D 32/64/64, decoder Conv2DTranspose 64/64/32, as in the 2020
+thesis) and `wide` (encoder 32/64/128, decoder 128/64/32: twice the channels where the image is smallest).
+Two reconstruction terms: `mse` (the thesis: r_loss_factor * mean squared error) and `gaussian` (the
+negative log-likelihood of a Gaussian decoder whose variance is the batch's own MSE, the "optimal sigma"
+of Rybkin et al. 2021: it balances reconstruction and KL without a hand-tuned factor, at any image size).
 
 Backend-agnostic Keras 3: only `keras.ops`, so it runs on TensorFlow, JAX and PyTorch.
 Images are float tensors in [0, 1] of shape (image_size, image_size, 3), or uint8 (0..255) ones,
 which the model scales itself.
 """
 
+import math
+import zipfile
+from pathlib import Path
+
 import keras
 from keras import layers, ops
 
-ENCODER_FILTERS = (32, 64, 64)
-DECODER_FILTERS = (64, 64, 32)
-LOG_VAR_LIMIT = 20.0
-BN_MOMENTUM = 0.9      # Keras' 0.99 leaves short runs' moving statistics near their start: grey reconstructions
+from cellvae.settings import ARCHITECTURES, BN_MOMENTUM, RECONSTRUCTION_LOSSES
+
+LOG_VAR_LIMIT = 20.0   # soft bound of the posterior log-variance: LIMIT * tanh(log_var / LIMIT)
+MIN_VARIANCE = 1e-6    # floor of the Gaussian decoder's variance
 
 
 def conv_block(x, layer, batch_norm, dropout, momentum):
@@ -25,11 +35,12 @@ def conv_block(x, layer, batch_norm, dropout, momentum):
     return x
 
 
-def build_encoder(image_size, latent_dim, batch_norm=True, dropout=0.0, momentum=BN_MOMENTUM):
+def build_encoder(image_size, latent_dim, batch_norm=True, dropout=0.0, momentum=BN_MOMENTUM,
+                  architecture="thesis"):
     """Images -> (mu, log_var) of the approximate posterior q(z | x)."""
     images = keras.Input(shape=(image_size, image_size, 3), name="images")
     x = images
-    for filters in ENCODER_FILTERS:
+    for filters in ARCHITECTURES[architecture][0]:
         conv = layers.Conv2D(filters, 3, strides=2, padding="same")
         x = conv_block(x, conv, batch_norm, dropout, momentum)
     x = layers.Flatten()(x)
@@ -38,29 +49,41 @@ def build_encoder(image_size, latent_dim, batch_norm=True, dropout=0.0, momentum
     return keras.Model(images, [mu, log_var], name="encoder")
 
 
-def build_decoder(image_size, latent_dim, batch_norm=True, dropout=0.0, momentum=BN_MOMENTUM):
+def build_decoder(image_size, latent_dim, batch_norm=True, dropout=0.0, momentum=BN_MOMENTUM,
+                  architecture="thesis"):
     """Latent vectors -> images in [0, 1] (sigmoid output)."""
-    side = image_size // 2 ** len(ENCODER_FILTERS)
+    encoder_filters, decoder_filters = ARCHITECTURES[architecture]
+    side = image_size // 2 ** len(encoder_filters)
     z = keras.Input(shape=(latent_dim,), name="z")
-    x = layers.Dense(side * side * ENCODER_FILTERS[-1])(z)
-    x = layers.Reshape((side, side, ENCODER_FILTERS[-1]))(x)
-    for filters in DECODER_FILTERS:
+    x = layers.Dense(side * side * encoder_filters[-1])(z)
+    x = layers.Reshape((side, side, encoder_filters[-1]))(x)
+    for filters in decoder_filters:
         conv = layers.Conv2DTranspose(filters, 3, strides=2, padding="same")
         x = conv_block(x, conv, batch_norm, dropout, momentum)
     images = layers.Conv2DTranspose(3, 3, strides=1, padding="same", activation="sigmoid", dtype="float32")(x)
     return keras.Model(z, images, name="decoder")
 
 
-def vae_loss(images, reconstructions, mu, log_var, r_loss_factor, kl_weight=1.0):
+def vae_loss(images, reconstructions, mu, log_var, r_loss_factor, kl_weight=1.0, reconstruction_loss="mse"):
     """Batch means of (total, reconstruction, KL) loss, in float32.
 
-    Per image: reconstruction = r_loss_factor * mean squared error over pixels and channels,
+    Per image, reconstruction is
+    - `mse`: r_loss_factor * mean squared error over pixels and channels (the thesis);
+    - `gaussian`: -log N(x | x_hat, sigma^2 I) in nats, summed over the D pixel values, with sigma^2 the
+      batch's mean squared error (floored at MIN_VARIANCE): sum (x - x_hat)^2 / (2 sigma^2) + D/2 log(2 pi sigma^2).
     KL = KL(N(mu, exp(log_var)) || N(0, I)) summed over latent dimensions;
     total = reconstruction + kl_weight * KL (kl_weight is the beta of a beta-VAE).
     """
     images, reconstructions, mu, log_var = (ops.cast(t, "float32") for t in (images, reconstructions, mu, log_var))
-    squared_error = ops.square(images - reconstructions)
-    reconstruction = r_loss_factor * ops.mean(squared_error, axis=(1, 2, 3))
+    squared_error = ops.mean(ops.square(images - reconstructions), axis=(1, 2, 3))
+    if reconstruction_loss == "mse":
+        reconstruction = r_loss_factor * squared_error
+    elif reconstruction_loss == "gaussian":
+        pixels = math.prod(images.shape[1:])
+        variance = ops.maximum(ops.mean(squared_error), MIN_VARIANCE)
+        reconstruction = 0.5 * pixels * (squared_error / variance + ops.log(2.0 * math.pi * variance))
+    else:
+        raise ValueError(f"reconstruction_loss must be one of {RECONSTRUCTION_LOSSES}, got {reconstruction_loss!r}")
     kl = -0.5 * ops.sum(1.0 + log_var - ops.square(mu) - ops.exp(log_var), axis=1)
     return ops.mean(reconstruction + kl_weight * kl), ops.mean(reconstruction), ops.mean(kl)
 
@@ -88,7 +111,7 @@ class Sampling(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="cellvae")
 class VAE(keras.Model):
-    """Encoder + sampling + decoder, trained on r_loss_factor * MSE + beta * KL.
+    """Encoder + sampling + decoder, trained on a reconstruction term (vae_loss) + beta * KL.
 
     beta is kl_weight, or during a KL warm-up (set_kl_warmup) kl_weight * min(1, epoch / warmup_epochs)
     for epochs counted from 1, derived from the optimizer's step count (so it resumes with it).
@@ -98,10 +121,16 @@ class VAE(keras.Model):
     `reconstruct`, which decodes mu and is deterministic.
     """
 
-    def __init__(self, image_size, latent_dim, batch_norm=True, dropout=0.0,
-                 r_loss_factor=1000.0, kl_weight=1.0, batch_norm_momentum=BN_MOMENTUM, **kwargs):
+    def __init__(self, image_size, latent_dim, batch_norm=True, dropout=0.0, r_loss_factor=1000.0,
+                 kl_weight=1.0, batch_norm_momentum=BN_MOMENTUM, architecture="thesis",
+                 reconstruction_loss="mse", **kwargs):
         super().__init__(**kwargs)
-        if image_size % 2 ** len(ENCODER_FILTERS):
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {architecture!r}")
+        if reconstruction_loss not in RECONSTRUCTION_LOSSES:
+            raise ValueError(f"reconstruction_loss must be one of {RECONSTRUCTION_LOSSES}, "
+                             f"got {reconstruction_loss!r}")
+        if image_size % 2 ** len(ARCHITECTURES[architecture][0]):
             raise ValueError(f"image_size must be a multiple of 8, got {image_size}")
         self.image_size = image_size
         self.latent_dim = latent_dim
@@ -110,11 +139,13 @@ class VAE(keras.Model):
         self.r_loss_factor = r_loss_factor
         self.kl_weight = kl_weight
         self.batch_norm_momentum = batch_norm_momentum
+        self.architecture = architecture
+        self.reconstruction_loss = reconstruction_loss
         previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(self.dtype_policy)     # e.g. mixed_float16, also when loaded
         try:
-            self.encoder = build_encoder(image_size, latent_dim, batch_norm, dropout, batch_norm_momentum)
-            self.decoder = build_decoder(image_size, latent_dim, batch_norm, dropout, batch_norm_momentum)
+            self.encoder = build_encoder(image_size, latent_dim, batch_norm, dropout, batch_norm_momentum, architecture)
+            self.decoder = build_decoder(image_size, latent_dim, batch_norm, dropout, batch_norm_momentum, architecture)
         finally:
             keras.config.set_dtype_policy(previous_policy)
         self.sampling = Sampling(name="sampling", dtype="float32")
@@ -139,9 +170,11 @@ class VAE(keras.Model):
         self.built = True
 
     def encode(self, images, training=False):
-        """Posterior mean and log-variance (clamped to +-LOG_VAR_LIMIT for stability)."""
+        """Posterior mean and log-variance, the latter bounded smoothly to (-LOG_VAR_LIMIT, LOG_VAR_LIMIT):
+        a tanh keeps a gradient everywhere, so a dimension pushed past the bound can come back (a hard clip
+        has none there, and such a dimension costs about LOG_VAR_LIMIT / 2 nats of KL for good)."""
         mu, log_var = self.encoder(as_unit_range(images), training=training)
-        return mu, ops.clip(log_var, -LOG_VAR_LIMIT, LOG_VAR_LIMIT)
+        return mu, LOG_VAR_LIMIT * ops.tanh(log_var / LOG_VAR_LIMIT)
 
     def decode(self, z, training=False):
         """Images in [0, 1] from latent vectors."""
@@ -160,7 +193,7 @@ class VAE(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         reconstructions, mu, log_var = y_pred
         total, reconstruction, kl = vae_loss(as_unit_range(x), reconstructions, mu, log_var, self.r_loss_factor,
-                                             self.beta(training))
+                                             self.beta(training), self.reconstruction_loss)
         batch_size = ops.shape(x)[0]
         self.reconstruction_loss_tracker.update_state(reconstruction, sample_weight=batch_size)
         self.kl_loss_tracker.update_state(kl, sample_weight=batch_size)
@@ -176,21 +209,28 @@ class VAE(keras.Model):
             r_loss_factor=self.r_loss_factor,
             kl_weight=self.kl_weight,
             batch_norm_momentum=self.batch_norm_momentum,
+            architecture=self.architecture,
+            reconstruction_loss=self.reconstruction_loss,
         )
         return config
 
 
-def build_vae(image_size: int, latent_dim: int, batch_norm=True, dropout=0.0,
-              r_loss_factor=1000.0, kl_weight=1.0, batch_norm_momentum=BN_MOMENTUM) -> VAE:
-    """The thesis VAE for square RGB images of side image_size (a multiple of 8)."""
+def build_vae(image_size: int, latent_dim: int, batch_norm=True, dropout=0.0, r_loss_factor=1000.0,
+              kl_weight=1.0, batch_norm_momentum=BN_MOMENTUM, architecture="thesis",
+              reconstruction_loss="mse") -> VAE:
+    """A VAE for square RGB images of side image_size (a multiple of 8); by default the thesis model."""
     vae = VAE(image_size, latent_dim, batch_norm, dropout, r_loss_factor, kl_weight, batch_norm_momentum,
-              name=f"vae_z{latent_dim}")
+              architecture, reconstruction_loss, name=f"vae_z{latent_dim}")
     vae.build((None, image_size, image_size, 3))
     return vae
 
 
 def load_vae(path) -> VAE:
     """A VAE saved with `save(...keras)`, without its optimizer state."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"model not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a Keras model file (.keras archive); pass the model.keras written by train")
     vae = keras.saving.load_model(path, compile=False)
     if not isinstance(vae, VAE):
         raise ValueError(f"{path} holds a {type(vae).__name__}, not a cellvae VAE")

@@ -1,4 +1,11 @@
-"""PNG synthesis: single-cell channel crops → size×size RGB PNGs (R = Tubulin, G = Actin, B = DAPI)."""
+"""PNG synthesis: single-cell channel crops → size×size RGB PNGs (R = Tubulin, G = Actin, B = DAPI).
+
+Cells keep their absolute size: every cell of a data set is resized by one common factor (`png.scale`: auto =
+the largest factor at which the scale_quantile-th longest crop fits the canvas, never above 1; or a number),
+so cell size, the strongest single phenotype, survives; cells that would still not fit are rejected (QC).
+`png.scale: fill` resizes each cell to fill the canvas (the thesis's preprocessing). Intensities are scaled
+by per-plate, per-channel robust ranges from the plate's DMSO training fields only.
+"""
 from __future__ import annotations
 
 import os
@@ -11,7 +18,7 @@ from PIL import Image
 
 CHANNELS = ["tubulin", "actin", "dapi"]          # RGB order
 QC_COLUMNS = ["plate", "well", "site", "field", "label", "reason"]
-MANIFEST_COLUMNS = ["path", "plate", "well", "site", "field", "label", "crop_height", "crop_width"]
+MANIFEST_COLUMNS = ["path", "plate", "well", "site", "field", "label", "crop_height", "crop_width", "scale"]
 PIXELS_PER_CELL = 4096                            # sampled per cell for the plate's intensity range
 
 
@@ -31,20 +38,77 @@ def channel_ranges(cells: list[np.ndarray], percentiles=(0.5, 99.8), seed: int =
     return ranges
 
 
-def compose_cell(cell: np.ndarray, ranges: np.ndarray, size: int = 128, upscale: bool = True) -> np.ndarray:
-    """Scale an H×W×C cell to uint8 by ranges, resize preserving aspect (never cutting), centre-pad to size×size."""
+def common_scale(longest_sides, size: int, quantile: float) -> float:
+    """One resize factor for a whole data set: the largest at which the quantile-th longest crop fits the
+    size px canvas, at most 1 (cells are never enlarged)."""
+    longest = np.asarray(longest_sides, dtype=np.float64)
+    if not len(longest):
+        raise ValueError("no cells to choose a common scale from")
+    return float(min(1.0, size / np.quantile(longest, quantile)))
+
+
+def compose_cell(cell: np.ndarray, ranges: np.ndarray, size: int = 128, scale: float | None = None) -> np.ndarray:
+    """Scale an H×W×C cell to uint8 by ranges, resize by scale (None: to fill the canvas, aspect kept), and
+    centre-pad to size×size; ValueError when the resized cell does not fit the canvas (it is never cut)."""
     mask = cell.any(axis=-1, keepdims=True)
     low, high = ranges[:, 0], ranges[:, 1]
     scaled = np.clip((cell.astype(np.float64) - low) / (high - low), 0, 1) * mask
     image = Image.fromarray(np.round(scaled * 255).astype(np.uint8))
     height, width = cell.shape[:2]
-    factor = size / max(height, width)
-    if factor < 1 or upscale:
-        new_width, new_height = max(1, round(width * factor)), max(1, round(height * factor))
+    factor = size / max(height, width) if scale is None else scale
+    new_width, new_height = max(1, round(width * factor)), max(1, round(height * factor))
+    if max(new_width, new_height) > size:
+        raise ValueError(f"cell of {height}×{width} px does not fit the {size} px canvas at scale {factor:.3g}")
+    if (new_width, new_height) != (width, height):
         image = image.resize((new_width, new_height), Image.Resampling.LANCZOS)
     canvas = Image.new("RGB", (size, size))
     canvas.paste(image, ((size - image.width) // 2, (size - image.height) // 2))
     return np.asarray(canvas)
+
+
+def resolve_scale(setting, longest_sides, size: int, quantile: float) -> float | None:
+    """The resize factor of config key png.scale: "auto" (common_scale), "fill" (None: per cell) or a number."""
+    if setting == "fill":
+        return None
+    if setting == "auto":
+        return common_scale(longest_sides, size, quantile)
+    if isinstance(setting, (int, float)) and not isinstance(setting, bool) and setting > 0:
+        return float(setting)
+    raise ValueError(f"config key png.scale must be auto, fill or a positive number, got {setting!r}")
+
+
+def write_scale(cells_csvs: list, size: int, setting, quantile: float, out_json) -> dict:
+    """scale.json: the data set's common resize factor (config png.scale); with auto, from every plate's crop
+    sizes (cells_csvs, the segmentation's tables with bounding boxes)."""
+    import json
+
+    from cellvae.files import atomic_write
+
+    summary = {"setting": setting, "size": size}
+    if setting == "auto":
+        boxes = pd.concat([pd.read_csv(path, usecols=["bbox_min_x", "bbox_min_y", "bbox_max_x", "bbox_max_y"])
+                           for path in cells_csvs], ignore_index=True)
+        if boxes.empty:
+            raise ValueError(f"no cells in {', '.join(map(str, cells_csvs))}: segmentation found none")
+        longest = np.maximum(boxes["bbox_max_x"] - boxes["bbox_min_x"], boxes["bbox_max_y"] - boxes["bbox_min_y"])
+        scale = common_scale(longest, size, quantile)
+        summary.update(quantile=quantile, n_cells=len(longest),
+                       longest_side_px={str(q): float(np.quantile(longest, q)) for q in (0.5, 0.99, 1.0)},
+                       cells_too_large=int((longest * scale > size).sum()))
+    else:
+        scale = resolve_scale(setting, [], size, quantile)
+    summary["scale"] = scale
+    atomic_write(out_json, lambda path: path.write_text(json.dumps(summary, indent=2) + "\n"))
+    return summary
+
+
+def reference_fields(selected_csv, plate: str) -> list[tuple[str, int]]:
+    """(well, site) of the plate's DMSO fields selected for training: they set the plate's intensity ranges."""
+    fields = pd.read_csv(selected_csv)
+    chosen = fields[(fields["plate"] == plate) & (fields["compound"] == "DMSO")]
+    if "train" in chosen:
+        chosen = chosen[chosen["train"]]
+    return [(well, int(site)) for well, site in zip(chosen["well"], chosen["site"])]
 
 
 def _read_crop(path: Path) -> np.ndarray:
@@ -76,8 +140,14 @@ def _quarantined_fields(quarantine_csv) -> list[dict]:
 
 
 def synthesize_plate(cells_csv, crops_root, quarantine_csv, out_dir, manifest_csv, qc_csv,
-                     histogram_png, size=128, percentiles=(0.5, 99.8), upscale=True, log=print) -> pd.DataFrame:
-    """Write one PNG per valid cell of a plate, a manifest, a QC table of rejects, and a crop-size histogram."""
+                     histogram_png, size=128, percentiles=(0.5, 99.8), scale=None, reference_fields=None,
+                     log=print) -> pd.DataFrame:
+    """Write one PNG per valid cell of a plate, a manifest, a QC table of rejects, and a crop-size histogram.
+
+    scale: the common resize factor (None: each cell fills the canvas). reference_fields: (well, site) pairs
+    whose cells set the plate's intensity ranges (the plate's DMSO training fields); None or none of them
+    with cells: all cells of the plate.
+    """
     cells_table = pd.read_csv(cells_csv)
     crops_root, out_dir = Path(crops_root), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -92,13 +162,24 @@ def synthesize_plate(cells_csv, crops_root, quarantine_csv, out_dir, manifest_cs
             rejected.append({**{key: row[key] for key in QC_COLUMNS[:-1]}, "reason": str(error)})
     manifest = []
     if cells:
-        ranges = channel_ranges(cells, percentiles)
-        log(f"intensity ranges (RGB = tubulin, actin, dapi): {ranges.round(1).tolist()}")
+        reference = set(map(tuple, reference_fields or []))
+        chosen = [cell for row, cell in zip(good_rows, cells) if (row["well"], int(row["site"])) in reference]
+        ranges = channel_ranges(chosen or cells, percentiles)
+        log(f"intensity ranges (RGB = tubulin, actin, dapi) from {len(chosen or cells)} cells of "
+            f"{'the DMSO training fields' if chosen else 'all fields (no DMSO training field on the plate)'}: "
+            f"{ranges.round(1).tolist()}")
         for row, cell in zip(good_rows, cells):
             name = f"{row['plate']}_{row['well']}_s{row['site']}_c{int(row['label']):05d}.png"
-            Image.fromarray(compose_cell(cell, ranges, size, upscale)).save(out_dir / name)
+            try:
+                image = compose_cell(cell, ranges, size, scale)
+            except ValueError as error:
+                log(f"rejected {row['field']} cell {row['label']}: {error}")
+                rejected.append({**{key: row[key] for key in QC_COLUMNS[:-1]}, "reason": str(error)})
+                continue
+            Image.fromarray(image).save(out_dir / name)
             manifest.append({"path": str(out_dir / name), **{k: row[k] for k in MANIFEST_COLUMNS[1:6]},
-                             "crop_height": cell.shape[0], "crop_width": cell.shape[1]})
+                             "crop_height": cell.shape[0], "crop_width": cell.shape[1],
+                             "scale": size / max(cell.shape[:2]) if scale is None else scale})
     manifest = pd.DataFrame(manifest, columns=MANIFEST_COLUMNS)
     _write_csv(pd.DataFrame(rejected, columns=QC_COLUMNS), qc_csv)
     _plot_crop_sizes(manifest, size, histogram_png)

@@ -18,12 +18,13 @@ from cellvae import moa
 from cellvae.files import atomic_write
 from cellvae.metadata import CONTROL
 
-CELL_COLUMNS = ["path", "plate", "well", "site", "label", "compound", "concentration", "moa", "batch"]
-SHRINKAGE = 0.1     # LDA covariance shrinkage towards its scaled identity
+CELL_COLUMNS = ["path", "plate", "well", "site", "label", "compound", "concentration", "moa", "batch", "split"]
 
 
-def profiled_cells(png_manifests: list, selected_csv) -> pd.DataFrame:
-    """PNG cells of the fields selected for profiling, with their treatment, MoA and batch (week)."""
+def profiled_cells(png_manifests: list, selected_csv, dataset_manifest=None) -> pd.DataFrame:
+    """PNG cells of the fields selected for profiling, with their treatment, MoA, batch (week) and, from the
+    dataset manifest, split: train (the model saw the cell), validation (held out), none (not in the dataset)
+    or unknown (no dataset manifest given)."""
     cells = pd.concat([pd.read_csv(path) for path in png_manifests], ignore_index=True)
     fields = pd.read_csv(selected_csv)
     if "profile" not in fields:
@@ -34,6 +35,11 @@ def profiled_cells(png_manifests: list, selected_csv) -> pd.DataFrame:
     if cells.empty or not (cells["compound"] == CONTROL).any() or (cells["compound"] == CONTROL).all():
         raise ValueError(f"no cells of both {CONTROL} and a treatment among the profiled fields of "
                          f"{selected_csv}: check the segmentation logs and profile.* config keys")
+    if dataset_manifest:
+        split = pd.read_csv(dataset_manifest, usecols=["path", "split"])
+        cells = cells.merge(split, on="path", how="left", validate="one_to_one").fillna({"split": "none"})
+    else:
+        cells["split"] = "unknown"
     return cells[CELL_COLUMNS].sort_values(["plate", "well", "site", "label"]).reset_index(drop=True)
 
 
@@ -62,53 +68,73 @@ def well_profiles(cells: pd.DataFrame, mu: np.ndarray) -> pd.DataFrame:
     return grouped.mean().join(grouped.size().rename("n_cells")).reset_index()
 
 
-def lda_cv_accuracy(control: np.ndarray, treated: np.ndarray, folds: int, seed: int) -> float:
-    """Balanced accuracy of a shrinkage linear discriminant, stratified folds-fold cross-validated."""
-    rng = np.random.default_rng(seed)
+def lda_cv_accuracy(control: np.ndarray, treated: np.ndarray, control_wells, treated_wells, folds: int,
+                    seed: int) -> float:
+    """Balanced accuracy of a shrinkage linear discriminant (scikit-learn, Ledoit-Wolf shrinkage),
+    cross-validated with folds grouped by well (no well on both sides of a split) and stratified by class;
+    NaN where a class has fewer than 2 wells."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+
+    n_splits = min(folds, len(set(control_wells)), len(set(treated_wells)))
+    if n_splits < 2:
+        return math.nan
     data = np.concatenate([control, treated])
     labels = np.r_[np.zeros(len(control), bool), np.ones(len(treated), bool)]
-    fold_of = np.empty(len(data), int)
-    for group in (~labels, labels):
-        fold_of[np.flatnonzero(group)[rng.permutation(group.sum())]] = np.arange(group.sum()) % folds
-    hits = {False: 0, True: 0}
-    for fold in range(folds):
-        train, test = fold_of != fold, fold_of == fold
-        means = [data[train & (labels == k)].mean(axis=0) for k in (False, True)]
-        centred = np.concatenate([data[train & (labels == k)] - means[k] for k in (False, True)])
-        covariance = np.cov(centred.T).reshape(data.shape[1], data.shape[1])
-        covariance = (1 - SHRINKAGE) * covariance + SHRINKAGE * np.trace(covariance) / len(covariance) * np.eye(len(covariance))
-        weights = np.linalg.solve(covariance + 1e-9 * np.eye(len(covariance)), means[1] - means[0])
-        predicted = (data[test] - (means[0] + means[1]) / 2) @ weights > 0
-        for k in (False, True):
-            hits[k] += int((predicted[labels[test] == k] == k).sum())
-    return 0.5 * (hits[False] / len(control) + hits[True] / len(treated))
+    groups = np.r_[np.asarray(control_wells, str), np.asarray(treated_wells, str)]
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    predicted = cross_val_predict(LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"), data, labels,
+                                  groups=groups, cv=splitter)
+    return float(balanced_accuracy_score(labels, predicted))
 
 
-def separation(control: np.ndarray, treated: np.ndarray, folds=5, seed=0) -> dict:
-    """Treated vs control latent means: cross-validated balanced accuracy of a linear classifier, and the
-    centroid distance in units of control spread (RMS distance of control cells to their centroid)."""
+def centroid_distance(control: np.ndarray, treated: np.ndarray) -> float:
+    """Distance of the treated centroid from the control centroid in units of control spread (RMS distance
+    of control cells to their centroid)."""
     centre = control.mean(axis=0)
     spread = math.sqrt(np.mean(np.sum((control - centre) ** 2, axis=1)))
-    return {"accuracy": lda_cv_accuracy(control, treated, folds, seed),
-            "distance_to_dmso": float(np.linalg.norm(treated.mean(axis=0) - centre) / spread)}
+    return float(np.linalg.norm(treated.mean(axis=0) - centre) / spread)
+
+
+def separation(control: np.ndarray, treated: np.ndarray, control_wells, treated_wells, folds=5, seed=0) -> dict:
+    """Treated vs control latent means: well-grouped cross-validated balanced accuracy of a linear classifier,
+    the centroid distance in units of control spread, and the number of wells on each side."""
+    return {"accuracy": lda_cv_accuracy(control, treated, control_wells, treated_wells, folds, seed),
+            "distance_to_dmso": centroid_distance(control, treated),
+            "n_wells": len(set(treated_wells)), "n_dmso_wells": len(set(control_wells))}
 
 
 def separation_table(cells: pd.DataFrame, mu: np.ndarray, folds=5, max_cells=2000, seed=0) -> pd.DataFrame:
-    """`separation` of each treatment from the DMSO cells of its plates (at most max_cells sampled per class)."""
+    """`separation` of each treatment from the DMSO cells of its plates (at most max_cells sampled per class).
+
+    DMSO reference cells come from wells the model was not trained on (dataset split validation, or not in
+    the dataset) where those plates have at least 2 such wells; otherwise from all DMSO wells, and the column
+    dmso_reference says that they include training cells of the model."""
     rng = np.random.default_rng(seed)
     sample = lambda index: index if len(index) <= max_cells else rng.choice(index, max_cells, replace=False)
+    wells = (cells["plate"] + "/" + cells["well"]).to_numpy()
     rows = []
     treated = cells[cells["compound"] != CONTROL]
     for (compound, concentration), group in treated.groupby(["compound", "concentration"], sort=True):
-        plates = cells["plate"].isin(group["plate"].unique())
-        control = np.flatnonzero(plates & (cells["compound"] == CONTROL))
-        if len(control) < folds or len(group) < folds:
+        dmso = cells["plate"].isin(group["plate"].unique()) & (cells["compound"] == CONTROL)
+        unseen = dmso & cells["split"].isin(["validation", "none"])
+        if len(set(wells[unseen])) >= 2:
+            control, reference = np.flatnonzero(unseen), "wells not used in training"
+        else:
+            known = not (cells.loc[dmso, "split"] == "unknown").all()
+            control = np.flatnonzero(dmso)
+            reference = "includes training cells" if known else "training split unknown"
+        control = sample(control)
+        chosen = sample(group.index.to_numpy())
+        if len(control) < folds or len(chosen) < folds:
             continue
         rows.append({"compound": compound, "concentration": concentration, "moa": group["moa"].iloc[0],
-                     "n_cells": len(group), "n_dmso_cells": len(control),
-                     **separation(mu[sample(control)], mu[sample(group.index.to_numpy())], folds, seed)})
+                     "n_cells": len(group), "n_dmso_cells": len(control), "dmso_reference": reference,
+                     **separation(mu[control], mu[chosen], wells[control], wells[chosen], folds, seed)})
     return pd.DataFrame(rows, columns=["compound", "concentration", "moa", "n_cells", "n_dmso_cells",
-                                       "accuracy", "distance_to_dmso"])
+                                       "dmso_reference", "n_wells", "n_dmso_wells", "accuracy",
+                                       "distance_to_dmso"])
 
 
 def pca_2d(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -233,7 +259,8 @@ def _save_figure(figure, path) -> None:
     atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=110))
 
 
-def profile_model(model_path, png_manifests: list, selected_csv, out_dir, settings: dict, log=print) -> dict:
+def profile_model(model_path, png_manifests: list, selected_csv, out_dir, settings: dict, log=print,
+                  dataset_manifest=None) -> dict:
     """cells.csv.gz, wells.csv, moa.json, separation.csv and four figures for one trained model.
 
     settings: normalize, aggregate, batch_size, cv_folds, max_cells_per_class, embedding_points,
@@ -244,7 +271,7 @@ def profile_model(model_path, png_manifests: list, selected_csv, out_dir, settin
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     vae = load_vae(model_path)
-    cells = profiled_cells(png_manifests, selected_csv)
+    cells = profiled_cells(png_manifests, selected_csv, dataset_manifest)
     log(f"z={vae.latent_dim}: encoding {len(cells)} cells of {cells['compound'].nunique()} compounds")
     mu = encode_paths(vae, cells["path"].tolist(), settings["batch_size"])
     latent = [f"z{i}" for i in range(mu.shape[1])]
@@ -271,17 +298,19 @@ def profile_model(model_path, png_manifests: list, selected_csv, out_dir, settin
 
 
 def compare_profiles(model_dirs: list, out_csv) -> pd.DataFrame:
-    """One row per latent dim: NSC, NSCB (empty where undefined) and the separation from DMSO."""
+    """One row per model (its folder's name: z16, or thesis-z75 with variants): NSC, NSCB (empty where undefined)
+    and the separation from DMSO."""
     rows = []
     for directory in map(Path, model_dirs):
         result = json.loads((directory / "moa.json").read_text())
         separation = pd.read_csv(directory / "separation.csv")
-        rows.append({"latent_dim": result["latent_dim"], "nsc": result["nsc"], "nscb": result["nscb"],
+        rows.append({"model": directory.name, "latent_dim": result["latent_dim"], "nsc": result["nsc"],
+                     "nscb": result["nscb"],
                      "n_treatments": result["n_treatments"], "n_moas": result["n_moas"],
                      "mean_accuracy_vs_dmso": separation["accuracy"].mean(),
                      "min_accuracy_vs_dmso": separation["accuracy"].min(),
                      "mean_distance_to_dmso": separation["distance_to_dmso"].mean(),
                      "nsc_note": result.get("nsc_undefined", "")})
-    table = pd.DataFrame(rows).sort_values("latent_dim")
+    table = pd.DataFrame(rows).sort_values(["latent_dim", "model"])
     _write_csv(table, out_csv)
     return table

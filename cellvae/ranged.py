@@ -1,7 +1,8 @@
 """Byte-range access to source files (local directory, HTTP(S) mirror, S3) and a seekable file over it.
 
 `open_source` gives a Source whose `read_range` fetches bytes [start, end) of a file, retrying timeouts,
-5xx answers and dropped connections with exponential backoff, and counting every byte received.
+5xx answers and dropped connections with exponential backoff (a refused connection or an unknown host fails
+at once: retrying cannot heal it), and counting every byte received.
 `RangedFile` is a read-only, seekable file object over such a source that serves reads from the spans it
 was given and fetches only what is missing, so that `zipfile.ZipFile` reads a remote central directory
 (ZIP64 included) with a few small requests.
@@ -142,6 +143,21 @@ def _raise_for_http_error(error: urllib.error.HTTPError, url: str):
 
 TRANSIENT_ERRORS = (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError,
                     http.client.HTTPException)
+UNREACHABLE_ERRORS = (ConnectionRefusedError, socket.gaierror)  # retrying cannot help: fail at once
+
+
+def _unreachable(error: BaseException, url: str) -> FetchError | None:
+    """A final FetchError where error comes from a refused connection or a failed host name lookup, else None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, UNREACHABLE_ERRORS):
+            what = ("connection refused" if isinstance(error, ConnectionRefusedError)
+                    else f"cannot resolve the host name ({error.strerror or error})")
+            return FetchError(f"{url}: {what}; check the config key source (is the server up and the URL right?)")
+        reason = getattr(error, "reason", None)
+        error = reason if isinstance(reason, BaseException) else error.__cause__ or error.__context__
+    return None
 
 
 class HttpSource(Source):
@@ -156,7 +172,7 @@ class HttpSource(Source):
                 return error
             _raise_for_http_error(error, url)
         except TRANSIENT_ERRORS as error:
-            raise _Transient(str(error)) from error
+            raise _unreachable(error, url) or _Transient(str(error)) from error
 
     def _read_body(self, response, expected: int | None) -> bytes:
         try:
@@ -268,7 +284,7 @@ class S3Source(Source):
             raise kind(f"{self.locate(name)}: S3 {code or status}; check the config key source "
                        "and the AWS credentials") from error
         except (BotoCoreError, *TRANSIENT_ERRORS) as error:
-            raise _Transient(str(error)) from error
+            raise _unreachable(error, self.locate(name)) or _Transient(str(error)) from error
         self._count(len(data))
         first, last, size = map(int, re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", response["ContentRange"]).groups())
         if len(data) != last - first + 1:

@@ -9,7 +9,6 @@ settings and data resumes after the last completed epoch.
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,8 @@ from PIL import Image
 
 from cellvae.files import atomic_write
 from cellvae.inputs import cell_dataset, shards_summary
-from cellvae.model import BN_MOMENTUM, build_vae
+from cellvae.model import build_vae
+from cellvae.settings import DEFAULTS, MODEL_KEYS, training_settings
 
 MANIFEST_COLUMNS = ["path", "plate", "well", "site", "label", "compound", "split", "shard"]
 HISTORY_COLUMNS = ["epoch", "loss", "reconstruction_loss", "kl_loss", "val_loss",
@@ -65,15 +65,6 @@ def load_images(paths) -> np.ndarray:
             raise ValueError(f"image {path} is {array.shape}, expected {images.shape[1:]}")
         images[index] = array
     return images
-
-
-DEFAULTS = {
-    "batch_size": 32, "learning_rate": 0.0005, "r_loss_factor": 1000.0, "batch_norm": True,
-    "batch_norm_momentum": BN_MOMENTUM, "dropout": 0.0, "seed": 1, "kl_weight": 1.0,
-    "kl_warmup_epochs": 0, "clip_norm": None, "mixed_precision": "auto", "xla": "auto",
-    "shuffle_buffer": 10_000, "cache_mb": 2048, "parallel_reads": 4,
-}
-MODEL_KEYS = ("batch_norm", "dropout", "r_loss_factor", "kl_weight", "batch_norm_momentum")
 
 
 def accelerator_present() -> bool:
@@ -177,11 +168,23 @@ class EpochCheckpoint(keras.callbacks.Callback):
         atomic_write(self.out_dir / "history.csv", lambda path: history.to_csv(path, index=False))
 
 
-def fingerprint(latent_dim, image_size, settings, train_shards) -> str:
-    """A digest of everything that must match for a checkpoint to be resumed."""
-    shards = [(str(path), os.path.getsize(path), os.path.getmtime(path)) for path in train_shards]
-    keys = {key: settings[key] for key in sorted(settings) if key not in ("mixed_precision", "xla", "epochs")}
-    text = json.dumps([latent_dim, image_size, keys, shards], sort_keys=True, default=str)
+def file_digest(path, chunk_bytes=1 << 24) -> str:
+    """sha256 of a file's content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fingerprint(latent_dim, image_size, epochs, settings, train_shards) -> str:
+    """A digest of everything that must match for a checkpoint to be resumed: the settings and the training
+    cells' content (not their paths: a run folder moved elsewhere resumes); the number of epochs too where
+    the learning-rate schedule depends on it."""
+    shards = [file_digest(path) for path in train_shards]
+    keys = {key: settings[key] for key in sorted(settings) if key not in ("mixed_precision", "xla")}
+    schedule_length = epochs if settings["lr_schedule"] != "constant" else None
+    text = json.dumps([latent_dim, image_size, schedule_length, keys, shards], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -207,12 +210,7 @@ def train_on_shards(train_shards, validation_shards, out_dir, latent_dim, epochs
     overrides: any of DEFAULTS. verbose is passed to fit; by default a live progress bar on a
     terminal and one line per epoch otherwise (log files).
     """
-    unknown = set(overrides) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown training settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    settings = {**DEFAULTS, **overrides}
-    if settings["seed"] < 1:        # TensorFlow's global seed 0 breaks tensor-valued shuffle seeds
-        raise ValueError(f"config key train.seed must be a positive integer, got {settings['seed']}")
+    settings = training_settings(latent_dim, epochs, overrides)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("model.keras", "training.json"):
@@ -227,7 +225,7 @@ def train_on_shards(train_shards, validation_shards, out_dir, latent_dim, epochs
     log(f"z={latent_dim}: {n_train} train, {n_validation} validation cells of {image_size}x{image_size}; "
         f"backend {keras.backend.backend()}, mixed precision {mixed_precision}, XLA {xla}")
 
-    digest = fingerprint(latent_dim, image_size, settings, train_shards)
+    digest = fingerprint(latent_dim, image_size, epochs, settings, train_shards)
     first_epoch, checkpoint, states, rows = resume_point(out_dir, digest, epochs, log)
     keras.utils.set_random_seed(settings["seed"])     # also seeds tf.data shuffles: same on resume
     previous_policy = keras.mixed_precision.global_policy()
@@ -236,7 +234,11 @@ def train_on_shards(train_shards, validation_shards, out_dir, latent_dim, epochs
         vae = build_vae(image_size, latent_dim, **{key: settings[key] for key in MODEL_KEYS})
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
-    optimizer = keras.optimizers.Adam(settings["learning_rate"], clipnorm=settings["clip_norm"])
+    steps_per_epoch = math.ceil(n_train / settings["batch_size"])
+    learning_rate = settings["learning_rate"]
+    if settings["lr_schedule"] == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps_per_epoch)
+    optimizer = keras.optimizers.Adam(learning_rate, clipnorm=settings["clip_norm"])
     vae.compile(optimizer=optimizer, jit_compile=xla)
     if checkpoint:
         vae.optimizer.build(vae.trainable_variables)
@@ -246,12 +248,11 @@ def train_on_shards(train_shards, validation_shards, out_dir, latent_dim, epochs
         log(f"z={latent_dim}: resuming after epoch {first_epoch} from {checkpoint}")
     log(f"z={latent_dim}: {vae.count_params():,} parameters")
 
-    steps_per_epoch = math.ceil(n_train / settings["batch_size"])
     vae.set_kl_warmup(settings["kl_warmup_epochs"], steps_per_epoch)
     data = {key: settings[key] for key in ("shuffle_buffer", "parallel_reads")}
     data["cache_bytes"] = settings["cache_mb"] << 20
     train_data = cell_dataset(train_shards, settings["batch_size"], shuffle=True, seed=settings["seed"],
-                              first_epoch=first_epoch, epochs=epochs, **data)
+                              first_epoch=first_epoch, epochs=epochs, augment=settings["augment"], **data)
     validation_data = (cell_dataset(validation_shards, settings["batch_size"], **data)
                        if validation_shards else None)
     callbacks = [StopOnNonFiniteLoss(), EpochCheckpoint(out_dir, digest, n_train, rows)]

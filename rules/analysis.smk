@@ -5,51 +5,59 @@ rule analyze_model:
         manifest=rules.dataset.output.manifest,
         pngs=per_plate("results/png/{plate}/cells"),  # read through the manifests' paths (staged with storage)
     output:
-        metrics="results/analysis/z{latent_dim}/metrics.json",
-        ks="results/analysis/z{latent_dim}/latent_ks.csv",
+        metrics="results/analysis/{model}/metrics.json",
+        baselines="results/analysis/{model}/baselines.npz",
+        ks="results/analysis/{model}/latent_ks.csv",
         generated=report(
-            "results/analysis/z{latent_dim}/generated.png",
+            "results/analysis/{model}/generated.png",
             caption="../report/generated.rst",
             category="Models",
-            subcategory="z={latent_dim}",
-            labels={"model": "z={latent_dim}", "figure": "generated samples"},
+            subcategory="{model}",
+            labels={"model": "{model}", "figure": "generated samples"},
         ),
         latent=report(
-            "results/analysis/z{latent_dim}/latent_histograms.png",
+            "results/analysis/{model}/latent_histograms.png",
             caption="../report/latent_histograms.rst",
             category="Models",
-            subcategory="z={latent_dim}",
-            labels={"model": "z={latent_dim}", "figure": "latent distributions"},
+            subcategory="{model}",
+            labels={"model": "{model}", "figure": "latent distributions"},
         ),
     wildcard_constraints:
-        latent_dim=r"\d+",
+        model=MODEL_PATTERN,
     params:
         n_generated=lookup(dpath="analysis/n_generated", within=config),
         n_latent_histograms=lookup(dpath="analysis/n_latent_histograms", within=config),
     conda:
         "../envs/tensorflow.yaml"
     log:
-        "results/logs/analyze_model/z{latent_dim}.log",
+        "results/logs/analyze_model/{model}.log",
     benchmark:
-        "results/benchmarks/analyze_model/z{latent_dim}.tsv"
+        "results/benchmarks/analyze_model/{model}.tsv"
     script:
         "../scripts/analyze_model.py"
 
 
 rule compare_models:
     input:
-        models=expand("results/models/z{latent_dim}/model.keras", latent_dim=LATENT_DIMS),
-        histories=expand("results/models/z{latent_dim}/history.csv", latent_dim=LATENT_DIMS),  # read beside
-        summaries=expand("results/models/z{latent_dim}/training.json", latent_dim=LATENT_DIMS),  # each model
-        metrics=expand("results/analysis/z{latent_dim}/metrics.json", latent_dim=LATENT_DIMS),
+        models=expand("results/models/{model}/model.keras", model=MODELS),
+        histories=expand("results/models/{model}/history.csv", model=MODELS),  # read beside
+        summaries=expand("results/models/{model}/training.json", model=MODELS),  # each model
+        metrics=expand("results/analysis/{model}/metrics.json", model=MODELS),
+        baselines=expand("results/analysis/{model}/baselines.npz", model=MODELS),  # beside
         manifest=rules.dataset.output.manifest,
         pngs=per_plate("results/png/{plate}/cells"),  # read through the manifests' paths (staged with storage)
     output:
         metrics=report(
             "results/analysis/metrics.csv",
             caption="../report/metrics.rst",
-            category="Comparison",
+            category="1. Models against baselines",
             labels={"figure": "metrics table"},
+        ),
+        model_vs_baselines=report(
+            "results/analysis/model_vs_baselines.png",
+            caption="../report/model_vs_baselines.rst",
+            category="1. Models against baselines",
+            labels={"figure": "MSE: models vs baselines"},
         ),
         reconstructions=report(
             "results/analysis/reconstructions.png",

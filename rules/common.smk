@@ -3,6 +3,8 @@ import os
 
 import pandas as pd
 
+from jsonschema.exceptions import ValidationError
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from cellvae.fetch import archive_name, is_url, source_location
@@ -10,14 +12,66 @@ from cellvae.fetch import archive_name, is_url, source_location
 min_version("9.0")
 
 
-validate(config, schema="../config/config.schema.yaml")
+def config_error(error):
+    """One line for a schema violation: the key path, what is wrong and, for an unknown key, the allowed ones."""
+    path = ".".join(str(part) for part in error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        unknown = [key for key in error.instance if key not in allowed]
+        where = f"under {path}" if path else "at the top level"
+        keys = ", ".join(f"{path}.{key}" if path else str(key) for key in unknown)
+        return (f"config key {keys} is not allowed; allowed keys {where}: {', '.join(allowed)} "
+                "(config/config.schema.yaml)")
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [key for key in error.validator_value if key not in error.instance]
+        keys = ", ".join(f"{path}.{key}" if path else str(key) for key in missing)
+        return f"config key {keys} is missing (required; see config/config.yaml and config/config.schema.yaml)"
+    message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
+    return f"config key {path or '(top level)'}: {message} (config/config.schema.yaml)"
+
+
+# --config 'latent_dims=[16]' gives the items as strings: digit strings are the integers meant
+if isinstance(config.get("latent_dims"), list):
+    config["latent_dims"] = [int(dim) if isinstance(dim, str) and dim.strip().isdigit() else dim
+                             for dim in config["latent_dims"]]
+try:
+    validate(config, schema="../config/config.schema.yaml")
+except WorkflowError as error:
+    if not isinstance(error.__context__, ValidationError):  # snakemake's validate raises it from the violation
+        raise
+    raise WorkflowError(config_error(error.__context__)) from None
 
 SOURCE = config["source"]
 if lookup(dpath="synthetic/enabled", within=config) and is_url(SOURCE):
     raise ValueError(f"config key source: {SOURCE!r} is a URL but synthetic.enabled is true; "
                      "the synthetic data set needs a local directory")
+# a local source must exist (with a default storage provider, a relative source names a place in the storage)
+if (not is_url(SOURCE) and not lookup(dpath="synthetic/enabled", within=config) and not os.path.isdir(SOURCE)
+        and not workflow.storage_settings.default_storage_provider):
+    raise ValueError(f"config key source: folder {os.path.abspath(SOURCE)} does not exist; give the local folder "
+                     "holding BBBC021_v1_image.csv, BBBC021_v1_moa.csv and the plate zips, or a URL "
+                     "(https://data.broadinstitute.org/bbbc/BBBC021/, s3://bucket/prefix)")
 
 LATENT_DIMS = lookup(dpath="latent_dims", within=config)
+VARIANTS = lookup(dpath="models", within=config)  # name -> train: overrides; none: one model per latent dim
+for _name, _overrides in VARIANTS.items():
+    _unknown = sorted(set(_overrides) - set(config["train"]))
+    if _unknown:
+        raise ValueError(f"config key models.{_name}: {', '.join(_unknown)} not a train: setting; "
+                         f"allowed: {', '.join(config['train'])}")
+MODELS = [f"{name}-z{dim}" for name in VARIANTS for dim in LATENT_DIMS] or [f"z{dim}" for dim in LATENT_DIMS]
+MODEL_PATTERN = r"([a-z0-9_]+-)?z\d+"
+
+
+def model_latent_dim(wildcards):
+    """The latent dimension of a model id (z16, or thesis-z75 with variants)."""
+    return int(wildcards.model.rsplit("z", 1)[1])
+
+
+def model_settings(wildcards):
+    """The train: settings of a model id, with its variant's overrides (config key models)."""
+    variant = wildcards.model.rsplit("-z", 1)[0] if "-z" in wildcards.model else None
+    return {**config["train"], **(VARIANTS[variant] if variant else {})}
 CHANNELS = ["DAPI", "Tubulin", "Actin"]
 
 
@@ -64,7 +118,7 @@ def final_outputs(wildcards):
         "results/analysis/reconstructions.png",
         "results/analysis/loss_curves.png",
         "results/cost/cost.csv",
-        *expand("results/analysis/z{latent_dim}/metrics.json", latent_dim=LATENT_DIMS),
+        *expand("results/analysis/{model}/metrics.json", model=MODELS),
         *expand("results/png/{plate}/crop_sizes.png", plate=selected_plates()),
         # single-cell crops are a product too: deleting a plate's crops reruns that plate's chain
         # (not with a storage provider: the S3 plugin caches a folder's absence from the DAG's start, so a target

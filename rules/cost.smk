@@ -9,7 +9,7 @@ def benchmark_files(wildcards):
     for rule_name in ["fetch_images", "illumination", "segmentation", "png_synthesis"]:
         files += expand("results/benchmarks/{rule}/{plate}.tsv", rule=rule_name, plate=plates)
     for rule_name in ["train_vae", "analyze_model"]:
-        files += expand("results/benchmarks/{rule}/z{latent_dim}.tsv", rule=rule_name, latent_dim=LATENT_DIMS)
+        files += expand("results/benchmarks/{rule}/{model}.tsv", rule=rule_name, model=MODELS)
     return files
 
 

@@ -1,4 +1,4 @@
-# All plates' cells in one manifest, split into train and validation by well, plus decoded uint8 shards
+# All plates' cells in one manifest, split into train and validation by well or by plate (dataset.split), plus decoded uint8 shards
 # (one .npy per split and plate) that training streams.
 rule dataset:
     input:
@@ -9,6 +9,8 @@ rule dataset:
         manifest="results/dataset/manifest.csv",
         shards=directory("results/dataset/shards"),
     params:
+        split=lookup(dpath="dataset/split", within=config),
+        validation_plates=lookup(dpath="dataset/validation_plates", within=config),
         validation_fraction=lookup(dpath="dataset/validation_fraction", within=config),
         seed=lookup(dpath="dataset/seed", within=config),
     conda:

@@ -1,9 +1,37 @@
+# One resize factor for the whole data set (cells keep their absolute size). With png.scale auto it is chosen
+# from every plate's crop sizes, so re-segmenting one plate redoes every plate's PNGs: pin the number it
+# wrote (results/png/scale.json) in the config to keep plates independent.
+rule png_scale:
+    input:
+        cells=branch(
+            lookup(dpath="png/scale", within=config) == "auto",
+            then=per_plate("results/segmentation/{plate}/cells.csv"),
+            otherwise=[],
+        ),
+    output:
+        scale="results/png/scale.json",
+    params:
+        size=lookup(dpath="png/size", within=config),
+        scale=lookup(dpath="png/scale", within=config),
+        quantile=lookup(dpath="png/scale_quantile", within=config),
+    conda:
+        "../envs/workflow.yaml"
+    log:
+        "results/logs/png_scale.log",
+    benchmark:
+        "results/benchmarks/png_scale.tsv"
+    script:
+        "../scripts/png_scale.py"
+
+
 # Single cells as size×size RGB PNGs (R = Tubulin, G = Actin, B = DAPI), a QC table and a crop-size histogram.
 rule png_synthesis:
     input:
         cells=rules.segmentation.output.cells,
         crops=rules.segmentation.output.crops,
         quarantine=rules.illumination.output.quarantine,
+        scale=rules.png_scale.output.scale,
+        selected=rules.select_images.output.table,  # the plate's DMSO training fields set its intensity ranges
     output:
         pngs=directory("results/png/{plate}/cells"),
         manifest="results/png/{plate}/cells.csv",
@@ -17,7 +45,6 @@ rule png_synthesis:
     params:
         size=lookup(dpath="png/size", within=config),
         percentiles=lookup(dpath="png/percentiles", within=config),
-        upscale=lookup(dpath="png/upscale", within=config),
     conda:
         "../envs/workflow.yaml"
     log:

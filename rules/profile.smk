@@ -14,39 +14,40 @@ rule profile_model:
         manifests=per_plate("results/png/{plate}/cells.csv"),
         pngs=per_plate("results/png/{plate}/cells"),  # read through the manifests' paths (staged with storage)
         selected=rules.select_images.output.table,
+        dataset=rules.dataset.output.manifest,  # which DMSO cells the model trained on
     output:
-        cells="results/profile/z{latent_dim}/cells.csv.gz",
-        wells="results/profile/z{latent_dim}/wells.csv",
-        moa="results/profile/z{latent_dim}/moa.json",
-        separation="results/profile/z{latent_dim}/separation.csv",
+        cells="results/profile/{model}/cells.csv.gz",
+        wells="results/profile/{model}/wells.csv",
+        moa="results/profile/{model}/moa.json",
+        separation="results/profile/{model}/separation.csv",
         **{
             name: report(
-                f"results/profile/z{{latent_dim}}/{name}.png",
+                f"results/profile/{{model}}/{name}.png",
                 caption=f"../report/profile_{name}.rst",
                 category="Response profiles",
-                subcategory="z={latent_dim}",
-                labels={"model": "z={latent_dim}", "figure": label},
+                subcategory="{model}",
+                labels={"model": "{model}", "figure": label},
             )
             for name, label in PROFILE_FIGURES.items()
         },
     wildcard_constraints:
-        latent_dim=r"\d+",
+        model=MODEL_PATTERN,
     params:
         settings=lookup(dpath="profile/analysis", within=config),
     conda:
         "../envs/tensorflow.yaml"
     log:
-        "results/logs/profile_model/z{latent_dim}.log",
+        "results/logs/profile_model/{model}.log",
     benchmark:
-        "results/benchmarks/profile_model/z{latent_dim}.tsv"
+        "results/benchmarks/profile_model/{model}.tsv"
     script:
         "../scripts/profile_model.py"
 
 
 rule compare_profiles:
     input:
-        moa=expand("results/profile/z{latent_dim}/moa.json", latent_dim=LATENT_DIMS),
-        separation=expand("results/profile/z{latent_dim}/separation.csv", latent_dim=LATENT_DIMS),
+        moa=expand("results/profile/{model}/moa.json", model=MODELS),
+        separation=expand("results/profile/{model}/separation.csv", model=MODELS),
     output:
         table=report(
             "results/profile/summary.csv",

@@ -1,5 +1,6 @@
-# Nuclei (DAPI) and cells (propagation on actin), measurements and per-channel single-cell crops per plate:
-# headless CellProfiler (pipelines/analysis.cppipe).
+# Nuclei (DAPI) and cells (propagation on actin) per plate by headless CellProfiler (pipelines/analysis.cppipe),
+# cells touching the field border dropped (counted per field: border_cells in fields_summary.csv); per-cell
+# measurements (measurements/Cells.csv) and per-channel single-cell crops in Python.
 rule segmentation:
     input:
         images=rules.fetch_images.output.images,

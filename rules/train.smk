@@ -1,4 +1,4 @@
-# One convolutional VAE per configured latent dimension, streamed from the dataset's uint8 shards.
+# One convolutional VAE per configured latent dimension (and variant, config key models), streamed from the dataset's uint8 shards.
 # Resumable: a rerun after a crash or preemption continues after the last completed epoch
 # (checkpoints are kept as outputs' siblings, so incomplete outputs are not deleted: --rerun-incomplete
 # or a plain rerun resumes).
@@ -7,20 +7,21 @@ rule train_vae:
         manifest=rules.dataset.output.manifest,
         shards=rules.dataset.output.shards,
     output:
-        model="results/models/z{latent_dim}/model.keras",
-        history="results/models/z{latent_dim}/history.csv",
-        summary="results/models/z{latent_dim}/training.json",
+        model="results/models/{model}/model.keras",
+        history="results/models/{model}/history.csv",
+        summary="results/models/{model}/training.json",
     wildcard_constraints:
-        latent_dim=r"\d+",
+        model=MODEL_PATTERN,
     params:
         epochs=lookup(dpath="epochs", within=config),
-        settings=lookup(dpath="train", within=config),
+        latent_dim=model_latent_dim,
+        settings=model_settings,
     threads: workflow.cores
     conda:
         "../envs/tensorflow.yaml"
     log:
-        "results/logs/train_vae/z{latent_dim}.log",
+        "results/logs/train_vae/{model}.log",
     benchmark:
-        "results/benchmarks/train_vae/z{latent_dim}.tsv"
+        "results/benchmarks/train_vae/{model}.tsv"
     script:
         "../scripts/train_vae.py"

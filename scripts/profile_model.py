@@ -6,4 +6,5 @@ from cellvae.runlog import logged
 
 with logged(snakemake.log[0]):
     profile_model(snakemake.input.model, list(snakemake.input.manifests), snakemake.input.selected,
-                  Path(snakemake.output.moa).parent, snakemake.params.settings)
+                  Path(snakemake.output.moa).parent, snakemake.params.settings,
+                  dataset_manifest=snakemake.input.dataset)

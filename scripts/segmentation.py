@@ -1,4 +1,4 @@
-"""Snakemake entry point: CellProfiler segmentation, measurements and single-cell crops of one plate."""
+"""Snakemake entry point: CellProfiler segmentation, then measurements, border-cell counts and crops of one plate."""
 from pathlib import Path
 
 from cellvae.cellprofiler import run_segmentation

@@ -13,42 +13,15 @@ from keras import ops  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from cellvae import analysis  # noqa: E402
-from cellvae.analysis import (analyze_model, compare_models, mean_squared_error, psnr,  # noqa: E402
-                              similarity_s, ssim)
+from cellvae.analysis import analyze_model, compare_models  # noqa: E402
+from cellvae.baselines import Baselines  # noqa: E402
+from cellvae.metrics import psnr, reconstruction_metrics  # noqa: E402
 from cellvae.dataset import write_shards  # noqa: E402
 from cellvae.model import build_vae  # noqa: E402
 from cellvae.train import train_vae  # noqa: E402
 
 # Keras's own TensorFlow variable conversion when saving; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
-
-def test_similarity_of_perfect_and_constant_error_reconstructions():
-    images = np.random.default_rng(0).integers(51, 256, (4, 8, 8, 3)).astype(np.uint8)
-    assert similarity_s(images, images) == 1.0
-    assert similarity_s(images, images.astype(int) - 51) == pytest.approx(0.8)
-    assert similarity_s(np.zeros((2, 2)), np.full((2, 2), 255)) == 0.0
-
-
-def test_mse_and_psnr_known_values():
-    zeros = np.zeros((2, 4, 4, 3))
-    assert mean_squared_error(zeros, zeros + 0.1) == pytest.approx(0.01)
-    assert mean_squared_error(zeros, zeros) == 0.0
-    assert psnr(0.01) == pytest.approx(20.0)
-    assert psnr(1e-4) == pytest.approx(40.0)
-    assert psnr(0.0) == math.inf
-
-
-def test_ssim_known_values():
-    rng = np.random.default_rng(2)
-    images = rng.random((2, 16, 16, 3))
-    assert ssim(images, images) == pytest.approx(1.0)
-    a, b = np.full((1, 16, 16, 3), 0.2), np.full((1, 16, 16, 3), 0.6)
-    c1 = 0.01 ** 2                                      # flat images: only the luminance term remains
-    assert ssim(a, b) == pytest.approx((2 * 0.2 * 0.6 + c1) / (0.2 ** 2 + 0.6 ** 2 + c1))
-    noisy = np.clip(images + rng.normal(0, 0.1, images.shape), 0, 1)
-    assert ssim(images, noisy) == pytest.approx(ssim(noisy, images))
-    assert 0 < ssim(images, noisy) < ssim(images, 0.8 * images + 0.2 * noisy) < 1
 
 
 def test_evaluate_in_batches_equals_whole_array(monkeypatch):
@@ -59,10 +32,11 @@ def test_evaluate_in_batches_equals_whole_array(monkeypatch):
     x = images.astype("float32") / 255
     x_hat = ops.convert_to_numpy(vae.reconstruct(x))
     assert metrics["n_cells"] == 7 and metrics["latent_dim"] == 3
-    assert metrics["similarity_s"] == pytest.approx(similarity_s(images, x_hat * 255), rel=1e-6)
-    assert metrics["mse"] == pytest.approx(mean_squared_error(x, x_hat), rel=1e-5)
+    whole = reconstruction_metrics(images, lambda _: x_hat, masked=True, batch_size=7)
+    for key in ("similarity_s", "mse", "ssim", "s_cell", "mse_cell"):
+        assert metrics[key] == pytest.approx(whole[key], rel=1e-5)
+    assert metrics["mse"] == pytest.approx(float(np.mean((x - x_hat) ** 2)), rel=1e-5)
     assert metrics["psnr"] == pytest.approx(psnr(metrics["mse"]))
-    assert metrics["ssim"] == pytest.approx(ssim(x, x_hat), rel=1e-5)
     np.testing.assert_allclose(mu, ops.convert_to_numpy(vae.encode(x)[0]), rtol=1e-5, atol=1e-6)
 
 
@@ -105,10 +79,22 @@ def test_analyze_model_writes_metrics_figures_and_ks_table(models, tmp_path):
     metrics = analyze_model(model_dirs[0] / "model.keras", manifest, tmp_path, n_generated=7,
                             n_latent_histograms=4)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "generated.png", "latent_histograms.png", "latent_ks.csv", "metrics.json"]
-    assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
-    assert set(metrics) == {"latent_dim", "similarity_s", "mse", "psnr", "ssim", "n_cells"}
+        "baselines.npz", "generated.png", "latent_histograms.png", "latent_ks.csv", "metrics.json"]
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["baselines"] == metrics["baselines"]
+    assert set(metrics) == {"latent_dim", "similarity_s", "mse", "psnr", "ssim", "s_cell", "mse_cell", "n_cells",
+                            "baselines"}
     assert metrics["latent_dim"] == 6 and metrics["n_cells"] == 10
+    assert set(metrics["baselines"]) == {"zero", "mean", "median", "pca"} and metrics["baselines"]["pca"]["k"] == 6
+    # the baselines are fitted on the 30 training cells, evaluated on the same 10 validation cells
+    manifest_table = pd.read_csv(manifest)
+    train = np.stack([np.asarray(Image.open(p)) for p in manifest_table.loc[manifest_table["split"] == "train", "path"]])
+    validation = np.stack([np.asarray(Image.open(p))
+                           for p in manifest_table.loc[manifest_table["split"] == "validation", "path"]])
+    mean_image = train.mean(axis=0) / 255
+    assert metrics["baselines"]["mean"]["mse"] == pytest.approx(np.mean((validation / 255 - mean_image) ** 2), rel=1e-5)
+    pca = Baselines.load(tmp_path / "baselines.npz")
+    assert pca.k == 6 and metrics["baselines"]["zero"]["mse"] == pytest.approx(np.mean((validation / 255) ** 2))
     assert 0 < metrics["similarity_s"] < 1 and metrics["psnr"] == pytest.approx(psnr(metrics["mse"]))
 
     ks = pd.read_csv(tmp_path / "latent_ks.csv")
@@ -129,24 +115,28 @@ def test_compare_models_writes_table_reconstructions_and_loss_curves(models, tmp
     table = compare_models(model_dirs, analysis_dirs, manifest, tmp_path, n_reconstructions=5)
 
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "loss_curves.png", "metrics.csv", "reconstructions.png", "training_speed.png"]
+        "loss_curves.png", "metrics.csv", "model_vs_baselines.png", "reconstructions.png", "training_speed.png"]
     written = pd.read_csv(tmp_path / "metrics.csv")
     assert list(written.columns) == [
-        "latent_dim", "similarity_s", "mse", "psnr", "ssim", "n_cells", "parameters", "epochs",
-        "train_seconds", "images_per_second", "final_loss", "final_reconstruction_loss",
+        "method", "model", "latent_dim", "similarity_s", "mse", "psnr", "ssim", "s_cell", "mse_cell", "n_cells", "parameters",
+        "epochs", "train_seconds", "images_per_second", "final_loss", "final_reconstruction_loss",
         "final_kl_loss", "final_val_loss", "final_val_reconstruction_loss", "final_val_kl_loss"]
-    assert written["latent_dim"].tolist() == [2, 6]
-    assert written["epochs"].tolist() == [1, 1]
+    assert written["method"].tolist() == ["zero", "mean", "median", "vae", "pca-2", "vae", "pca-6"]
+    assert written["latent_dim"].tolist() == [0, 0, 0, 2, 2, 6, 6]
+    vae_rows = written[written["method"] == "vae"].reset_index(drop=True)
+    assert vae_rows["model"].tolist() == ["z2", "z6"]
+    assert vae_rows["epochs"].tolist() == [1, 1]
     training = json.loads((model_dirs[0] / "training.json").read_text())
-    assert written.loc[1, "parameters"] == training["parameters"]
-    assert written.loc[1, "similarity_s"] == pytest.approx(
-        json.loads((analysis_dirs[0] / "metrics.json").read_text())["similarity_s"])
+    assert vae_rows.loc[1, "parameters"] == training["parameters"]
+    metrics = json.loads((analysis_dirs[0] / "metrics.json").read_text())
+    assert vae_rows.loc[1, "similarity_s"] == pytest.approx(metrics["similarity_s"])
+    assert written.loc[6, "mse"] == pytest.approx(metrics["baselines"]["pca"]["mse"])
     history = pd.read_csv(model_dirs[0] / "history.csv")
-    assert written.loc[1, "final_val_loss"] == pytest.approx(history["val_loss"].iloc[-1])
+    assert vae_rows.loc[1, "final_val_loss"] == pytest.approx(history["val_loss"].iloc[-1])
     pd.testing.assert_frame_equal(table.reset_index(drop=True), written, check_dtype=False)
 
     width, height = png_size(tmp_path / "reconstructions.png")
-    assert width > height  # 5 columns, 3 rows (originals + 2 models)
+    assert width >= height  # 5 columns, 5 rows (originals + 2 models + their PCA-k)
     assert png_size(tmp_path / "loss_curves.png")[0] > 0
     assert png_size(tmp_path / "training_speed.png")[0] > 0
 

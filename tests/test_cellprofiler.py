@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 import tifffile
 
-from cellvae.cellprofiler import (CELL_COLUMNS, CHANNELS, FIELD_IMAGES, CellProfilerNotFoundError, check_fields,
-                                  run_illumination, run_segmentation, write_crops)
+from cellvae.cellprofiler import (CELL_COLUMNS, CHANNELS, FIELD_IMAGES, FIELDS_SUMMARY_COLUMNS,
+                                  CellProfilerNotFoundError, check_fields, crop_and_measure, run_illumination,
+                                  run_segmentation)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -91,8 +92,8 @@ def test_pipelines_load_in_cellprofiler():
     illum, analysis = result.stdout.splitlines()[-2:]
     assert illum.split() == ["LoadData"] + ["CorrectIlluminationCalculate", "SaveImages"] * 3
     assert analysis.split() == ["LoadData", "CorrectIlluminationApply", "IdentifyPrimaryObjects",
-                                "IdentifySecondaryObjects", "MeasureObjectSizeShape", "MeasureObjectIntensity",
-                                "ConvertObjectsToImage", *["SaveImages"] * 4, "ExportToSpreadsheet"]
+                                "IdentifySecondaryObjects", "ConvertObjectsToImage", *["SaveImages"] * 4,
+                                "ExportToSpreadsheet"]
 
 
 def saved_field(output, stem, labels):
@@ -107,42 +108,39 @@ def saved_field(output, stem, labels):
     return channels
 
 
-def cell_rows(field, labels):
-    """cells.csv rows (bbox, crop paths) of every label, bounding boxes from an independent scan."""
-    rows = []
-    for label in range(1, labels.max() + 1):
-        ys, xs = np.nonzero(labels == label)
-        name = f"{Path(field).stem}_Cells_{label}.tiff"
-        rows.append({"field": field, "label": label, "bbox_min_x": xs.min(), "bbox_min_y": ys.min(),
-                     "bbox_max_x": xs.max() + 1, "bbox_max_y": ys.max() + 1,
-                     **{f"crop_{channel.lower()}": f"crops/{channel}/{name}" for channel in CHANNELS}})
-    return pd.DataFrame(rows)
+def field_row(field, cells):
+    """A fields_summary row of plate P1 for crop_and_measure."""
+    return pd.DataFrame([{"plate": "P1", "well": "B02", "site": 1, "field": field, "cells": cells}])
 
 
-def test_write_crops_cuts_each_cell_with_zeros_outside(tmp_path):
+def test_crop_and_measure_cuts_each_cell_with_zeros_outside(tmp_path):
     labels = np.zeros((12, 16), np.int32)
     labels[1:4, 2:7] = 1
     labels[3:9, 6:10] = 2  # touches cell 1: its box holds pixels of cell 1, which must become 0
     labels[9:12, 13:16] = 3  # at the image corner
     channels = saved_field(tmp_path, "f1", labels)
-    cells = cell_rows("f1.tif", labels)
-    write_crops(cells, tmp_path, "P1", tmp_path / "log")
+    cells = crop_and_measure(field_row("f1.tif", 3), tmp_path, "P1", tmp_path / "log")
+    assert cells["label"].tolist() == [1, 2, 3] and set(CELL_COLUMNS) <= set(cells.columns)
+    assert cells[["plate", "well", "site", "field"]].drop_duplicates().values.tolist() == [["P1", "B02", 1, "f1.tif"]]
     for cell in cells.itertuples():
+        ys, xs = np.nonzero(labels == cell.label)
+        assert [cell.bbox_min_x, cell.bbox_min_y, cell.bbox_max_x, cell.bbox_max_y] == [
+            xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
         box = (slice(cell.bbox_min_y, cell.bbox_max_y), slice(cell.bbox_min_x, cell.bbox_max_x))
         for channel in CHANNELS:
+            assert getattr(cell, f"crop_{channel.lower()}") == f"crops/{channel}/f1_Cells_{cell.label}.tiff"
             crop = tifffile.imread(tmp_path / getattr(cell, f"crop_{channel.lower()}"))
             expected = np.where(labels[box] == cell.label, channels[channel][box], 0)
             assert crop.dtype == np.uint16 and np.array_equal(crop, expected)
     assert not (tmp_path / FIELD_IMAGES).exists()  # the full-size images are deleted
 
 
-def test_write_crops_refuses_a_bounding_box_unlike_the_labels(tmp_path):
+def test_crop_and_measure_refuses_labels_unlike_cellprofilers_count(tmp_path):
     labels = np.zeros((8, 8), np.int32)
     labels[2:5, 3:6] = 1
     saved_field(tmp_path, "f1", labels)
-    cells = cell_rows("f1.tif", labels).assign(bbox_max_x=7)
-    with pytest.raises(RuntimeError, match=r"cell 1 of f1.tif \(plate P1\): its label image does not match"):
-        write_crops(cells, tmp_path, "P1", tmp_path / "log")
+    with pytest.raises(RuntimeError, match=r"f1.tif \(plate P1\): its label image does not hold labels 1..2"):
+        crop_and_measure(field_row("f1.tif", 2), tmp_path, "P1", tmp_path / "log")
 
 
 @needs_cellprofiler
@@ -206,13 +204,21 @@ def test_segmentation_outputs(plate_run):
     out = plate_run / "segmentation"
     summary = pd.read_csv(out / "fields_summary.csv")
     nuclei = summary.loc[0, "nuclei"]
-    print(f"\nnuclei on {REAL_DAPI.name}: {nuclei}, cells: {summary.loc[0, 'cells']}")
-    assert len(summary) == 1 and 150 <= nuclei <= 350
+    print(f"\nnuclei on {REAL_DAPI.name}: {nuclei}, cells: {summary.loc[0, 'cells']}, "
+          f"touching the border: {summary.loc[0, 'border_cells']}")
+    assert list(summary.columns) == FIELDS_SUMMARY_COLUMNS
+    assert len(summary) == 1 and 150 <= nuclei <= 350 and 0 < summary.loc[0, "border_cells"] < nuclei / 3
+    assert summary.loc[0, "cells"] + summary.loc[0, "border_cells"] == nuclei
     cells = pd.read_csv(out / "cells.csv")
     assert list(cells.columns) == CELL_COLUMNS and cells.notna().all().all()
     assert len(cells) == summary.loc[0, "cells"] and cells["label"].is_unique
     assert (cells[["plate", "well", "site", "field"]].drop_duplicates().values.tolist()
             == [["Week1_22123", "C02", 3, REAL_DAPI.name]])
+    assert (cells[["bbox_min_x", "bbox_min_y"]] > 0).all().all()  # no cell touches the field border
+    assert (cells["bbox_max_x"] < 1280).all() and (cells["bbox_max_y"] < 1024).all()
+    measured = pd.read_csv(out / "measurements/Cells.csv")
+    assert measured[CELL_COLUMNS[:12]].equals(cells[CELL_COLUMNS[:12]])
+    assert ((measured["intensity_mean_dapi"] > 0) & (measured["intensity_mean_dapi"] <= 1)).all()
     for cell in cells.itertuples():
         shapes = set()
         for channel in CHANNELS:
@@ -220,6 +226,6 @@ def test_segmentation_outputs(plate_run):
             assert crop.dtype == np.uint16
             shapes.add(crop.shape)
         assert shapes == {(cell.bbox_max_y - cell.bbox_min_y, cell.bbox_max_x - cell.bbox_min_x)}
-    assert {path.name for path in (out / "measurements").iterdir()} == {"Image.csv", "Nuclei.csv", "Cells.csv"}
+    assert {path.name for path in (out / "measurements").iterdir()} == {"Image.csv", "Cells.csv"}
     assert {path.name for path in out.iterdir()} == {"cells.csv", "fields_summary.csv", "crops", "measurements"}
     assert sum(1 for _ in (out / "crops").rglob("*.tiff")) == 3 * len(cells)

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cellvae.dataset import build_manifest, split_by_well
+from cellvae.dataset import build_manifest, split_by_well, split_cells
 
 
 def _cells(wells, per_well=5):
@@ -44,3 +44,19 @@ def test_manifest_joins_compounds(tmp_path):
         cells_in_shard = np.load(shard)
         assert cells_in_shard.shape == (len(group), 8, 8, 3) and cells_in_shard.dtype == np.uint8
         assert cells_in_shard[:, 0, 0, 0].tolist() == [cells["path"].tolist().index(p) for p in group["path"]]
+
+
+def test_plate_split_leaves_no_validation_plate_in_training():
+    wells = [(f"Week{p}_1", w) for p in (1, 2, 3) for w in ("B02", "C02")]
+    cells = _cells(wells)
+    split = split_cells(cells, "plate", 0.25, 0, ["Week2_1"])
+    assert set(cells.loc[split == "validation", "plate"]) == {"Week2_1"}
+    assert "Week2_1" not in set(cells.loc[split == "train", "plate"])
+    assert (split == "validation").sum() == 10
+    with pytest.raises(ValueError, match=r"dataset.validation_plates: \['Week9_1'\] not among the plates"):
+        split_cells(cells, "plate", 0.25, 0, ["Week9_1"])
+    with pytest.raises(ValueError, match="none is left for training"):
+        split_cells(cells, "plate", 0.25, 0, ["Week1_1", "Week2_1", "Week3_1"])
+    with pytest.raises(ValueError, match="dataset.split must be 'well' or 'plate'"):
+        split_cells(cells, "site", 0.25, 0)
+    assert split_cells(cells, "well", 0.25, 3).equals(split_by_well(cells, 0.25, 3))

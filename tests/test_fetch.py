@@ -3,6 +3,7 @@ import http.server
 import json
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +20,7 @@ import pytest
 from cellvae.fetch import (FetchError, FetchSettings, archive_name, coalesce, fetch_metadata, fetch_plate,
                            is_verified, safe_member_name)
 from cellvae.metadata import read_image_table
-from cellvae.ranged import open_source
+from cellvae.ranged import HttpSource, S3Source, open_source
 from cellvae.synthetic import generate_mini_bbbc021
 from servers.nginx import Nginx
 
@@ -409,6 +410,76 @@ def test_s3_source_through_boto3(served, tmp_path, monkeypatch):
     assert {path.name: path.read_bytes() for path in (tmp_path / "images").iterdir()} == expected
     assert record["mode"] == "ranges" and record["bytes_transferred"] / record["bytes_needed"] < 1.1
     assert records[0]["bytes"] == (source_dir / "BBBC021_v1_image.csv").stat().st_size
+
+
+class CountingHttpSource(HttpSource):
+    """The real HttpSource, counting its requests (each try opens one)."""
+
+    def _open(self, url, headers):
+        self.attempts = getattr(self, "attempts", 0) + 1
+        return super()._open(url, headers)
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on: connecting is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# a retry would wait backoff_s (10 s) first, so a fast failure also shows that nothing was retried
+PATIENT = FetchSettings(retries=5, backoff_s=10.0, timeout_s=10)
+
+
+@pytest.mark.parametrize("base, problem", [("http://127.0.0.1:{port}/bbbc021/", "connection refused"),
+                                           ("http://cellvae-test.invalid/bbbc021/", "cannot resolve the host name")])
+def test_refused_connection_or_unknown_host_fails_at_once_naming_the_url(base, problem):
+    source = CountingHttpSource(base.format(port=_closed_port()), PATIENT)
+    started = time.monotonic()
+    with pytest.raises(FetchError) as error:
+        source.read_all("BBBC021_v1_image.csv")
+    assert time.monotonic() - started < 5 and source.attempts == 1
+    message = str(error.value)
+    assert message.startswith(f"{source.locate('BBBC021_v1_image.csv')}: {problem}")
+    assert "check the config key source" in message
+
+
+def test_the_metadata_stage_and_the_plate_fetch_fail_at_once_on_a_refused_source(tmp_path):
+    base = f"http://127.0.0.1:{_closed_port()}/bbbc021/"
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=rf"{base}BBBC021_v1_image.csv: connection refused"):
+        fetch_metadata(base, tmp_path / "metadata", PATIENT)
+    selected = tmp_path / "selected.csv"
+    pd.DataFrame({"plate": [PLATE], "path": [PLATE], "file_dapi": ["a_w1.tif"], "file_tubulin": ["a_w2.tif"],
+                  "file_actin": ["a_w4.tif"]}).to_csv(selected, index=False)
+    command = [sys.executable, "-m", "cellvae.fetch", "--plate", PLATE, "--selected", str(selected), "--source", base,
+               "--out", str(tmp_path / "images"), "--record", str(tmp_path / "fetch.json"), "--backoff-s", "10"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and f"{base}{ARCHIVE}: connection refused" in result.stderr
+    assert time.monotonic() - started < 10
+
+
+def test_a_silent_server_is_still_retried(tmp_path):
+    """A timeout can heal: it is retried (retries + 1 tries), unlike a refused connection."""
+    with socket.socket() as silent:                        # accepts (the kernel does) but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        source = CountingHttpSource(f"http://127.0.0.1:{silent.getsockname()[1]}/",
+                                    FetchSettings(retries=2, backoff_s=0.01, timeout_s=0.3))
+        with pytest.raises(FetchError, match=r"failed after 3 tries .*timed out"):
+            source.read_all("BBBC021_v1_image.csv")
+    assert source.attempts == 3
+
+
+def test_s3_endpoint_refusing_connections_fails_at_once(monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+                       "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{_closed_port()}"}.items():
+        monkeypatch.setenv(key, value)
+    source = S3Source("s3://cells/bbbc021", PATIENT)
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=r"s3://cells/bbbc021/BBBC021_v1_image.csv: connection refused"):
+        source.read_all("BBBC021_v1_image.csv")
+    assert time.monotonic() - started < 5
 
 
 def test_fetch_records_are_summed_for_the_report(tmp_path):

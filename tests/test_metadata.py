@@ -1,8 +1,9 @@
 import pandas as pd
 import pytest
 
-from cellvae.metadata import (MetadataError, file_record, read_image_table, read_moa_table, select_fields,
-                              write_selection)
+from cellvae.fetch import FetchError, fetch_metadata
+from cellvae.metadata import (IMAGE_COLUMNS, MOA_COLUMNS, MetadataError, file_record, read_image_table,
+                              read_moa_table, select_fields, write_selection)
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +62,30 @@ def test_write_selection_and_record(tmp_path, shared_bbbc021):
     record = file_record(metadata / "BBBC021_v1_moa.csv")
     assert record["bytes"] == 4404
     assert record["sha256"] == "cddb6c6b72c043fd25f3a41d84624d4817927a1d76fe87dc829674181dd62719"
+
+
+EMPTY_TABLES = {"0 bytes": "", "header only": None}   # None: the table's own header line, no rows
+
+
+@pytest.mark.parametrize("content", EMPTY_TABLES.values(), ids=EMPTY_TABLES.keys())
+@pytest.mark.parametrize("name, columns, read", [("BBBC021_v1_image.csv", list(IMAGE_COLUMNS), read_image_table),
+                                                 ("BBBC021_v1_moa.csv", MOA_COLUMNS, read_moa_table)])
+def test_an_empty_table_names_the_file_and_what_was_expected(tmp_path, content, name, columns, read):
+    path = tmp_path / name
+    path.write_text(",".join(columns) + "\n" if content is None else content)
+    with pytest.raises(MetadataError) as error:
+        read(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert ("the file is empty" if content == "" else "has a header but no rows") in message
+    assert f"expected BBBC021's {name}: a header ({', '.join(columns[:3])}" in message
+
+
+def test_the_metadata_stage_refuses_an_empty_image_table_naming_it_and_writes_nothing(tmp_path):
+    source, out = tmp_path / "source", tmp_path / "metadata"
+    source.mkdir()
+    (source / "BBBC021_v1_image.csv").write_bytes(b"")
+    (source / "BBBC021_v1_moa.csv").write_text("compound,concentration,moa\nDMSO,0.0,DMSO\n")
+    with pytest.raises(FetchError, match=r"BBBC021_v1_image.csv: .*the file is empty; expected BBBC021's"):
+        fetch_metadata(str(source), out)
+    assert not list(out.glob("*.csv"))

@@ -145,3 +145,25 @@ def test_cli_names_a_bad_file(tmp_path, capsys):
     meta.write_text("x\n")
     assert moa.main(["--well-profiles", str(bad), "--image-metadata", str(meta), "--moa", str(meta)]) == 1
     assert "wells.csv: needs plate and well columns" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, problem", [("", "the file is empty"),
+                                              ("plate,well,f0\n", "has a header but no rows")])
+def test_cli_names_an_empty_profile_table_and_what_was_expected(tmp_path, capsys, content, problem):
+    wells = tmp_path / "wells.csv"
+    wells.write_text(content)
+    meta = tmp_path / "image.csv"
+    meta.write_text("x\n")
+    assert cli(["moa-eval", "--well-profiles", str(wells), "--image-metadata", str(meta), "--moa", str(meta)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error == (f"moa-eval: {wells}: {problem}; expected per-well profiles: a header (plate, well, then one "
+                     "column per feature) and one row per well")
+
+
+def test_cli_names_an_empty_image_metadata_file(tmp_path, capsys):
+    wells = tmp_path / "wells.csv"
+    wells.write_text("plate,well,f0\nWeek1_1,B02,1.0\n")
+    meta = tmp_path / "BBBC021_v1_image.csv"
+    meta.write_bytes(b"")
+    assert cli(["moa-eval", "--well-profiles", str(wells), "--image-metadata", str(meta), "--moa", str(meta)]) == 1
+    assert f"moa-eval: {meta}: the file is empty" in capsys.readouterr().err

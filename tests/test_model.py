@@ -79,13 +79,81 @@ def test_reconstruct_decodes_mu_deterministically():
     assert not np.allclose(first, ops.convert_to_numpy(sampled))
 
 
-def test_log_var_is_clamped():
+def test_log_var_is_bounded_smoothly():
     vae = build_vae(32, 3)
     dense = vae.encoder.get_layer("log_var")
     kernel, bias = dense.get_weights()
-    dense.set_weights([kernel, np.full_like(bias, 100.0)])
-    _, log_var = vae.encode(random_images(2))
-    assert np.all(ops.convert_to_numpy(log_var) == LOG_VAR_LIMIT)
+    for raw, expected in [(100.0, LOG_VAR_LIMIT), (-100.0, -LOG_VAR_LIMIT)]:
+        dense.set_weights([np.zeros_like(kernel), np.full_like(bias, raw)])
+        _, log_var = vae.encode(random_images(2))
+        np.testing.assert_allclose(ops.convert_to_numpy(log_var), expected * np.tanh(raw / expected), rtol=1e-6)
+        assert np.all(np.abs(ops.convert_to_numpy(log_var)) < LOG_VAR_LIMIT)
+
+
+def test_a_dimension_driven_past_the_log_var_bound_recovers():
+    """A log-variance pushed far below the bound costs KL; with a hard clip its gradient there is zero and the
+    dimension stays, with the tanh bound minimising the KL (by the log-variance's bias) brings it back."""
+    import tensorflow as tf
+
+    images = random_images(8, 16)
+    for bound, expect_recovery in [("tanh", True), ("clip", False)]:
+        vae = build_vae(16, 2)
+        dense = vae.encoder.get_layer("log_var")
+        kernel, bias = dense.get_weights()
+        dense.set_weights([np.zeros_like(kernel), np.array([-3 * LOG_VAR_LIMIT, 0.0], np.float32)])
+        optimizer = keras.optimizers.Adam(1.0)
+
+        def first_log_var():
+            mu, log_var = vae.encode(images)
+            if bound == "clip":
+                log_var = ops.clip(vae.encoder(images)[1], -LOG_VAR_LIMIT, LOG_VAR_LIMIT)
+            return mu, log_var
+
+        for _ in range(60):
+            with tf.GradientTape() as tape:
+                mu, log_var = first_log_var()
+                _, _, kl = vae_loss(images, images, mu, log_var, 1.0)
+            optimizer.apply_gradients([(tape.gradient(kl, dense.bias), dense.bias)])
+        final = float(ops.convert_to_numpy(first_log_var()[1])[:, 0].mean())
+        assert (final > -0.5 * LOG_VAR_LIMIT) == expect_recovery, (bound, final)
+
+
+def test_gaussian_reconstruction_term_is_the_optimal_sigma_nll():
+    rng = np.random.default_rng(7)
+    x, x_hat = random_images(4, 8, seed=8), random_images(4, 8, seed=9)
+    mu, log_var = rng.normal(size=(2, 4, 3)).astype("float32")
+    _, reconstruction, kl = (float(v) for v in vae_loss(x, x_hat, mu, log_var, 1000.0,
+                                                         reconstruction_loss="gaussian"))
+    squared = ((x - x_hat) ** 2).astype(np.float64)
+    variance = squared.mean()
+    pixels = 8 * 8 * 3
+    per_image = squared.sum(axis=(1, 2, 3)) / (2 * variance) + pixels / 2 * np.log(2 * np.pi * variance)
+    assert reconstruction == pytest.approx(per_image.mean(), rel=1e-4)
+    assert kl == pytest.approx(numpy_vae_loss(x, x_hat, mu, log_var, 1.0)[2], rel=1e-5)
+    # independent of r_loss_factor; the same image-size balance at any size (per pixel it is one NLL term)
+    assert float(vae_loss(x, x_hat, mu, log_var, 1.0, reconstruction_loss="gaussian")[1]) == pytest.approx(
+        reconstruction, rel=1e-6)
+
+
+def test_wide_architecture_and_unknown_names():
+    vae = build_vae(32, 4, architecture="wide", reconstruction_loss="gaussian")
+    convs = [layer.filters for layer in vae.encoder.layers if isinstance(layer, layers.Conv2D)]
+    deconvs = [layer.filters for layer in vae.decoder.layers if isinstance(layer, layers.Conv2DTranspose)]
+    assert convs == [32, 64, 128] and deconvs == [128, 64, 32, 3]
+    assert vae.count_params() > build_vae(32, 4).count_params()
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        build_vae(32, 4, architecture="huge")
+    with pytest.raises(ValueError, match="reconstruction_loss must be one of"):
+        build_vae(32, 4, reconstruction_loss="l1")
+
+
+def test_a_file_that_is_not_a_keras_model_is_named(tmp_path):
+    text = tmp_path / "model.keras"
+    text.write_text("not a model")
+    with pytest.raises(ValueError, match="is not a Keras model file"):
+        load_vae(text)
+    with pytest.raises(FileNotFoundError, match="model not found"):
+        load_vae(tmp_path / "absent.keras")
 
 
 def numpy_vae_loss(x, x_hat, mu, log_var, r_loss_factor):
@@ -136,6 +204,7 @@ def test_fit_reports_loss_terms_and_save_load_round_trip(tmp_path):
     assert isinstance(loaded, VAE)
     assert (loaded.image_size, loaded.latent_dim, loaded.dropout, loaded.r_loss_factor) == (
         32, 4, 0.1, 100.0)
+    assert (loaded.architecture, loaded.reconstruction_loss) == ("thesis", "mse")
     np.testing.assert_array_equal(ops.convert_to_numpy(vae.reconstruct(images)),
                                   ops.convert_to_numpy(loaded.reconstruct(images)))
     for original, restored in zip(vae.weights, loaded.weights):

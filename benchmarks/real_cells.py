@@ -1,0 +1,218 @@
+"""Real-cell benchmark: VAEs against baselines on plates they never saw (BBBC021 Week4 crops in ../shared).
+
+Data: ../shared/bbbc021/images/single_cells_by_plate/manifest.csv (68×68×3 uint16 windows: DAPI, Tubulin,
+Actin), composed at --size px exactly as `cellvae train` does (RGB = Tubulin, Actin, DAPI; intensity ranges
+from the training cells). Fixed fold (the default; `--train-plates` changes it): models and baselines are fitted
+on the DMSO cells of the three DMSO-only plates; everything is measured on the two plates that hold
+cycloheximide (Week4_27801, Week4_27821), of which no cell was seen in training.
+
+1. Reconstruction of the held-out plates' DMSO cells: each model (z = --latent-dims; `thesis` = the thesis
+   settings, `default` = config/config.yaml's train: section), 3 seeds, against zero / mean / median / PCA-k.
+2. Response on the held-out plates: features side by side — VAE mu, PCA-k of the pixels, an untrained encoder
+   of the same architecture, classic per-cell features (scikit-image regionprops on an Otsu mask) —
+   (a) DMSO-vs-cycloheximide balanced accuracy of a shrinkage LDA trained on one plate, tested on the other;
+   (b) per plate, each concentration's centroid distance from DMSO in DMSO spreads (cellvae.profiles.separation),
+   and whether it grows with concentration.
+Trained models are kept under --out and reused by a rerun (delete the folder to retrain).
+Usage: python benchmarks/real_cells.py [--epochs 30] [--seeds 1 2 3] [--latent-dims 16 75] [--models thesis default]
+Last line: vae_over_pca_mse=<mean over seeds of the default model's held-out MSE / PCA-k's, k = 75>
+"""
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+from skimage import filters, measure  # noqa: E402
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis  # noqa: E402
+from sklearn.metrics import balanced_accuracy_score  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+from cellvae.baselines import BASELINES, Baselines  # noqa: E402
+from cellvae.inputs import compose_arrays, read_image, write_shard  # noqa: E402
+from cellvae.metrics import reconstruction_metrics  # noqa: E402
+from cellvae.model import build_vae, load_vae  # noqa: E402
+from cellvae.profiles import centroid_distance, encode_images  # noqa: E402
+from cellvae.train import train_on_shards  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MANIFEST = ROOT.parent / "shared" / "bbbc021" / "images" / "single_cells_by_plate" / "manifest.csv"
+TRAIN_PLATES = ["Week4_27481", "Week4_27521", "Week4_27542"]
+THESIS = dict(architecture="thesis", reconstruction_loss="mse", r_loss_factor=1000.0, learning_rate=5e-4,
+              batch_size=32, augment=False, lr_schedule="constant", kl_weight=1.0, kl_warmup_epochs=0)
+
+
+def model_settings(name: str) -> dict:
+    """Training settings of a named model: the thesis's, or the default config's train: section."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["train"]
+    return {**config, **(THESIS if name == "thesis" else {})}
+
+
+def load_crops(manifest_csv: Path) -> tuple[pd.DataFrame, list]:
+    """The manifest (with absolute paths) and the raw crops in RGB order (Tubulin, Actin, DAPI)."""
+    table = pd.read_csv(manifest_csv)
+    root = manifest_csv.parents[2]
+    table["path"] = [str(root / file) for file in table["file"]]
+    return table, [read_image(path, ("dapi", "tubulin", "actin")) for path in table["path"]]
+
+
+def classic_features(raw: np.ndarray) -> np.ndarray:
+    """Per-cell features of a raw window (RGB = Tubulin, Actin, DAPI): the connected component of an Otsu mask
+    of the summed channels nearest the centre — area, per-channel mean and integrated intensity, nucleus
+    area (Otsu on DAPI inside it), eccentricity, solidity, perimeter, major and minor axis length."""
+    image = raw.astype(np.float64)
+    total = image.sum(axis=-1)
+    labels = measure.label(total > filters.threshold_otsu(total))
+    centre = np.array(labels.shape) // 2
+    regions = measure.regionprops(labels, intensity_image=image)
+    if not regions:
+        return np.full(12, np.nan)
+    cell = min(regions, key=lambda r: np.linalg.norm(np.array(r.centroid) - centre))
+    inside = labels == cell.label
+    dapi = image[..., 2]
+    nucleus_area = float((inside & (dapi > filters.threshold_otsu(dapi[inside]))).sum())
+    means = cell.intensity_mean
+    return np.array([cell.area, *means, *(means * cell.area), nucleus_area, cell.eccentricity, cell.solidity,
+                     cell.perimeter, cell.axis_major_length])
+
+
+def response_scores(features: np.ndarray, cells: pd.DataFrame, plates: list) -> dict:
+    """Cross-plate LDA balanced accuracy (mean of both directions) and per-plate centroid distances."""
+    treated = (cells["compound"] != "DMSO").to_numpy()
+    accuracies = []
+    for train_plate, test_plate in [(plates[0], plates[1]), (plates[1], plates[0])]:
+        train = (cells["plate"] == train_plate).to_numpy()
+        test = (cells["plate"] == test_plate).to_numpy()
+        lda = make_pipeline(StandardScaler(), LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"))
+        lda.fit(features[train], treated[train])
+        accuracies.append(balanced_accuracy_score(treated[test], lda.predict(features[test])))
+    scores = {"lda_accuracy": float(np.mean(accuracies))}
+    ordered = True
+    for plate in plates:
+        on_plate = (cells["plate"] == plate).to_numpy()
+        scale = StandardScaler().fit(features[on_plate & ~treated])
+        control = scale.transform(features[on_plate & ~treated])
+        distances = []
+        for concentration in sorted(cells.loc[on_plate & treated, "concentration_uM"].unique()):
+            chosen = on_plate & treated & (cells["concentration_uM"] == concentration).to_numpy()
+            distance = centroid_distance(control, scale.transform(features[chosen]))
+            scores[f"{plate}_{concentration:g}uM"] = distance
+            distances.append(distance)
+        ordered &= bool(np.all(np.diff(distances) > 0))
+    scores["distances_increase"] = ordered
+    return scores
+
+
+def train_model(name, k, seed, epochs, shard, out: Path, log) -> Path:
+    """Train (or reuse, when trained with the same settings) one model; returns its folder."""
+    settings = {key: value for key, value in model_settings(name).items() if key not in ("mixed_precision", "xla")}
+    settings["seed"] = seed
+    digest = hashlib.sha256(json.dumps([settings, epochs], sort_keys=True).encode()).hexdigest()[:8]
+    folder = out / "models" / f"{name}-z{k}-seed{seed}-{digest}"
+    if not (folder / "model.keras").is_file():
+        train_on_shards([shard], [], folder, k, epochs, log=log, verbose=0, **settings)
+    return folder
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--manifest", type=Path, default=MANIFEST)
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks" / "real_cells")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--latent-dims", type=int, nargs="+", default=[16, 75])
+    parser.add_argument("--models", nargs="+", default=["thesis", "default"])
+    parser.add_argument("--train-plates", nargs="+", default=TRAIN_PLATES)
+    args = parser.parse_args(argv)
+    if not args.manifest.is_file():
+        print(f"skipped: {args.manifest} not found (the real crops live in ../shared beside the checkout)")
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def log(message):
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    table, raw = load_crops(args.manifest)
+    dmso = (table["compound"] == "DMSO").to_numpy()
+    in_train = table["plate"].isin(args.train_plates).to_numpy()
+    test_plates = sorted(set(table["plate"]) - set(args.train_plates))
+    response_plates = sorted(set(table.loc[~dmso, "plate"]) - set(args.train_plates))
+    train_raw = [cell for cell, keep in zip(raw, dmso & in_train) if keep]
+    train_cells, ranges = compose_arrays(train_raw, args.size)
+    test_cells, _ = compose_arrays(raw, args.size, ranges=ranges)
+    shard = args.out / f"train-{args.size}px.npy"
+    write_shard(shard, train_cells)
+    held_out = ~in_train & dmso
+    log(f"{len(train_cells)} training cells ({', '.join(args.train_plates)}); {held_out.sum()} held-out DMSO "
+        f"cells ({', '.join(test_plates)}); response plates {', '.join(response_plates)}")
+
+    response = table["plate"].isin(response_plates).to_numpy()
+    response_cells = table[response].reset_index(drop=True)
+    feature_sets = {"classic": np.array([classic_features(cell) for cell, keep in zip(raw, response) if keep])}
+    rows, response_rows = [], []
+    for k in args.latent_dims:
+        baselines = Baselines.fit(train_cells, k)
+        for name, reconstruct in baselines.reconstructors().items():
+            if name == "pca" or k == args.latent_dims[0]:
+                rows.append({"method": f"pca-{k}" if name == "pca" else name, "latent_dim": k if name == "pca" else 0,
+                             "seed": 0, **reconstruction_metrics(test_cells[held_out], reconstruct, masked=False)})
+        feature_sets[f"pca-{k}"] = baselines.pca_codes(test_cells[response])
+        for name in args.models:
+            for seed in args.seeds:
+                start = time.perf_counter()
+                folder = train_model(name, k, seed, args.epochs, shard, args.out, log)
+                vae = load_vae(folder / "model.keras")
+                metrics = reconstruction_metrics(test_cells[held_out], lambda x: np.asarray(vae.reconstruct(x)),
+                                                 masked=False)
+                training = json.loads((folder / "training.json").read_text())
+                rows.append({"method": f"{name}-z{k}", "latent_dim": k, "seed": seed, **metrics,
+                             "train_seconds": training["seconds"]})
+                log(f"{name} z={k} seed {seed}: mse {metrics['mse']:.5f} ({time.perf_counter() - start:.0f} s)")
+                features = {f"{name}-z{k} mu": encode_images(vae, test_cells[response])}
+                settings = model_settings(name)
+                untrained = build_vae(args.size, k, architecture=settings["architecture"])
+                features[f"untrained-{settings['architecture']}-z{k}"] = encode_images(untrained,
+                                                                                       test_cells[response])
+                for label, values in features.items():
+                    response_rows.append({"features": label, "seed": seed,
+                                          **response_scores(values, response_cells, response_plates)})
+    for label in [key for key in feature_sets]:
+        valid = ~np.isnan(feature_sets[label]).any(axis=1)
+        response_rows.append({"features": label, "seed": 0,
+                              **response_scores(feature_sets[label][valid], response_cells[valid].reset_index(drop=True),
+                                                response_plates)})
+
+    reconstruction = pd.DataFrame(rows)
+    responses = pd.DataFrame(response_rows)
+    reconstruction.to_csv(args.out / "reconstruction.csv", index=False)
+    responses.to_csv(args.out / "response.csv", index=False)
+    summary = reconstruction.groupby("method", sort=False)[["mse", "similarity_s", "psnr", "ssim"]].agg(["mean", "std"])
+    response_summary = responses.groupby("features", sort=False).agg(
+        {column: ["mean", "std"] if column != "distances_increase" else "all"
+         for column in responses.columns if column not in ("features", "seed")})
+    pd.set_option("display.width", 250)
+    pd.set_option("display.max_columns", 40)
+    print(f"Reconstruction of {held_out.sum()} DMSO cells of never-seen plates ({', '.join(test_plates)}), "
+          f"{args.size} px, {args.epochs} epochs, seeds {args.seeds} (mean, sd):")
+    print(summary.round(5).to_string())
+    print(f"\nResponse on {', '.join(response_plates)} (LDA trained on one plate, tested on the other; "
+          "distances in DMSO spreads):")
+    print(response_summary.round(3).to_string())
+    if "default" in args.models and 75 in args.latent_dims:
+        vae_mse = reconstruction.loc[reconstruction["method"] == "default-z75", "mse"].mean()
+        pca_mse = reconstruction.loc[reconstruction["method"] == "pca-75", "mse"].mean()
+        print(f"vae_over_pca_mse={vae_mse / pca_mse:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""cellvae embed: the posterior mean of every image under a trained VAE, as a CSV (a user's way from crops to
+profiles).
+
+One row per image: its path (and the manifest's columns, when --images names a manifest), then z0 … z{k-1}.
+Images are composed as for the model's training (preprocessing.json beside the model); --images and --where
+work as for train. The response-profile stage encodes with the same function (cellvae.profiles.encode_images).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from cellvae.cli_evaluate import add_model_arguments, model_inputs
+from cellvae.files import atomic_write
+from cellvae.inputs import image_table
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="cellvae embed", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(p)
+    p.add_argument("--out", required=True, help="CSV to write (path, metadata, z0 … z{k-1})")
+    p.add_argument("--batch-size", type=int, default=256, help="images encoded per batch")
+    args = p.parse_args(argv)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    from cellvae.profiles import encode_images
+
+    vae, paths, cells, _, _ = model_inputs(args)
+    table = image_table(args.images, args.where, args.pattern)
+    mu = encode_images(vae, cells, args.batch_size)
+    latent = pd.DataFrame(mu, columns=[f"z{i}" for i in range(mu.shape[1])])
+    table = pd.concat([table.reset_index(drop=True), latent], axis=1)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda path: table.to_csv(path, index=False))
+    print(f"{len(table)} images, z = {mu.shape[1]} -> {out}")
+    return 0

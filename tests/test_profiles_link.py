@@ -1,0 +1,107 @@
+"""envs/link_profiles.sh (make setup) makes `snakemake --profile aws-gpu` and `--profile slurm-gpu` work by name
+from the repository root; run with a throw-away HOME, so the user's own Snakemake profiles are never touched."""
+import contextlib
+import os
+import secrets
+import subprocess
+
+import pytest
+
+from live_servers import REPO, SNAKEMAKE, rados_gateway, require
+
+LINK = REPO / "envs" / "link_profiles.sh"
+NAMED = ["aws-gpu", "slurm-gpu"]
+
+
+def home_env(home):
+    """The environment of a user whose HOME is home (no XDG_CONFIG_HOME of this machine's user)."""
+    env = {key: value for key, value in os.environ.items() if key != "XDG_CONFIG_HOME"}
+    return {**env, "HOME": str(home)}
+
+
+def link(home):
+    result = subprocess.run(["bash", str(LINK)], capture_output=True, text=True, timeout=60, env=home_env(home))
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def dry_run(home, workdir, *args, env=None):
+    """`snakemake --profile NAME -n ...` from the repository root, as that user."""
+    return subprocess.run([str(SNAKEMAKE), "-n", "--directory", str(workdir), *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600, env={**home_env(home), **(env or {})})
+
+
+def test_links_each_cluster_profile_once_and_never_the_default(tmp_path):
+    first = link(tmp_path)
+    folder = tmp_path / ".config" / "snakemake"
+    assert sorted(path.name for path in folder.iterdir()) == NAMED
+    for name in NAMED:
+        assert (folder / name).is_symlink() and (folder / name).resolve() == REPO / "profiles" / name
+        assert f"profile {name}: linked" in first
+    assert link(tmp_path) == ""                      # idempotent: nothing to do, nothing said
+
+
+def test_an_existing_profile_of_the_user_is_kept_and_reported(tmp_path):
+    own = tmp_path / ".config" / "snakemake" / "slurm-gpu"
+    own.mkdir(parents=True)
+    (own / "config.yaml").write_text("executor: slurm\njobs: 3\n")
+    output = link(tmp_path)
+    assert (own / "config.yaml").read_text() == "executor: slurm\njobs: 3\n" and not own.is_symlink()
+    assert "profile slurm-gpu:" in output and "exists and differs" in output
+    assert "profile aws-gpu: linked" in output
+
+
+def test_xdg_config_home_is_where_the_links_go(tmp_path):
+    config_home = tmp_path / "xdg"
+    result = subprocess.run(["bash", str(LINK)], capture_output=True, text=True, timeout=60,
+                            env={**home_env(tmp_path / "home"), "XDG_CONFIG_HOME": str(config_home)})
+    assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in (config_home / "snakemake").iterdir()) == NAMED
+
+
+def test_named_slurm_profile_dry_runs_from_the_repository_root(tmp_path):
+    link(tmp_path / "home")
+    result = dry_run(tmp_path / "home", tmp_path / "work", "--profile", "slurm-gpu",
+                     "--configfile", str(REPO / "config" / "config.yaml"),
+                     env={"CELLVAE_SLURM_ACCOUNT": "acct-x", "CELLVAE_SLURM_PARTITION": "cpu-x"})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "Using profiles slurm-gpu" in output
+    assert "slurm_account=acct-x" in output and "slurm_partition=cpu-x" in output
+
+
+def test_named_profile_is_not_found_without_the_links(tmp_path):
+    result = dry_run(tmp_path / "home", tmp_path / "work", "--profile", "slurm-gpu")
+    assert result.returncode != 0 and "no profile.yaml (or config.yaml) found" in result.stderr
+
+
+@contextlib.contextmanager
+def own_mon_port(port):
+    """MON_PORT for start_ceph_rgw.sh, so that this Ceph does not meet test_s3's on the default port."""
+    before = os.environ.get("MON_PORT")
+    os.environ["MON_PORT"] = str(port)
+    try:
+        yield
+    finally:
+        os.environ.pop("MON_PORT") if before is None else os.environ.update(MON_PORT=before)
+
+
+@pytest.mark.s3
+def test_named_aws_profile_dry_runs_from_the_repository_root(tmp_path):
+    """aws-gpu keeps everything in S3: the dry run asks a real S3 server (Ceph radosgw on 127.0.0.1)."""
+    require("radosgw", "ceph-mon", "ceph-osd")
+    link(tmp_path / "home")
+    access_key, secret_key = "cellvae" + secrets.token_hex(6), secrets.token_hex(20)
+    placeholders = {"CELLVAE_AWS_REGION": "us-east-1", "CELLVAE_S3_PREFIX": "s3://cellvae-named/dry-run",
+                    "CELLVAE_BATCH_JOB_QUEUE_GPU": "arn:aws:batch:us-east-1:123456789012:job-queue/gpu",
+                    "CELLVAE_BATCH_JOB_ROLE_ARN": "arn:aws:iam::123456789012:role/cellvae-job",
+                    "CELLVAE_ECR_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/cellvae:test"}
+    with own_mon_port(6791), rados_gateway(tmp_path / "ceph", 7491, access_key, secret_key) as gateway:
+        storage = {"SNAKEMAKE_STORAGE_S3_ENDPOINT_URL": gateway.endpoint,
+                   "SNAKEMAKE_STORAGE_S3_ACCESS_KEY": access_key, "SNAKEMAKE_STORAGE_S3_SECRET_KEY": secret_key}
+        result = dry_run(tmp_path / "home", tmp_path / "work", "--profile", "aws-gpu",
+                         env={**storage, **placeholders})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "Using profiles aws-gpu" in output
+    assert "s3://cellvae-named/dry-run/results/metadata/selected_images.csv" in output
