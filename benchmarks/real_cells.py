@@ -14,6 +14,8 @@ cycloheximide (Week4_27801, Week4_27821), of which no cell was seen in training.
    (b) per plate, each concentration's centroid distance from DMSO in DMSO spreads (cellvae.profiles.separation),
    and whether it grows with concentration.
 Trained models are kept under --out and reused by a rerun (delete the folder to retrain).
+Ablations (--models no-augment thesis-architecture constant-lr thesis-sigma): the default with one ingredient
+taken away, and the thesis with only the sigma-VAE loss.
 Usage: python benchmarks/real_cells.py [--epochs 30] [--seeds 1 2 3] [--latent-dims 16 75] [--models thesis default]
 Last line: vae_over_pca_mse=<mean over seeds of the default model's held-out MSE / PCA-k's, k = 75>
 """
@@ -48,12 +50,21 @@ MANIFEST = ROOT.parent / "shared" / "bbbc021" / "images" / "single_cells_by_plat
 TRAIN_PLATES = ["Week4_27481", "Week4_27521", "Week4_27542"]
 THESIS = dict(architecture="thesis", reconstruction_loss="mse", r_loss_factor=1000.0, learning_rate=5e-4,
               batch_size=32, augment=False, lr_schedule="constant", kl_weight=1.0, kl_warmup_epochs=0)
+MODELS = {                            # name: settings over config/config.yaml's train: section (the default)
+    "thesis": THESIS,
+    "default": {},
+    # ablations: the default with one ingredient taken away
+    "thesis-sigma": {**THESIS, "reconstruction_loss": "gaussian"},          # the thesis with the sigma-VAE loss only
+    "no-augment": {"augment": False},
+    "thesis-architecture": {"architecture": "thesis"},
+    "constant-lr": {"lr_schedule": "constant", "learning_rate": 5e-4},
+}
 
 
 def model_settings(name: str) -> dict:
-    """Training settings of a named model: the thesis's, or the default config's train: section."""
+    """Training settings of a named model (MODELS) over the default config's train: section."""
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["train"]
-    return {**config, **(THESIS if name == "thesis" else {})}
+    return {**config, **MODELS[name]}
 
 
 def load_crops(manifest_csv: Path) -> tuple[pd.DataFrame, list]:
@@ -125,12 +136,12 @@ def train_model(name, k, seed, epochs, shard, out: Path, log) -> Path:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--manifest", type=Path, default=MANIFEST)
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks" / "real_cells")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "real_cells")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--latent-dims", type=int, nargs="+", default=[16, 75])
-    parser.add_argument("--models", nargs="+", default=["thesis", "default"])
+    parser.add_argument("--models", nargs="+", default=["thesis", "default"], choices=sorted(MODELS))
     parser.add_argument("--train-plates", nargs="+", default=TRAIN_PLATES)
     args = parser.parse_args(argv)
     if not args.manifest.is_file():

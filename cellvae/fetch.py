@@ -42,7 +42,11 @@ def archive_name(plate: str) -> str:
 
 
 def _check_compound_table(path: Path) -> None:
-    columns = pd.read_csv(path, nrows=0).columns
+    try:
+        columns = pd.read_csv(path, nrows=0).columns
+    except pd.errors.EmptyDataError:
+        raise MetadataError(f"{path.name}: the file is empty; expected BBBC021's compound table with columns "
+                            f"{', '.join(COMPOUND_COLUMNS)}; re-download it") from None
     missing = [column for column in COMPOUND_COLUMNS if column not in columns]
     if missing:
         raise MetadataError(f"{path.name}: missing column(s) {', '.join(missing)}; is this the BBBC021 file?")

@@ -8,7 +8,7 @@
 set -euo pipefail
 group=${1:-pipeline}
 case "$group" in
-  pipeline) packages=(graphviz gcc libc6-dev openjdk-17-jdk-headless) ;;
+  pipeline) packages=(python3.11-venv graphviz gcc libc6-dev openjdk-17-jdk-headless) ;;
   test) packages=(nginx slurmctld slurmd slurm-client munge radosgw ceph-mon ceph-osd) ;;
   *) echo "usage: $0 pipeline|test" >&2; exit 2 ;;
 esac

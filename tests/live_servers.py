@@ -34,7 +34,7 @@ def tiny_config():
     config["synthetic"].update(width=320, height=320, cells_per_field=14, wells_per_compound=2, sites_per_well=1)
     config["latent_dims"] = [4]
     config["epochs"] = 1
-    config["png"]["size"] = 32
+    config["png"].update(size=32, scale=0.3)        # a fixed scale: each plate's PNGs depend on that plate only
     config["train"]["batch_size"] = 16
     config["analysis"].update(n_reconstructions=4, n_generated=4, n_latent_histograms=4)
     config["cellprofiler"] = {"executable": str(CELLPROFILER),

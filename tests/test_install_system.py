@@ -16,7 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "envs" / "install_system.sh"
-PIPELINE = ["graphviz", "gcc", "libc6-dev", "openjdk-17-jdk-headless"]
+PIPELINE = ["python3.11-venv", "graphviz", "gcc", "libc6-dev", "openjdk-17-jdk-headless"]
 TEST_SERVERS = ["nginx", "slurmctld", "slurmd", "slurm-client", "munge", "radosgw", "ceph-mon", "ceph-osd"]
 NOBODY = 65534
 

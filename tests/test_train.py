@@ -281,3 +281,31 @@ def test_mixed_precision_and_xla_switches_on_cpu(tmp_path):
     assert resolve_switch("auto", "xla") == accelerator_present()
     with pytest.raises(ValueError, match="train.xla must be"):
         resolve_switch("yes", "xla")
+
+
+def test_a_moved_run_folder_resumes_by_content(tmp_path):
+    """The checkpoint's fingerprint holds the training cells' content, not their path."""
+    manifest = write_blob_manifest(tmp_path / "cells", n_cells=32, size=16)
+    train_vae(manifest, tmp_path / "here", latent_dim=4, epochs=1, **SETTINGS)
+    moved_cells = tmp_path / "elsewhere" / "cells"
+    moved_cells.parent.mkdir()
+    (tmp_path / "cells").rename(moved_cells)
+    (tmp_path / "here").rename(tmp_path / "elsewhere" / "run")
+    table = pd.read_csv(moved_cells / "manifest.csv")
+    table["shard"] = [str(moved_cells / Path(shard).relative_to(tmp_path / "cells")) for shard in table["shard"]]
+    table.to_csv(moved_cells / "manifest.csv", index=False)
+    summary = train_vae(moved_cells / "manifest.csv", tmp_path / "elsewhere" / "run", latent_dim=4, epochs=2,
+                        **SETTINGS)
+    assert summary["resumed_after_epoch"] == 1
+
+
+def test_cosine_schedule_and_augmentation_train(tmp_path):
+    manifest = write_blob_manifest(tmp_path / "cells", n_cells=32, size=16)
+    settings = {**SETTINGS, "lr_schedule": "cosine", "augment": True, "architecture": "wide",
+                "reconstruction_loss": "gaussian"}
+    summary = train_vae(manifest, tmp_path / "run", latent_dim=4, epochs=2, **settings)
+    assert (summary["architecture"], summary["reconstruction_loss"], summary["augment"]) == ("wide", "gaussian", True)
+    checkpoint = keras.saving.load_model(tmp_path / "run" / "checkpoints" / "epoch-0002.keras")
+    assert float(checkpoint.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)   # decayed to 0 at the end
+    with pytest.raises(ValueError, match="train.lr_schedule must be one of"):
+        train_vae(manifest, tmp_path / "bad", latent_dim=4, epochs=1, **{**SETTINGS, "lr_schedule": "step"})

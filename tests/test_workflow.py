@@ -62,17 +62,26 @@ def test_whole_dag_runs_and_writes_every_output(finished_run):
     assert set(manifest["split"]) == {"train", "validation"}
     wells = manifest["plate"] + "/" + manifest["well"]
     assert not set(wells[manifest.split == "train"]) & set(wells[manifest.split == "validation"])
-    metrics = pd.read_csv(workdir / "results/analysis/metrics.csv")
-    assert metrics["latent_dim"].tolist() == [4] and 0 < metrics["similarity_s"].iloc[0] <= 1
+    metrics = pd.read_csv(workdir / "results/analysis/metrics.csv").set_index("method")
+    assert metrics.index.tolist() == ["zero", "mean", "median", "vae", "pca-4"]
+    assert metrics.loc["vae", "latent_dim"] == 4 and 0 < metrics.loc["vae", "similarity_s"] <= 1
+    assert metrics["s_cell"].notna().all() and (metrics.loc["pca-4", "mse"] < metrics.loc["mean", "mse"])
+    assert json.loads((workdir / "results/png/scale.json").read_text())["scale"] == 0.3
+    png_manifest = pd.read_csv(workdir / f"results/png/{plates[0]}/cells.csv")
+    assert (png_manifest["scale"] == 0.3).all()
     assert (workdir / "results/models/z4/model.keras").exists()
-    for figure in ["reconstructions.png", "loss_curves.png", "z4/generated.png", "z4/latent_histograms.png"]:
+    for figure in ["reconstructions.png", "loss_curves.png", "model_vs_baselines.png", "z4/generated.png",
+                   "z4/latent_histograms.png"]:
         assert (workdir / "results/analysis" / figure).stat().st_size > 1000
     assert set(manifest["compound"]) == {"DMSO"}
     moa = json.loads((workdir / "results/profile/z4/moa.json").read_text())
     assert moa["nsc"] is None and "1 compound" in moa["nsc_undefined"] and moa["n_treatments"] == 1
     assert pd.read_csv(workdir / "results/profile/summary.csv")["mean_accuracy_vs_dmso"].iloc[0] > 0.5
     snakemake(workdir, config, "--report", str(workdir / "report.html"))
-    assert "reconstructions.png" in (workdir / "report.html").read_text(errors="ignore")
+    report = (workdir / "report.html").read_text(errors="ignore")
+    for figure in ["reconstructions.png", "model_vs_baselines.png", "loss_curves.png", "generated.png",
+                   "latent_histograms.png", "crop_sizes.png", "embedding.png", "cost.csv", "metrics.csv"]:
+        assert figure in report, figure
 
 
 def test_second_run_has_nothing_to_do(finished_run):
@@ -87,6 +96,20 @@ def test_adding_a_latent_dim_adds_only_its_jobs(finished_run):
                     "compare_profiles": 1, "cost": 1, "all": 1}
 
 
+def test_model_variants_train_side_by_side_with_their_settings(finished_run):
+    workdir, config = finished_run
+    variants = {**config, "models": {"thesis": {"architecture": "thesis", "reconstruction_loss": "mse"},
+                                     "default": {}}}
+    jobs = planned_jobs(workdir, variants)
+    assert jobs == {"train_vae": 2, "analyze_model": 2, "compare_models": 1, "profile_model": 2,
+                    "compare_profiles": 1, "cost": 1, "all": 1}
+    output = snakemake(workdir, variants, "-n", "--printshellcmds").stdout
+    assert "results/models/thesis-z4/model.keras" in output and "results/models/default-z4/model.keras" in output
+    bad = {**config, "models": {"thesis": {"architecture": "thesis", "lossfn": "mse"}}}
+    result = snakemake(workdir, bad, "-n", check=False)
+    assert result.returncode != 0 and "config key models.thesis: lossfn not a train: setting" in result.stdout + result.stderr
+
+
 def test_profile_setting_change_reruns_only_the_profile_stage(finished_run):
     workdir, config = finished_run
     profile = {**config["profile"], "analysis": {**config["profile"]["analysis"], "normalize": "none"}}
@@ -97,7 +120,7 @@ def test_profile_setting_change_reruns_only_the_profile_stage(finished_run):
 def test_png_size_change_reruns_synthesis_onward_not_cellprofiler(finished_run):
     workdir, config = finished_run
     jobs = planned_jobs(workdir, {**config, "png": {**config["png"], "size": 40}})
-    assert jobs == {"png_synthesis": 2, "dataset": 1, "train_vae": 1, "analyze_model": 1,
+    assert jobs == {"png_scale": 1, "png_synthesis": 2, "dataset": 1, "train_vae": 1, "analyze_model": 1,
                     "compare_models": 1, "profile_model": 1, "compare_profiles": 1, "cost": 1,
                     "all": 1}
 
