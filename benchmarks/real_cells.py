@@ -38,7 +38,7 @@ from sklearn.metrics import balanced_accuracy_score  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from cellvae.baselines import BASELINES, Baselines  # noqa: E402
+from cellvae.baselines import Baselines  # noqa: E402
 from cellvae.inputs import compose_arrays, read_image, write_shard  # noqa: E402
 from cellvae.metrics import reconstruction_metrics  # noqa: E402
 from cellvae.model import build_vae, load_vae  # noqa: E402

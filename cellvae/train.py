@@ -21,7 +21,7 @@ from PIL import Image
 from cellvae.files import atomic_write
 from cellvae.inputs import cell_dataset, shards_summary
 from cellvae.model import build_vae
-from cellvae.settings import DEFAULTS, MODEL_KEYS, training_settings
+from cellvae.settings import MODEL_KEYS, training_settings
 
 MANIFEST_COLUMNS = ["path", "plate", "well", "site", "label", "compound", "split", "shard"]
 HISTORY_COLUMNS = ["epoch", "loss", "reconstruction_loss", "kl_loss", "val_loss",

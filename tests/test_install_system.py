@@ -54,9 +54,11 @@ def named(package: str, text: str) -> bool:
 
 
 def run_as_user(folder: Path, group: str):
-    """The script as an unprivileged user, with only folder on PATH."""
+    """A copy of the script (the checkout may sit in a folder nobody can read) as an unprivileged user, with
+    only folder on PATH."""
     demote = {"user": NOBODY, "group": NOBODY, "extra_groups": []} if os.geteuid() == 0 else {}
-    return subprocess.run([shutil.which("bash"), str(SCRIPT), group], capture_output=True, text=True, timeout=60,
+    script = shutil.copy(SCRIPT, folder / SCRIPT.name)
+    return subprocess.run([shutil.which("bash"), str(script), group], capture_output=True, text=True, timeout=60,
                           cwd=folder, env={"PATH": str(folder), "HOME": str(folder)}, **demote)
 
 

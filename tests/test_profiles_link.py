@@ -1,13 +1,11 @@
 """envs/link_profiles.sh (make setup) makes `snakemake --profile aws-gpu` and `--profile slurm-gpu` work by name
-from the repository root; run with a throw-away HOME, so the user's own Snakemake profiles are never touched."""
-import contextlib
+from the repository root; run with a throw-away HOME, so the user's own Snakemake profiles are never touched.
+(`--profile aws-gpu` by name needs an S3 server: tests/test_s3.py runs it against its Ceph gateway.)"""
 import os
-import secrets
 import subprocess
 
-import pytest
 
-from live_servers import REPO, SNAKEMAKE, rados_gateway, require
+from live_servers import REPO, SNAKEMAKE
 
 LINK = REPO / "envs" / "link_profiles.sh"
 NAMED = ["aws-gpu", "slurm-gpu"]
@@ -74,34 +72,3 @@ def test_named_profile_is_not_found_without_the_links(tmp_path):
     result = dry_run(tmp_path / "home", tmp_path / "work", "--profile", "slurm-gpu")
     assert result.returncode != 0 and "no profile.yaml (or config.yaml) found" in result.stderr
 
-
-@contextlib.contextmanager
-def own_mon_port(port):
-    """MON_PORT for start_ceph_rgw.sh, so that this Ceph does not meet test_s3's on the default port."""
-    before = os.environ.get("MON_PORT")
-    os.environ["MON_PORT"] = str(port)
-    try:
-        yield
-    finally:
-        os.environ.pop("MON_PORT") if before is None else os.environ.update(MON_PORT=before)
-
-
-@pytest.mark.s3
-def test_named_aws_profile_dry_runs_from_the_repository_root(tmp_path):
-    """aws-gpu keeps everything in S3: the dry run asks a real S3 server (Ceph radosgw on 127.0.0.1)."""
-    require("radosgw", "ceph-mon", "ceph-osd")
-    link(tmp_path / "home")
-    access_key, secret_key = "cellvae" + secrets.token_hex(6), secrets.token_hex(20)
-    placeholders = {"CELLVAE_AWS_REGION": "us-east-1", "CELLVAE_S3_PREFIX": "s3://cellvae-named/dry-run",
-                    "CELLVAE_BATCH_JOB_QUEUE_GPU": "arn:aws:batch:us-east-1:123456789012:job-queue/gpu",
-                    "CELLVAE_BATCH_JOB_ROLE_ARN": "arn:aws:iam::123456789012:role/cellvae-job",
-                    "CELLVAE_ECR_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/cellvae:test"}
-    with own_mon_port(6791), rados_gateway(tmp_path / "ceph", 7491, access_key, secret_key) as gateway:
-        storage = {"SNAKEMAKE_STORAGE_S3_ENDPOINT_URL": gateway.endpoint,
-                   "SNAKEMAKE_STORAGE_S3_ACCESS_KEY": access_key, "SNAKEMAKE_STORAGE_S3_SECRET_KEY": secret_key}
-        result = dry_run(tmp_path / "home", tmp_path / "work", "--profile", "aws-gpu",
-                         env={**storage, **placeholders})
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    assert "Using profiles aws-gpu" in output
-    assert "s3://cellvae-named/dry-run/results/metadata/selected_images.csv" in output

@@ -118,15 +118,21 @@ def test_credentials_appear_in_no_file_log_or_report(s3, first_run):
 
 
 def test_aws_gpu_profile_dry_runs_against_the_bucket(s3, tmp_path):
-    """profiles/aws-gpu with placeholder Batch settings; its storage is this S3 server."""
+    """`--profile aws-gpu` by name, as a user runs it after make setup (envs/link_profiles.sh links it into a
+    throw-away HOME), from the repository root with placeholder Batch settings; its storage is this S3 server."""
+    home = {**{key: value for key, value in os.environ.items() if key != "XDG_CONFIG_HOME"},
+            "HOME": str(tmp_path / "home")}
+    linked = subprocess.run(["bash", str(REPO / "envs" / "link_profiles.sh")], capture_output=True, text=True,
+                            timeout=60, env=home)
+    assert linked.returncode == 0, linked.stderr
     placeholders = {"CELLVAE_AWS_REGION": "us-east-1", "CELLVAE_S3_PREFIX": f"s3://{BUCKET}/aws-dry-run",
                     "CELLVAE_BATCH_JOB_QUEUE_GPU": "arn:aws:batch:us-east-1:123456789012:job-queue/gpu",
                     "CELLVAE_BATCH_JOB_ROLE_ARN": "arn:aws:iam::123456789012:role/cellvae-job",
                     "CELLVAE_ECR_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/cellvae:test"}
-    result = subprocess.run([str(SNAKEMAKE), "-n", "--snakefile", str(REPO / "Snakefile"), "--directory",
-                             str(tmp_path), "--profile", str(REPO / "profiles" / "aws-gpu")],
+    result = subprocess.run([str(SNAKEMAKE), "-n", "--directory", str(tmp_path / "work"), "--profile", "aws-gpu"],
                             capture_output=True, text=True, timeout=300, cwd=REPO,
-                            env={**os.environ, **s3.env, **placeholders})
+                            env={**home, **s3.env, **placeholders})
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
+    assert "Using profiles aws-gpu" in output
     assert f"s3://{BUCKET}/aws-dry-run/results/metadata/selected_images.csv" in output
