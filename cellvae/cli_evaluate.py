@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from cellvae.baselines import Baselines
 from cellvae.cli_train import BASELINES_NPZ, PREPROCESSING_JSON, add_image_arguments, parse_channel_order, read_inputs
 from cellvae.inputs import compose_arrays
@@ -52,8 +54,6 @@ def model_inputs(args) -> tuple:
 
 def evaluate_with_baselines(vae, cells, masked: bool, baselines: Baselines | None) -> dict:
     """The model's metrics and, when baselines are given, a `baselines` object with theirs."""
-    import numpy as np
-
     result = {"latent_dim": vae.latent_dim,
               **reconstruction_metrics(cells, lambda x: np.asarray(vae.reconstruct(x)), masked)}
     if not masked:

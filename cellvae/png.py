@@ -8,6 +8,7 @@ by per-plate, per-channel robust ranges from the plate's DMSO training fields on
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import numpy as np
 import pandas as pd
 import tifffile
 from PIL import Image
+
+from cellvae.files import atomic_write
 
 CHANNELS = ["tubulin", "actin", "dapi"]          # RGB order
 QC_COLUMNS = ["plate", "well", "site", "field", "label", "reason"]
@@ -80,10 +83,6 @@ def resolve_scale(setting, longest_sides, size: int, quantile: float) -> float |
 def write_scale(cells_csvs: list, size: int, setting, quantile: float, out_json) -> dict:
     """scale.json: the data set's common resize factor (config png.scale); with auto, from every plate's crop
     sizes (cells_csvs, the segmentation's tables with bounding boxes)."""
-    import json
-
-    from cellvae.files import atomic_write
-
     summary = {"setting": setting, "size": size}
     if setting == "auto":
         boxes = pd.concat([pd.read_csv(path, usecols=["bbox_min_x", "bbox_min_y", "bbox_max_x", "bbox_max_y"])
