@@ -7,7 +7,7 @@ import sys
 COMMANDS = {
     # command: (module exposing main(argv), one-line help)
     "fetch": ("cellvae.fetch", "fetch one plate's selected images (ranged, verified, resumable)"),
-    "train": ("cellvae.cli_train", "train a VAE on a folder of single-cell images (PNG, TIFF, .npy)"),
+    "train": ("cellvae.cli_train", "train a VAE on single-cell images (PNG, TIFF, .npy) from folders or manifests"),
     "evaluate": ("cellvae.cli_evaluate", "reconstruction metrics of a model beside its baselines (zero/mean/median/PCA)"),
     "embed": ("cellvae.cli_embed", "posterior means z of images under a model, as a CSV (path, z0 ... z{k-1})"),
     "moa-eval": ("cellvae.moa", "MoA accuracy (NSC/NSCB, 1-NN cosine) of per-well profiles"),
