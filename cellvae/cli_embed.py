@@ -14,7 +14,6 @@ import pandas as pd
 
 from cellvae.cli_evaluate import add_model_arguments, model_inputs
 from cellvae.files import atomic_write
-from cellvae.inputs import image_table
 
 
 def main(argv=None) -> int:
@@ -28,8 +27,7 @@ def main(argv=None) -> int:
         raise ValueError(f"--batch-size must be a positive integer, got {args.batch_size}")
     from cellvae.profiles import encode_images
 
-    vae, paths, cells, _, _ = model_inputs(args)
-    table = image_table(args.images, args.where, args.pattern)
+    vae, table, cells, _, _ = model_inputs(args)
     mu = encode_images(vae, cells, args.batch_size)
     latent = pd.DataFrame(mu, columns=[f"z{i}" for i in range(mu.shape[1])])
     table = pd.concat([table.reset_index(drop=True), latent], axis=1)

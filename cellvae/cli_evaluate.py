@@ -30,7 +30,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def model_inputs(args) -> tuple:
-    """(vae, paths, uint8 cells composed as for the model's training, masked, preprocessing dict); a clear
+    """(vae, image table, uint8 cells composed as for the model's training, masked, preprocessing dict); a clear
     error when the images are not of the kind the model was trained on."""
     model = Path(args.model)
     if not model.is_file():
@@ -38,7 +38,7 @@ def model_inputs(args) -> tuple:
     preprocessing_json = model.parent / PREPROCESSING_JSON
     preprocessing = json.loads(preprocessing_json.read_text()) if preprocessing_json.is_file() else {}
     channel_order = parse_channel_order(args.channel_order or preprocessing.get("channel_order"))
-    paths, raw, kind, masked = read_inputs(args.images, args.where, args.pattern, channel_order)
+    table, raw, kind, masked = read_inputs(args.images, args.where, args.pattern, channel_order)
     trained_on = preprocessing.get("input_kind", "uint8")        # pipeline models: the PNG stage's uint8 cells
     if kind != trained_on:
         described = {"uint8": "uint8 images (e.g. the PNG stage's)", "raw": "raw microscope crops (e.g. uint16)"}
@@ -49,7 +49,7 @@ def model_inputs(args) -> tuple:
     vae = load_vae(model)
     cells, _ = compose_arrays(raw, vae.image_size, preprocessing.get("percentiles", (0.5, 99.8)),
                               preprocessing.get("scale"), preprocessing.get("ranges_rgb"))
-    return vae, paths, cells, masked, preprocessing
+    return vae, table, cells, masked, preprocessing
 
 
 def evaluate_with_baselines(vae, cells, masked: bool, baselines: Baselines | None) -> dict:

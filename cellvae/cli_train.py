@@ -60,15 +60,16 @@ def add_image_arguments(p: argparse.ArgumentParser, prefix="", required=True) ->
                    help="keep manifest rows whose column KEY has one of the values (repeatable: all must hold)")
 
 
-def read_inputs(sources, where, pattern, channel_order) -> tuple[list, list, str, bool]:
-    """(paths, raw RGB arrays, input kind 'uint8' or 'raw', whether crops carry a cell mask)."""
-    paths = image_table(sources, where, pattern)["path"].tolist()
-    raw = [read_image(path, channel_order) for path in paths]
+def read_inputs(sources, where, pattern, channel_order) -> tuple:
+    """(image table: path and manifest columns, raw RGB arrays, input kind 'uint8' or 'raw', whether crops carry
+    a cell mask)."""
+    table = image_table(sources, where, pattern)
+    raw = [read_image(path, channel_order) for path in table["path"]]
     kinds = {"uint8" if cell.dtype == np.uint8 else "raw" for cell in raw}
     if len(kinds) > 1:
         raise ValueError(f"{', '.join(map(str, sources))}: mixes uint8 images with raw (e.g. uint16) ones; "
                          "give one kind")
-    return paths, raw, kinds.pop(), inputs_are_masked(raw)
+    return table, raw, kinds.pop(), inputs_are_masked(raw)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -116,7 +117,8 @@ def main(argv=None) -> int:
     from cellvae.train import train_on_shards       # TensorFlow: only once the arguments are known to be good
 
     channel_order = parse_channel_order(args.channel_order)
-    paths, raw, kind, masked = read_inputs(args.images, args.where, args.pattern, channel_order)
+    table, raw, kind, masked = read_inputs(args.images, args.where, args.pattern, channel_order)
+    paths = table["path"].tolist()
     validation_paths = (image_table(args.validation_images, args.validation_where, args.pattern)["path"].tolist()
                         if args.validation_images else [])
     if args.validation_pattern:
