@@ -8,6 +8,7 @@ runs, with the CPU seconds (user + sys) beside them, which a busy machine inflat
     dag all jobs=<n> seconds=<s> cpu_seconds=<s>
 Usage: .venv/bin/python benchmarks/dag.py [--metadata DIR] [--repeats N]
 """
+
 import argparse
 import re
 import resource
@@ -26,8 +27,18 @@ SELECTIONS = {"dmso": ["DMSO"], "all": "all"}
 
 def snakemake(workdir, *args, target="all"):
     """Run Snakemake on the repo's workflow in workdir with the overlay config; its stdout."""
-    command = [str(SNAKEMAKE), target, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(REPO / "config/bbbc021.yaml"), str(workdir / "overlay.yaml"), *args]
+    command = [
+        str(SNAKEMAKE),
+        target,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(REPO / "config/bbbc021.yaml"),
+        str(workdir / "overlay.yaml"),
+        *args,
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"snakemake {' '.join(args)} failed in {workdir}:\n{result.stderr[-4000:]}")
@@ -50,10 +61,15 @@ def measure(metadata, compounds, repeats):
     """(jobs, wall seconds, CPU seconds) of the fastest `snakemake -n` for a selection, in a fresh workdir."""
     with tempfile.TemporaryDirectory(prefix="cellvae-dag.") as tmp:
         workdir = Path(tmp)
-        overlay = {"source": str(metadata), "compounds": compounds,
-                   "cellprofiler": {"executable": str(REPO / ".venv-cellprofiler/bin/cellprofiler"),
-                                    "illum_pipeline": str(REPO / "pipelines/illum.cppipe"),
-                                    "analysis_pipeline": str(REPO / "pipelines/analysis.cppipe")}}
+        overlay = {
+            "source": str(metadata),
+            "compounds": compounds,
+            "cellprofiler": {
+                "executable": str(REPO / ".venv-cellprofiler/bin/cellprofiler"),
+                "illum_pipeline": str(REPO / "pipelines/illum.cppipe"),
+                "analysis_pipeline": str(REPO / "pipelines/analysis.cppipe"),
+            },
+        }
         (workdir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
         snakemake(workdir, "--cores", "1", "--quiet", "all", target="select_images")
         runs = []
@@ -66,15 +82,22 @@ def measure(metadata, compounds, repeats):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--metadata", type=Path, default=REPO.parent / "shared/bbbc021/metadata",
-                        help="local directory with BBBC021_v1_image.csv and BBBC021_v1_moa.csv (no zips needed)")
+    parser.add_argument(
+        "--metadata",
+        type=Path,
+        default=REPO.parent / "shared/bbbc021/metadata",
+        help="local directory with BBBC021_v1_image.csv and BBBC021_v1_moa.csv (no zips needed)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="dry runs per selection; the fastest counts")
     args = parser.parse_args(argv)
     if not (args.metadata / "BBBC021_v1_image.csv").is_file():
-        sys.exit(f"{args.metadata / 'BBBC021_v1_image.csv'} not found: pass --metadata DIR with the real "
-                 "BBBC021_v1_image.csv and BBBC021_v1_moa.csv")
-    results = {name: measure(args.metadata.resolve(), compounds, args.repeats)
-               for name, compounds in SELECTIONS.items()}
+        sys.exit(
+            f"{args.metadata / 'BBBC021_v1_image.csv'} not found: pass --metadata DIR with the real "
+            "BBBC021_v1_image.csv and BBBC021_v1_moa.csv"
+        )
+    results = {
+        name: measure(args.metadata.resolve(), compounds, args.repeats) for name, compounds in SELECTIONS.items()
+    }
     for name, (jobs, seconds, cpu_seconds) in results.items():
         print(f"dag {name} jobs={jobs} seconds={seconds:.2f} cpu_seconds={cpu_seconds:.2f}")
     return 0

@@ -4,6 +4,7 @@ Bytes are counted from nginx's access log. Last line: bytes_ratio=<served bytes 
 
     .venv/bin/python benchmarks/fetch.py
 """
+
 from __future__ import annotations
 
 import sys
@@ -23,8 +24,16 @@ from cellvae.metadata import read_image_table  # noqa: E402
 from cellvae.synthetic import generate_mini_bbbc021  # noqa: E402
 
 PLATE = "Week4_27481"
-SYNTHETIC = {"seed": 11, "plates": [PLATE], "treated": {"compound": "taxol", "concentration": 0.3, "moa": "MS"},
-             "wells_per_compound": 6, "sites_per_well": 4, "width": 320, "height": 256, "cells_per_field": 20}
+SYNTHETIC = {
+    "seed": 11,
+    "plates": [PLATE],
+    "treated": {"compound": "taxol", "concentration": 0.3, "moa": "MS"},
+    "wells_per_compound": 6,
+    "sites_per_well": 4,
+    "width": 320,
+    "height": 256,
+    "cells_per_field": 20,
+}
 SELECTED_WELLS = ["D02"]  # 1 of the 12 wells, with unselected wells on both sides in the archive
 
 
@@ -38,8 +47,9 @@ def main() -> int:
         table[table["well"].isin(SELECTED_WELLS)].to_csv(selected, index=False)
         with Nginx(root / "www", root / "nginx") as server:
             started = time.monotonic()
-            record = fetch_plate(PLATE, selected, server.url + "bbbc021/", root / "out" / "images",
-                                 root / "out" / "fetch.json", settings)
+            record = fetch_plate(
+                PLATE, selected, server.url + "bbbc021/", root / "out" / "images", root / "out" / "fetch.json", settings
+            )
             seconds = time.monotonic() - started
             server.wait_idle()
             served = sum(sent for uri, _, sent, _ in server.requests() if uri.endswith(archive_name(PLATE)))

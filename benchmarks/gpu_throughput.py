@@ -7,21 +7,24 @@ Usage: KERAS_BACKEND=jax python benchmarks/gpu_throughput.py [--size 128] [--lat
        [--steps 200] [--mixed-precision true]
 Last line: images_per_second=<the default model's>
 """
+
 import argparse
 import os
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))      # the package, without installing it
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, without installing it
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cellvae.model import build_vae  # noqa: E402
 
-MODELS = {"default": dict(architecture="wide", reconstruction_loss="gaussian"),
-          "thesis": dict(architecture="thesis", reconstruction_loss="mse")}
+MODELS = {
+    "default": dict(architecture="wide", reconstruction_loss="gaussian"),
+    "thesis": dict(architecture="thesis", reconstruction_loss="mse"),
+}
 
 
 def throughput(name, size, latent_dim, batch_size, steps, warmup, mixed_precision) -> float:
@@ -49,13 +52,18 @@ def main(argv=None) -> int:
     device = keras.backend.backend()
     if device == "jax":
         import jax
+
         device += f" on {jax.devices()[0].device_kind}"
-    print(f"backend {device}, {args.size} px, z = {args.latent_dim}, batch {args.batch_size}, "
-          f"mixed precision {args.mixed_precision}", flush=True)
+    print(
+        f"backend {device}, {args.size} px, z = {args.latent_dim}, batch {args.batch_size}, "
+        f"mixed precision {args.mixed_precision}",
+        flush=True,
+    )
     rates = {}
     for name in ("thesis", "default"):
-        rates[name] = throughput(name, args.size, args.latent_dim, args.batch_size, args.steps, args.warmup,
-                                 args.mixed_precision == "true")
+        rates[name] = throughput(
+            name, args.size, args.latent_dim, args.batch_size, args.steps, args.warmup, args.mixed_precision == "true"
+        )
         print(f"{name}: {rates[name]:,.0f} images/s", flush=True)
     print(f"images_per_second={rates['default']:.0f}")
     return 0

@@ -10,6 +10,7 @@ synthetic blob cells written to a temporary folder. Prints train_steps_ratio=<ou
 then, last, input_ratio=<ours / baseline> (goal >= 5).
 Usage: python benchmarks/input_pipeline.py [--pngs DIR] [--cells N] [--size PX] [--rounds R]
 """
+
 import argparse
 import os
 import statistics
@@ -47,8 +48,9 @@ def blob_pngs(directory, n_cells, size, seed=0):
 
 def baseline_dataset(png_dir, size, batch_size, seed):
     """The stock Keras way: decode the PNGs every epoch, scale to [0, 1]."""
-    images = keras.utils.image_dataset_from_directory(png_dir, labels=None, image_size=(size, size),
-                                                      batch_size=batch_size, shuffle=True, seed=seed, verbose=False)
+    images = keras.utils.image_dataset_from_directory(
+        png_dir, labels=None, image_size=(size, size), batch_size=batch_size, shuffle=True, seed=seed, verbose=False
+    )
     return images.map(lambda batch: batch / 255.0, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
@@ -59,7 +61,7 @@ def images_per_second(dataset):
 
 
 def steps_per_second(vae, dataset, steps):
-    vae.fit(dataset.repeat(), steps_per_epoch=steps, epochs=1, verbose=0)   # warm: build the step function
+    vae.fit(dataset.repeat(), steps_per_epoch=steps, epochs=1, verbose=0)  # warm: build the step function
     start = time.perf_counter()
     vae.fit(dataset.repeat(), steps_per_epoch=steps, epochs=1, verbose=0)
     return steps / (time.perf_counter() - start)
@@ -84,33 +86,42 @@ def main():
         manifest = pd.DataFrame({"path": [str(p) for p in paths], "split": "train", "plate": "P"})
         start = time.perf_counter()
         shards = sorted(set(write_shards(manifest, Path(directory) / "shards")["shard"]))
-        print(f"{len(paths)} PNGs of {args.size} px; shards written in {time.perf_counter() - start:.1f} s (once, "
-              "by the dataset stage)", flush=True)
+        print(
+            f"{len(paths)} PNGs of {args.size} px; shards written in {time.perf_counter() - start:.1f} s (once, "
+            "by the dataset stage)",
+            flush=True,
+        )
 
         ours = cell_dataset(shards, args.batch_size, shuffle=True, seed=1)
         baseline = baseline_dataset(png_dir, args.size, args.batch_size, seed=1)
-        images_per_second(ours)                                   # fill the cache: steady state is epochs 2+
+        images_per_second(ours)  # fill the cache: steady state is epochs 2+
         rates = {"ours": [], "baseline": []}
-        for _ in range(args.rounds):                              # interleaved
+        for _ in range(args.rounds):  # interleaved
             rates["ours"].append(images_per_second(ours))
             rates["baseline"].append(images_per_second(baseline))
         input_rates = {name: max(values) for name, values in rates.items()}
         input_medians = {name: statistics.median(values) for name, values in rates.items()}
-        print(f"input only: ours {input_rates['ours']:.0f} img/s, image_dataset_from_directory "
-              f"{input_rates['baseline']:.0f} img/s (best of {args.rounds}; medians {input_medians['ours']:.0f} "
-              f"and {input_medians['baseline']:.0f})", flush=True)
+        print(
+            f"input only: ours {input_rates['ours']:.0f} img/s, image_dataset_from_directory "
+            f"{input_rates['baseline']:.0f} img/s (best of {args.rounds}; medians {input_medians['ours']:.0f} "
+            f"and {input_medians['baseline']:.0f})",
+            flush=True,
+        )
 
         keras.utils.set_random_seed(1)
         vae = build_vae(args.size, 150)
         vae.compile(optimizer=keras.optimizers.Adam(5e-4), jit_compile=False)
         steps = {"ours": [], "baseline": []}
-        for round_ in range(args.rounds):                         # interleaved, alternating which goes first
-            for name in (["ours", "baseline"] if round_ % 2 == 0 else ["baseline", "ours"]):
+        for round_ in range(args.rounds):  # interleaved, alternating which goes first
+            for name in ["ours", "baseline"] if round_ % 2 == 0 else ["baseline", "ours"]:
                 dataset = ours if name == "ours" else baseline
                 steps[name].append(steps_per_second(vae, dataset, args.train_steps))
         for name, values in steps.items():
-            print(f"training z=150, batch {args.batch_size}, {name}: steps/s per round "
-                  + " ".join(f"{value:.2f}" for value in values), flush=True)
+            print(
+                f"training z=150, batch {args.batch_size}, {name}: steps/s per round "
+                + " ".join(f"{value:.2f}" for value in values),
+                flush=True,
+            )
         best = {name: max(values) for name, values in steps.items()}
         median = {name: statistics.median(values) for name, values in steps.items()}
         print(f"train_steps_ratio_median={median['ours'] / median['baseline']:.3f}")

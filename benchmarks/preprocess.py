@@ -10,6 +10,7 @@ Goal: analysis ≤ 3 s per field on one core.
 Last line: analysis_seconds_per_field=<s>
 Usage: .venv/bin/python benchmarks/preprocess.py [--fields 8] [--cells 200] [--keep DIR]
 """
+
 import argparse
 import resource
 import shutil
@@ -34,9 +35,16 @@ def synthetic_plate(root, fields, cells):
     """One plate of `fields` 1280×1024 fields, extracted: (field table, image dir)."""
     if fields % 4:
         sys.exit(f"--fields {fields}: must be a multiple of 4 (DMSO and treated wells, 2 sites each)")
-    settings = {"seed": 2020, "plates": [PLATE], "wells_per_compound": fields // 4, "sites_per_well": 2,
-                "treated": {"compound": "taxol", "concentration": 0.3, "moa": "Microtubule stabilizers"},
-                "width": 1280, "height": 1024, "cells_per_field": cells}
+    settings = {
+        "seed": 2020,
+        "plates": [PLATE],
+        "wells_per_compound": fields // 4,
+        "sites_per_well": 2,
+        "treated": {"compound": "taxol", "concentration": 0.3, "moa": "Microtubule stabilizers"},
+        "width": 1280,
+        "height": 1024,
+        "cells_per_field": cells,
+    }
     source = root / "source"
     generate_mini_bbbc021(source, settings)
     images = root / "images"
@@ -63,10 +71,21 @@ def timed(function, *args):
 def time_plate(fields, images, out, log):
     """{stage: (CPU s, wall s)} of one plate's illumination and analysis jobs on `fields`."""
     illum = out / "illumination"
-    return {"illumination": timed(run_illumination, fields, images, illum, CELLPROFILER,
-                                  REPO / "pipelines/illum.cppipe", log),
-            "analysis": timed(run_segmentation, illum / "fields.csv", images, illum, out / "segmentation",
-                              CELLPROFILER, REPO / "pipelines/analysis.cppipe", log)}
+    return {
+        "illumination": timed(
+            run_illumination, fields, images, illum, CELLPROFILER, REPO / "pipelines/illum.cppipe", log
+        ),
+        "analysis": timed(
+            run_segmentation,
+            illum / "fields.csv",
+            images,
+            illum,
+            out / "segmentation",
+            CELLPROFILER,
+            REPO / "pipelines/analysis.cppipe",
+            log,
+        ),
+    }
 
 
 def module_seconds(measurements):
@@ -93,8 +112,12 @@ def main(argv=None):
             out = root / f"fields{count}"
             runs[count] = time_plate(fields.iloc[:count], images, out, root / "cellprofiler.log")
             cells = len(pd.read_csv(out / "segmentation/cells.csv"))
-            print(f"fields={count} cells={cells} " + " ".join(
-                f"{stage}_cpu_s={cpu:.1f} {stage}_wall_s={wall:.1f}" for stage, (cpu, wall) in runs[count].items()))
+            print(
+                f"fields={count} cells={cells} "
+                + " ".join(
+                    f"{stage}_cpu_s={cpu:.1f} {stage}_wall_s={wall:.1f}" for stage, (cpu, wall) in runs[count].items()
+                )
+            )
         print("analysis CPU seconds per field by module (CellProfiler's ExecutionTime):")
         for module, seconds in module_seconds(root / f"fields{len(fields)}/segmentation/measurements").items():
             print(f"  {module:<32} {seconds:6.2f}")
@@ -104,8 +127,10 @@ def main(argv=None):
             per_field[stage] = (full - small) / (len(fields) - 2)
             fixed[stage] = full - per_field[stage] * len(fields)
         print("fixed CPU seconds per plate job: " + " ".join(f"{stage}={s:.1f}" for stage, s in fixed.items()))
-        print(f"seconds_per_field illumination={per_field['illumination']:.2f} analysis={per_field['analysis']:.2f} "
-              f"total={sum(per_field.values()):.2f}")
+        print(
+            f"seconds_per_field illumination={per_field['illumination']:.2f} analysis={per_field['analysis']:.2f} "
+            f"total={sum(per_field.values()):.2f}"
+        )
         print(f"analysis_seconds_per_field={per_field['analysis']:.2f}")
     finally:
         if args.keep is None:

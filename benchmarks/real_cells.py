@@ -19,6 +19,7 @@ taken away, and the thesis with only the sigma-VAE loss.
 Usage: python benchmarks/real_cells.py [--epochs 30] [--seeds 1 2 3] [--latent-dims 16 75] [--models thesis default]
 Last line: vae_over_pca_mse=<mean over seeds of the default model's held-out MSE / PCA-k's, k = 75>
 """
+
 import argparse
 import hashlib
 import json
@@ -48,13 +49,22 @@ from cellvae.train import train_on_shards  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT.parent / "shared" / "bbbc021" / "images" / "single_cells_by_plate" / "manifest.csv"
 TRAIN_PLATES = ["Week4_27481", "Week4_27521", "Week4_27542"]
-THESIS = dict(architecture="thesis", reconstruction_loss="mse", r_loss_factor=1000.0, learning_rate=5e-4,
-              batch_size=32, augment=False, lr_schedule="constant", kl_weight=1.0, kl_warmup_epochs=0)
-MODELS = {                            # name: settings over config/config.yaml's train: section (the default)
+THESIS = dict(
+    architecture="thesis",
+    reconstruction_loss="mse",
+    r_loss_factor=1000.0,
+    learning_rate=5e-4,
+    batch_size=32,
+    augment=False,
+    lr_schedule="constant",
+    kl_weight=1.0,
+    kl_warmup_epochs=0,
+)
+MODELS = {  # name: settings over config/config.yaml's train: section (the default)
     "thesis": THESIS,
     "default": {},
     # ablations: the default with one ingredient taken away
-    "thesis-sigma": {**THESIS, "reconstruction_loss": "gaussian"},          # the thesis with the sigma-VAE loss only
+    "thesis-sigma": {**THESIS, "reconstruction_loss": "gaussian"},  # the thesis with the sigma-VAE loss only
     "no-augment": {"augment": False},
     "thesis-architecture": {"architecture": "thesis"},
     "constant-lr": {"lr_schedule": "constant", "learning_rate": 5e-4},
@@ -91,8 +101,18 @@ def classic_features(raw: np.ndarray) -> np.ndarray:
     dapi = image[..., 2]
     nucleus_area = float((inside & (dapi > filters.threshold_otsu(dapi[inside]))).sum())
     means = cell.intensity_mean
-    return np.array([cell.area, *means, *(means * cell.area), nucleus_area, cell.eccentricity, cell.solidity,
-                     cell.perimeter, cell.axis_major_length])
+    return np.array(
+        [
+            cell.area,
+            *means,
+            *(means * cell.area),
+            nucleus_area,
+            cell.eccentricity,
+            cell.solidity,
+            cell.perimeter,
+            cell.axis_major_length,
+        ]
+    )
 
 
 def response_scores(features: np.ndarray, cells: pd.DataFrame, plates: list) -> dict:
@@ -163,8 +183,10 @@ def main(argv=None) -> int:
     shard = args.out / f"train-{args.size}px.npy"
     write_shard(shard, train_cells)
     held_out = ~in_train & dmso
-    log(f"{len(train_cells)} training cells ({', '.join(args.train_plates)}); {held_out.sum()} held-out DMSO "
-        f"cells ({', '.join(test_plates)}); response plates {', '.join(response_plates)}")
+    log(
+        f"{len(train_cells)} training cells ({', '.join(args.train_plates)}); {held_out.sum()} held-out DMSO "
+        f"cells ({', '.join(test_plates)}); response plates {', '.join(response_plates)}"
+    )
 
     response = table["plate"].isin(response_plates).to_numpy()
     response_cells = table[response].reset_index(drop=True)
@@ -174,33 +196,53 @@ def main(argv=None) -> int:
         baselines = Baselines.fit(train_cells, k)
         for name, reconstruct in baselines.reconstructors().items():
             if name == "pca" or k == args.latent_dims[0]:
-                rows.append({"method": f"pca-{k}" if name == "pca" else name, "latent_dim": k if name == "pca" else 0,
-                             "seed": 0, **reconstruction_metrics(test_cells[held_out], reconstruct, masked=False)})
+                rows.append(
+                    {
+                        "method": f"pca-{k}" if name == "pca" else name,
+                        "latent_dim": k if name == "pca" else 0,
+                        "seed": 0,
+                        **reconstruction_metrics(test_cells[held_out], reconstruct, masked=False),
+                    }
+                )
         feature_sets[f"pca-{k}"] = baselines.pca_codes(test_cells[response])
         for name in args.models:
             for seed in args.seeds:
                 start = time.perf_counter()
                 folder = train_model(name, k, seed, args.epochs, shard, args.out, log)
                 vae = load_vae(folder / "model.keras")
-                metrics = reconstruction_metrics(test_cells[held_out], lambda x: np.asarray(vae.reconstruct(x)),
-                                                 masked=False)
+                metrics = reconstruction_metrics(
+                    test_cells[held_out], lambda x: np.asarray(vae.reconstruct(x)), masked=False
+                )
                 training = json.loads((folder / "training.json").read_text())
-                rows.append({"method": f"{name}-z{k}", "latent_dim": k, "seed": seed, **metrics,
-                             "train_seconds": training["seconds"]})
+                rows.append(
+                    {
+                        "method": f"{name}-z{k}",
+                        "latent_dim": k,
+                        "seed": seed,
+                        **metrics,
+                        "train_seconds": training["seconds"],
+                    }
+                )
                 log(f"{name} z={k} seed {seed}: mse {metrics['mse']:.5f} ({time.perf_counter() - start:.0f} s)")
                 features = {f"{name}-z{k} mu": encode_images(vae, test_cells[response])}
                 settings = model_settings(name)
                 untrained = build_vae(args.size, k, architecture=settings["architecture"])
-                features[f"untrained-{settings['architecture']}-z{k}"] = encode_images(untrained,
-                                                                                       test_cells[response])
+                features[f"untrained-{settings['architecture']}-z{k}"] = encode_images(untrained, test_cells[response])
                 for label, values in features.items():
-                    response_rows.append({"features": label, "seed": seed,
-                                          **response_scores(values, response_cells, response_plates)})
+                    response_rows.append(
+                        {"features": label, "seed": seed, **response_scores(values, response_cells, response_plates)}
+                    )
     for label in [key for key in feature_sets]:
         valid = ~np.isnan(feature_sets[label]).any(axis=1)
-        response_rows.append({"features": label, "seed": 0,
-                              **response_scores(feature_sets[label][valid], response_cells[valid].reset_index(drop=True),
-                                                response_plates)})
+        response_rows.append(
+            {
+                "features": label,
+                "seed": 0,
+                **response_scores(
+                    feature_sets[label][valid], response_cells[valid].reset_index(drop=True), response_plates
+                ),
+            }
+        )
 
     reconstruction = pd.DataFrame(rows)
     responses = pd.DataFrame(response_rows)
@@ -208,15 +250,23 @@ def main(argv=None) -> int:
     responses.to_csv(args.out / "response.csv", index=False)
     summary = reconstruction.groupby("method", sort=False)[["mse", "similarity_s", "psnr", "ssim"]].agg(["mean", "std"])
     response_summary = responses.groupby("features", sort=False).agg(
-        {column: ["mean", "std"] if column != "distances_increase" else "all"
-         for column in responses.columns if column not in ("features", "seed")})
+        {
+            column: ["mean", "std"] if column != "distances_increase" else "all"
+            for column in responses.columns
+            if column not in ("features", "seed")
+        }
+    )
     pd.set_option("display.width", 250)
     pd.set_option("display.max_columns", 40)
-    print(f"Reconstruction of {held_out.sum()} DMSO cells of never-seen plates ({', '.join(test_plates)}), "
-          f"{args.size} px, {args.epochs} epochs, seeds {args.seeds} (mean, sd):")
+    print(
+        f"Reconstruction of {held_out.sum()} DMSO cells of never-seen plates ({', '.join(test_plates)}), "
+        f"{args.size} px, {args.epochs} epochs, seeds {args.seeds} (mean, sd):"
+    )
     print(summary.round(5).to_string())
-    print(f"\nResponse on {', '.join(response_plates)} (LDA trained on one plate, tested on the other; "
-          "distances in DMSO spreads):")
+    print(
+        f"\nResponse on {', '.join(response_plates)} (LDA trained on one plate, tested on the other; "
+        "distances in DMSO spreads):"
+    )
     print(response_summary.round(3).to_string())
     if "default" in args.models and 75 in args.latent_dims:
         vae_mse = reconstruction.loc[reconstruction["method"] == "default-z75", "mse"].mean()

@@ -1,4 +1,5 @@
 """Command line: python -m cellvae <command> [options]; each command's module parses its own options."""
+
 from __future__ import annotations
 
 import importlib
@@ -8,7 +9,10 @@ COMMANDS = {
     # command: (module exposing main(argv), one-line help)
     "fetch": ("cellvae.fetch", "fetch one plate's selected images (ranged, verified, resumable)"),
     "train": ("cellvae.cli_train", "train a VAE on single-cell images (PNG, TIFF, .npy) from folders or manifests"),
-    "evaluate": ("cellvae.cli_evaluate", "reconstruction metrics of a model beside its baselines (zero/mean/median/PCA)"),
+    "evaluate": (
+        "cellvae.cli_evaluate",
+        "reconstruction metrics of a model beside its baselines (zero/mean/median/PCA)",
+    ),
     "embed": ("cellvae.cli_embed", "posterior means z of images under a model, as a CSV (path, z0 ... z{k-1})"),
     "moa-eval": ("cellvae.moa", "MoA accuracy (NSC/NSCB, 1-NN cosine) of per-well profiles"),
     "cost": ("cellvae.cost", "cost table (hours x price per instance type) from Snakemake benchmark files"),

@@ -22,7 +22,7 @@ from cellvae.model import load_vae
 from cellvae.train import atomic_write, load_images, read_manifest, shard_split, split_paths
 
 BATCH_SIZE = 128
-BASELINE_MAX_CELLS = 20_000     # training cells the baselines are fitted on (a seeded sample beyond that)
+BASELINE_MAX_CELLS = 20_000  # training cells the baselines are fitted on (a seeded sample beyond that)
 
 
 def evaluate(vae, images, masked=True):
@@ -54,8 +54,10 @@ def training_cells(manifest_csv) -> np.ndarray:
 
 def baseline_metrics(baselines: Baselines, images, masked=True) -> dict:
     """name -> metrics of each baseline's reconstructions of the images."""
-    return {name: reconstruction_metrics(images, reconstruct, masked, BATCH_SIZE)
-            for name, reconstruct in baselines.reconstructors().items()}
+    return {
+        name: reconstruction_metrics(images, reconstruct, masked, BATCH_SIZE)
+        for name, reconstruct in baselines.reconstructors().items()
+    }
 
 
 def latent_ks_table(mu):
@@ -63,8 +65,15 @@ def latent_ks_table(mu):
     rows = []
     for dim in range(mu.shape[1]):
         test = stats.kstest(mu[:, dim], "norm")
-        rows.append({"dim": dim, "mean": mu[:, dim].mean(), "std": mu[:, dim].std(),
-                     "ks_statistic": test.statistic, "ks_pvalue": test.pvalue})
+        rows.append(
+            {
+                "dim": dim,
+                "mean": mu[:, dim].mean(),
+                "std": mu[:, dim].std(),
+                "ks_statistic": test.statistic,
+                "ks_pvalue": test.pvalue,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -104,14 +113,15 @@ def plot_latent_histograms(mu, ks_table, n_dims):
         ax.set_xlabel("mu")
         ax.set_ylabel("density")
     axes.flat[0].legend(fontsize=8)
-    figure.suptitle(f"Latent means of {len(mu)} validation cells vs N(0, 1) "
-                    f"(z = {mu.shape[1]}, Kolmogorov-Smirnov statistic per panel)")
+    figure.suptitle(
+        f"Latent means of {len(mu)} validation cells vs N(0, 1) "
+        f"(z = {mu.shape[1]}, Kolmogorov-Smirnov statistic per panel)"
+    )
     figure.tight_layout()
     return figure
 
 
-def analyze_model(model_path, manifest_csv, out_dir, n_generated=20, n_latent_histograms=20,
-                  seed=0) -> dict:
+def analyze_model(model_path, manifest_csv, out_dir, n_generated=20, n_latent_histograms=20, seed=0) -> dict:
     """metrics.json (the model's metrics and its baselines'), baselines.npz, latent_ks.csv, generated.png
     and latent_histograms.png of one model."""
     out_dir = Path(out_dir)
@@ -125,18 +135,19 @@ def analyze_model(model_path, manifest_csv, out_dir, n_generated=20, n_latent_hi
     baselines.save(out_dir / "baselines.npz")
     metrics["baselines"] = baseline_metrics(baselines, images)
     metrics["baselines"]["pca"]["k"] = baselines.k
-    atomic_write(out_dir / "metrics.json",
-                 lambda path: path.write_text(json.dumps(metrics, indent=2) + "\n"))
+    atomic_write(out_dir / "metrics.json", lambda path: path.write_text(json.dumps(metrics, indent=2) + "\n"))
     ks_table = latent_ks_table(mu)
     atomic_write(out_dir / "latent_ks.csv", lambda path: ks_table.to_csv(path, index=False))
 
     z = np.random.default_rng(seed).standard_normal((n_generated, vae.latent_dim))
     generated = ops.convert_to_numpy(vae.decode(z.astype("float32")))
-    save_figure(image_grid(generated, min(10, n_generated),
-                           f"{n_generated} cells decoded from z ~ N(0, I), z = {vae.latent_dim}"),
-                out_dir / "generated.png")
-    save_figure(plot_latent_histograms(mu, ks_table, n_latent_histograms),
-                out_dir / "latent_histograms.png")
+    save_figure(
+        image_grid(
+            generated, min(10, n_generated), f"{n_generated} cells decoded from z ~ N(0, I), z = {vae.latent_dim}"
+        ),
+        out_dir / "generated.png",
+    )
+    save_figure(plot_latent_histograms(mu, ks_table, n_latent_histograms), out_dir / "latent_histograms.png")
     return metrics
 
 
@@ -181,8 +192,11 @@ def plot_training_speed(table):
     figure = Figure(figsize=(10, 3.6))
     axes = figure.subplots(1, 2)
     labels = table["model"].tolist()
-    for ax, column, title in zip(axes, ["train_seconds", "images_per_second"],
-                                 ["Training time (s, all epochs)", "Throughput (training images/s)"]):
+    for ax, column, title in zip(
+        axes,
+        ["train_seconds", "images_per_second"],
+        ["Training time (s, all epochs)", "Throughput (training images/s)"],
+    ):
         bars = ax.bar(labels, table[column], color="tab:blue")
         ax.bar_label(bars, fmt="%.0f")
         ax.set_title(title)
@@ -199,9 +213,14 @@ def plot_model_vs_baselines(table):
     pca = table[table["method"].str.startswith("pca-")].set_index("latent_dim")
     positions = np.arange(len(models))
     ax.bar(positions - 0.2, models["mse"], 0.4, label="VAE (decoded mu)", color="tab:blue")
-    ax.bar(positions + 0.2, [pca.loc[dim, "mse"] for dim in models["latent_dim"]], 0.4,
-           label="PCA-k (k = latent dim)", color="tab:orange")
-    for (name, style) in [("mean", ":"), ("median", "--")]:
+    ax.bar(
+        positions + 0.2,
+        [pca.loc[dim, "mse"] for dim in models["latent_dim"]],
+        0.4,
+        label="PCA-k (k = latent dim)",
+        color="tab:orange",
+    )
+    for name, style in [("mean", ":"), ("median", "--")]:
         row = table[table["method"] == name]
         if len(row):
             ax.axhline(row["mse"].iloc[0], color="gray", linestyle=style, label=f"{name} training image")
@@ -219,8 +238,9 @@ def sort_key(value):
     return order.get(value, 4) if isinstance(value, str) else value
 
 
-def compare_models(model_dirs: list, analysis_dirs: list, manifest_csv, out_dir,
-                   n_reconstructions=8, seed=0) -> pd.DataFrame:
+def compare_models(
+    model_dirs: list, analysis_dirs: list, manifest_csv, out_dir, n_reconstructions=8, seed=0
+) -> pd.DataFrame:
     """metrics.csv (one row per model and per baseline, column method), reconstructions.png, loss_curves.png,
     training_speed.png and model_vs_baselines.png across models.
 
@@ -243,24 +263,38 @@ def compare_models(model_dirs: list, analysis_dirs: list, manifest_csv, out_dir,
         baselines = metrics.pop("baselines")
         training = json.loads((model_dir / "training.json").read_text())
         history = pd.read_csv(model_dir / "history.csv")
-        label = model_dir.name                             # z16, or thesis-z75 with variants
+        label = model_dir.name  # z16, or thesis-z75 with variants
         final = history.iloc[-1]
         for name, values in baselines.items():
             key = f"pca-{values['k']}" if name == "pca" else name
-            baseline_rows[key] = {"method": key, "model": None, "latent_dim": values["k"] if name == "pca" else 0,
-                                  **{column: values[column] for column in [*METRICS, "n_cells"]}}
-        rows.append({
-            "method": "vae",
-            "model": label,
-            **metrics,
-            "parameters": training["parameters"],
-            "epochs": training["epochs"],
-            "train_seconds": training["seconds"],
-            "images_per_second": training["images_per_second"],
-            **{f"final_{column}": final[column] for column in
-               ["loss", "reconstruction_loss", "kl_loss",
-                "val_loss", "val_reconstruction_loss", "val_kl_loss"]},
-        })
+            baseline_rows[key] = {
+                "method": key,
+                "model": None,
+                "latent_dim": values["k"] if name == "pca" else 0,
+                **{column: values[column] for column in [*METRICS, "n_cells"]},
+            }
+        rows.append(
+            {
+                "method": "vae",
+                "model": label,
+                **metrics,
+                "parameters": training["parameters"],
+                "epochs": training["epochs"],
+                "train_seconds": training["seconds"],
+                "images_per_second": training["images_per_second"],
+                **{
+                    f"final_{column}": final[column]
+                    for column in [
+                        "loss",
+                        "reconstruction_loss",
+                        "kl_loss",
+                        "val_loss",
+                        "val_reconstruction_loss",
+                        "val_kl_loss",
+                    ]
+                },
+            }
+        )
         vae = load_vae(model_dir / "model.keras")
         reconstructions[f"VAE {label}"] = ops.convert_to_numpy(vae.reconstruct(originals))
         pca = Baselines.load(analysis_dir / "baselines.npz")

@@ -4,6 +4,7 @@ The stack (infra/aws/cellvae-batch.yaml) holds the workflow bucket, the job imag
 queues, the job role and the budget; `env` turns its outputs into the variables the profile reads
 (infra/aws/README.md is the contract). Credentials come from boto3's usual chain and are never printed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,8 +99,11 @@ def profile_env(outputs: dict[str, str]) -> dict[str, str]:
 
 def _failure_reasons(cfn, stack: str, limit: int = 5) -> str:
     events = cfn.describe_stack_events(StackName=stack)["StackEvents"]
-    reasons = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}"
-               for e in events if e["ResourceStatus"].endswith("FAILED")]
+    reasons = [
+        f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}"
+        for e in events
+        if e["ResourceStatus"].endswith("FAILED")
+    ]
     return "; ".join(reasons[:limit]) or "no failure reason recorded"
 
 
@@ -114,11 +118,14 @@ def default_network(ec2) -> dict[str, str]:
     """VpcId and SubnetIds (comma-separated) of the region's default VPC."""
     vpcs = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
     if not vpcs:
-        raise AwsError(f"{ec2.meta.region_name} has no default VPC: pass --parameter VpcId=vpc-... "
-                       "--parameter SubnetIds=subnet-...,subnet-... (subnets with outbound internet access)")
+        raise AwsError(
+            f"{ec2.meta.region_name} has no default VPC: pass --parameter VpcId=vpc-... "
+            "--parameter SubnetIds=subnet-...,subnet-... (subnets with outbound internet access)"
+        )
     vpc = vpcs[0]["VpcId"]
-    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]},
-                                            {"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    subnets = ec2.describe_subnets(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "default-for-az", "Values": ["true"]}]
+    )["Subnets"]
     if not subnets:
         raise AwsError(f"default VPC {vpc} has no default subnets: pass --parameter SubnetIds=subnet-...,subnet-...")
     return {"VpcId": vpc, "SubnetIds": ",".join(sorted(s["SubnetId"] for s in subnets))}
@@ -130,12 +137,16 @@ def deploy(session: boto3.Session, stack: str, parameters: dict[str, str], templ
     known = set(declared)
     unknown = sorted(set(parameters) - known)
     if unknown:
-        raise AwsError(f"unknown template parameter(s) {', '.join(unknown)} ({template}); known: {', '.join(sorted(known))}")
+        raise AwsError(
+            f"unknown template parameter(s) {', '.join(unknown)} ({template}); known: {', '.join(sorted(known))}"
+        )
     cfn = session.client("cloudformation")
     body = template.read_text()
     existing = find_stack(cfn, stack)
     if existing is not None and existing["StackStatus"] == "ROLLBACK_COMPLETE":
-        raise AwsError(f"stack {stack!r} failed to create earlier (ROLLBACK_COMPLETE): run `aws destroy`, then deploy again")
+        raise AwsError(
+            f"stack {stack!r} failed to create earlier (ROLLBACK_COMPLETE): run `aws destroy`, then deploy again"
+        )
     if existing is None:
         if "AlertEmail" not in parameters:
             raise AwsError("creating the stack needs --alert-email (the budget alerts go there)")
@@ -143,8 +154,13 @@ def deploy(session: boto3.Session, stack: str, parameters: dict[str, str], templ
         network = {} if "VpcId" in parameters else default_network(session.client("ec2"))
         defaults = {k: str(v["Default"]) for k, v in declared.items() if "Default" in v}
         given = [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted((defaults | network | parameters).items())]
-        cfn.create_stack(StackName=stack, TemplateBody=body, Parameters=given, Capabilities=CAPABILITIES,
-                         Tags=[{"Key": "Project", "Value": "cellvae"}])
+        cfn.create_stack(
+            StackName=stack,
+            TemplateBody=body,
+            Parameters=given,
+            Capabilities=CAPABILITIES,
+            Tags=[{"Key": "Project", "Value": "cellvae"}],
+        )
         _wait(cfn, "stack_create_complete", stack)
     else:
         previous = {p["ParameterKey"] for p in existing.get("Parameters", [])}
@@ -164,8 +180,10 @@ def find_docker() -> str:
     """The docker executable, or a clear error."""
     docker = shutil.which("docker")
     if docker is None:
-        raise AwsError("--push needs docker on PATH: install docker, or deploy without --push and push the image "
-                       "yourself (infra/aws/README.md)")
+        raise AwsError(
+            "--push needs docker on PATH: install docker, or deploy without --push and push the image "
+            "yourself (infra/aws/README.md)"
+        )
     return docker
 
 
@@ -174,9 +192,11 @@ def push_image(session: boto3.Session, docker: str, local_image: str, target: st
     auth = session.client("ecr").get_authorization_token()["authorizationData"][0]
     user, password = base64.b64decode(auth["authorizationToken"]).decode().split(":", 1)
     registry = auth["proxyEndpoint"]
-    steps = [([docker, "login", "--username", user, "--password-stdin", registry], password),
-             ([docker, "tag", local_image, target], None),
-             ([docker, "push", target], None)]
+    steps = [
+        ([docker, "login", "--username", user, "--password-stdin", registry], password),
+        ([docker, "tag", local_image, target], None),
+        ([docker, "push", target], None),
+    ]
     for command, stdin in steps:
         done = subprocess.run(command, input=stdin, text=True, stderr=subprocess.PIPE)
         if done.returncode != 0:
@@ -211,8 +231,10 @@ def empty_bucket(s3, bucket: str) -> int:
     """Delete every object version and delete marker in the bucket; return how many."""
     deleted = 0
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        batch = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                 for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        batch = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
         if not batch:
             continue
         result = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
@@ -233,8 +255,10 @@ def destroy(session: boto3.Session, stack: str, empty: bool) -> str:
     removed = ""
     if bucket and _bucket_exists(s3, bucket) and not _bucket_is_empty(s3, bucket):
         if not empty:
-            raise AwsError(f"bucket {bucket} is not empty: rerun with --empty-bucket to delete every object in it "
-                           "(all versions, permanently) together with the stack; nothing was deleted")
+            raise AwsError(
+                f"bucket {bucket} is not empty: rerun with --empty-bucket to delete every object in it "
+                "(all versions, permanently) together with the stack; nothing was deleted"
+            )
         removed = f"emptied bucket {bucket} ({empty_bucket(s3, bucket)} object versions and delete markers); "
     cfn.delete_stack(StackName=stack)
     _wait(cfn, "stack_delete_complete", stack)
@@ -260,18 +284,31 @@ def _parser() -> argparse.ArgumentParser:
     dep.add_argument("--alert-email", help="budget alert address (needed on create)")
     dep.add_argument("--monthly-budget-usd", help="monthly budget; alerts at BudgetAlertPercent of it")
     dep.add_argument("--gpu-family", choices=["g5", "p3"], help="GPU instance family for training")
-    dep.add_argument("--on-demand-fallback", choices=["true", "false"],
-                     help="add on-demand compute environments after the spot ones")
-    dep.add_argument("--parameter", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
-                     help="any other template parameter (repeatable)")
-    dep.add_argument("--push", metavar="LOCAL_IMAGE",
-                     help="after deploying, docker-tag LOCAL_IMAGE as <repository>:<image tag> and push it (needs docker)")
+    dep.add_argument(
+        "--on-demand-fallback", choices=["true", "false"], help="add on-demand compute environments after the spot ones"
+    )
+    dep.add_argument(
+        "--parameter",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other template parameter (repeatable)",
+    )
+    dep.add_argument(
+        "--push",
+        metavar="LOCAL_IMAGE",
+        help="after deploying, docker-tag LOCAL_IMAGE as <repository>:<image tag> and push it (needs docker)",
+    )
 
     commands.add_parser("env", parents=[common], help="print `export NAME=value` lines for profiles/aws-gpu")
 
     des = commands.add_parser("destroy", parents=[common], help="delete the stack")
-    des.add_argument("--empty-bucket", action="store_true",
-                     help="permanently delete everything in the workflow bucket first (else a non-empty bucket stops destroy)")
+    des.add_argument(
+        "--empty-bucket",
+        action="store_true",
+        help="permanently delete everything in the workflow bucket first (else a non-empty bucket stops destroy)",
+    )
     return parser
 
 
@@ -280,15 +317,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         session = make_session(args.region)
         if args.command == "deploy":
-            named = {"ImageTag": args.image_tag, "AlertEmail": args.alert_email, "MonthlyBudgetUsd": args.monthly_budget_usd,
-                     "GpuInstanceFamily": args.gpu_family, "OnDemandFallback": args.on_demand_fallback}
+            named = {
+                "ImageTag": args.image_tag,
+                "AlertEmail": args.alert_email,
+                "MonthlyBudgetUsd": args.monthly_budget_usd,
+                "GpuInstanceFamily": args.gpu_family,
+                "OnDemandFallback": args.on_demand_fallback,
+            }
             parameters = dict(args.parameter) | {k: v for k, v in named.items() if v is not None}
             docker = find_docker() if args.push else None
             outputs = deploy(session, args.stack_name, parameters)
             if docker:
                 push_image(session, docker, args.push, outputs["JobImage"])
-            print(f"stack {args.stack_name!r} ready in {session.region_name}; job image {outputs['JobImage']}"
-                  f"{' (pushed)' if args.push else ''}. Next: eval \"$(python -m cellvae aws env)\"", file=sys.stderr)
+            print(
+                f"stack {args.stack_name!r} ready in {session.region_name}; job image {outputs['JobImage']}"
+                f'{" (pushed)" if args.push else ""}. Next: eval "$(python -m cellvae aws env)"',
+                file=sys.stderr,
+            )
         elif args.command == "env":
             cfn = session.client("cloudformation")
             for name, value in profile_env(stack_outputs(cfn, args.stack_name)).items():

@@ -5,6 +5,7 @@ pca (scikit-learn PCA with k components fitted on the training cells: the best l
 IncrementalPCA in batches when the cells would not fit the memory budget). A model that does not beat PCA-k
 with k = its latent dimension has learnt nothing a linear projection would not.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,7 +37,7 @@ def fit_pca(cells: np.ndarray, k: int, memory_bytes: int, seed: int = 0):
     batch = max(k, memory_bytes // (dimension * 4 * 4))
     pca = IncrementalPCA(n_components=k, batch_size=batch)
     for start in range(0, n, batch):
-        chunk = cells[start:start + batch]
+        chunk = cells[start : start + batch]
         if len(chunk) >= k:
             pca.partial_fit(chunk.reshape(len(chunk), -1).astype(np.float32) / 255.0)
     return pca
@@ -56,8 +57,9 @@ class Baselines:
         return len(self.pca_components)
 
     @classmethod
-    def fit(cls, train_cells: np.ndarray, k: int, max_cells: int = 20_000, memory_bytes: int = 4 << 30,
-            seed: int = 0) -> "Baselines":
+    def fit(
+        cls, train_cells: np.ndarray, k: int, max_cells: int = 20_000, memory_bytes: int = 4 << 30, seed: int = 0
+    ) -> "Baselines":
         """Fit on (at most max_cells of) the uint8 training cells N×S×S×3."""
         cells = sample_cells(train_cells, max_cells, seed)
         pca = fit_pca(cells, k, memory_bytes, seed)
@@ -65,15 +67,18 @@ class Baselines:
 
     def save(self, path) -> None:
         """Write the fitted baselines as one .npz, atomically."""
-        arrays = dict(mean_image=self.mean_image, median_image=self.median_image, pca_mean=self.pca_mean,
-                      pca_components=self.pca_components)
+        arrays = dict(
+            mean_image=self.mean_image,
+            median_image=self.median_image,
+            pca_mean=self.pca_mean,
+            pca_components=self.pca_components,
+        )
         atomic_write(Path(path), lambda temporary: np.savez(temporary, **arrays))
 
     @classmethod
     def load(cls, path) -> "Baselines":
         with np.load(path) as arrays:
-            return cls(**{name: arrays[name] for name in ("mean_image", "median_image", "pca_mean",
-                                                          "pca_components")})
+            return cls(**{name: arrays[name] for name in ("mean_image", "median_image", "pca_mean", "pca_components")})
 
     def reconstructors(self) -> dict:
         """name -> function(float cells N×S×S×3 in [0, 1]) -> reconstructions, for each baseline."""

@@ -6,6 +6,7 @@ Bio-Formats reader is opened per file. The analysis pipeline only identifies nuc
 the field border discarded) and saves each field's corrected channels and Cells label matrix; the cells are
 measured (regionprops) and cropped here in one pass per field, then those full-size images are deleted.
 """
+
 import os
 import shutil
 import subprocess
@@ -22,8 +23,21 @@ FILE_COLUMNS = {channel: f"file_{channel.lower()}" for channel in CHANNELS}
 FIELD_COLUMNS = ["plate", "well", "site", *FILE_COLUMNS.values()]
 QUARANTINE_COLUMNS = ["plate", "well", "site", "file", "reason"]
 CROP_COLUMNS = [f"crop_{channel.lower()}" for channel in CHANNELS]
-CELL_COLUMNS = ["plate", "well", "site", "field", "label",
-                "bbox_min_x", "bbox_min_y", "bbox_max_x", "bbox_max_y", "area", "center_x", "center_y", *CROP_COLUMNS]
+CELL_COLUMNS = [
+    "plate",
+    "well",
+    "site",
+    "field",
+    "label",
+    "bbox_min_x",
+    "bbox_min_y",
+    "bbox_max_x",
+    "bbox_max_y",
+    "area",
+    "center_x",
+    "center_y",
+    *CROP_COLUMNS,
+]
 FIELDS_SUMMARY_COLUMNS = ["plate", "well", "site", "field", "nuclei", "cells", "border_cells"]
 ILLUMINATION_OUTPUTS = ["quarantine.csv", "fields.csv", *(f"illum_{channel}.npy" for channel in CHANNELS)]
 SEGMENTATION_OUTPUTS = ["cells.csv", "fields_summary.csv", "crops", "measurements"]
@@ -37,7 +51,8 @@ class CellProfilerNotFoundError(FileNotFoundError):
         super().__init__(
             f"cellprofiler executable '{executable}' not found (config key cellprofiler.executable): "
             "run 'make setup' to install CellProfiler 4.2.8.1 into .venv-cellprofiler, "
-            "or point the key to your own install")
+            "or point the key to your own install"
+        )
 
 
 def _tiff_problem(path):
@@ -116,8 +131,9 @@ def _copy_as_npy(fields, image_dir, raw_dir):
 def _load_data(fields, raw_dir, illum_dir=None):
     """The LoadData CSV table: metadata, raw channels (.npy copies in raw_dir) and optionally illumination
     functions."""
-    table = pd.DataFrame({"Metadata_Plate": fields["plate"], "Metadata_Well": fields["well"],
-                          "Metadata_Site": fields["site"]})
+    table = pd.DataFrame(
+        {"Metadata_Plate": fields["plate"], "Metadata_Well": fields["well"], "Metadata_Site": fields["site"]}
+    )
     for channel, column in FILE_COLUMNS.items():
         table[f"FileName_Orig{channel}"] = fields[column].map(_npy_name)
         table[f"PathName_Orig{channel}"] = str(Path(raw_dir).resolve())
@@ -147,8 +163,21 @@ def _run_cellprofiler(executable, pipeline, load_data, work_dir, plate, log_path
     load_data.to_csv(data_file, index=False)
     output = work_dir / "output"
     output.mkdir()
-    command = [executable, "-c", "-r", "-p", str(Path(pipeline).resolve()), "--data-file", str(data_file),
-               "-i", str(work_dir), "-o", str(output), "-t", str(work_dir)]
+    command = [
+        executable,
+        "-c",
+        "-r",
+        "-p",
+        str(Path(pipeline).resolve()),
+        "--data-file",
+        str(data_file),
+        "-i",
+        str(work_dir),
+        "-o",
+        str(output),
+        "-t",
+        str(work_dir),
+    ]
     with _open_log(log_path) as log:
         log.write(f"$ {' '.join(command)}\n")
         log.flush()
@@ -195,8 +224,9 @@ def run_illumination(fields, image_dir, out_dir, executable, pipeline, log_path)
     work_dir = _work_dir(out_dir)
     try:
         _copy_as_npy(readable, image_dir, work_dir / "raw")
-        output = _run_cellprofiler(executable, pipeline, _load_data(readable, work_dir / "raw"), work_dir, plate,
-                                   log_path)
+        output = _run_cellprofiler(
+            executable, pipeline, _load_data(readable, work_dir / "raw"), work_dir, plate, log_path
+        )
         staging = work_dir / "staging"
         staging.mkdir()
         for channel in CHANNELS:
@@ -217,13 +247,21 @@ def measure_cells(labels, channels):
     maximum exclusive, centre = mean pixel position, x = column.
     """
     stack = np.stack([channels[channel] for channel in CHANNELS], axis=-1) / 65535.0
-    props = pd.DataFrame(regionprops_table(labels, stack, properties=[
-        "label", "bbox", "area", "centroid", "intensity_mean"]))
-    table = pd.DataFrame({"label": props["label"],
-                          "bbox_min_x": props["bbox-1"], "bbox_min_y": props["bbox-0"],
-                          "bbox_max_x": props["bbox-3"], "bbox_max_y": props["bbox-2"],
-                          "area": props["area"].astype(int),
-                          "center_x": props["centroid-1"], "center_y": props["centroid-0"]})
+    props = pd.DataFrame(
+        regionprops_table(labels, stack, properties=["label", "bbox", "area", "centroid", "intensity_mean"])
+    )
+    table = pd.DataFrame(
+        {
+            "label": props["label"],
+            "bbox_min_x": props["bbox-1"],
+            "bbox_min_y": props["bbox-0"],
+            "bbox_max_x": props["bbox-3"],
+            "bbox_max_y": props["bbox-2"],
+            "area": props["area"].astype(int),
+            "center_x": props["centroid-1"],
+            "center_y": props["centroid-0"],
+        }
+    )
     for index, channel in enumerate(CHANNELS):
         table[f"intensity_mean_{channel.lower()}"] = props[f"intensity_mean-{index}"]
         table[f"intensity_integrated_{channel.lower()}"] = props[f"intensity_mean-{index}"] * table["area"]
@@ -253,12 +291,15 @@ def crop_and_measure(fields, output, plate, log_path):
     for field in fields.itertuples(index=False):
         stem = Path(field.field).stem
         labels = _saved_field_image(images, stem, "Cells.npy", plate, log_path)
-        channels = {channel: _saved_field_image(images, stem, f"Corr{channel}.tiff", plate, log_path)
-                    for channel in CHANNELS}
+        channels = {
+            channel: _saved_field_image(images, stem, f"Corr{channel}.tiff", plate, log_path) for channel in CHANNELS
+        }
         cells = measure_cells(labels, channels)
         if cells["label"].tolist() != list(range(1, field.cells + 1)):
-            raise RuntimeError(f"{field.field} (plate {plate}): its label image does not hold labels 1..{field.cells} "
-                               f"(CellProfiler's cell count); see {log_path}")
+            raise RuntimeError(
+                f"{field.field} (plate {plate}): its label image does not hold labels 1..{field.cells} "
+                f"(CellProfiler's cell count); see {log_path}"
+            )
         for channel in CHANNELS:
             cells[f"crop_{channel.lower()}"] = f"crops/{channel}/{stem}_Cells_" + cells["label"].astype(str) + ".tiff"
         for cell in cells.itertuples(index=False):
@@ -267,8 +308,14 @@ def crop_and_measure(fields, output, plate, log_path):
             for channel, pixels in channels.items():
                 crop = pixels[box].copy()
                 crop[outside] = 0
-                tifffile.imwrite(output / getattr(cell, f"crop_{channel.lower()}"), crop, photometric="minisblack",
-                                 metadata=None, compression="zlib", compressionargs={"level": 1})
+                tifffile.imwrite(
+                    output / getattr(cell, f"crop_{channel.lower()}"),
+                    crop,
+                    photometric="minisblack",
+                    metadata=None,
+                    compression="zlib",
+                    compressionargs={"level": 1},
+                )
         tables.append(cells.assign(plate=field.plate, well=field.well, site=field.site, field=field.field))
     if images.exists():
         shutil.rmtree(images)
@@ -285,7 +332,8 @@ def _field_counts(fields, measurements):
     """
     image = pd.read_csv(measurements / "Image.csv", usecols=["FileName_OrigDAPI", "Count_Nuclei", "Count_Cells"])
     summary = fields.assign(npy=fields["file_dapi"].map(_npy_name)).merge(
-        image, left_on="npy", right_on="FileName_OrigDAPI", validate="one_to_one")
+        image, left_on="npy", right_on="FileName_OrigDAPI", validate="one_to_one"
+    )
     summary = summary.rename(columns={"file_dapi": "field", "Count_Nuclei": "nuclei", "Count_Cells": "cells"})
     summary = summary.astype({"nuclei": int, "cells": int})
     summary["border_cells"] = summary["nuclei"] - summary["cells"]
@@ -307,16 +355,19 @@ def run_segmentation(fields_csv, image_dir, illum_dir, out_dir, executable, pipe
     work_dir = _work_dir(out_dir)
     try:
         _copy_as_npy(fields, image_dir, work_dir / "raw")
-        output = _run_cellprofiler(executable, pipeline, _load_data(fields, work_dir / "raw", illum_dir),
-                                   work_dir, plate, log_path)
+        output = _run_cellprofiler(
+            executable, pipeline, _load_data(fields, work_dir / "raw", illum_dir), work_dir, plate, log_path
+        )
         summary = _field_counts(fields, output / "measurements")
         cells = crop_and_measure(summary, output, plate, log_path)
         cells[CELL_COLUMNS].to_csv(output / "cells.csv", index=False)
         cells.drop(columns=CROP_COLUMNS).to_csv(output / "measurements" / "Cells.csv", index=False)
         summary.to_csv(output / "fields_summary.csv", index=False)
         with _open_log(log_path) as log:
-            log.write(f"plate {plate}: {summary['cells'].sum()} cells in {len(summary)} fields, "
-                      f"{summary['border_cells'].sum()} more touching the field border discarded\n")
+            log.write(
+                f"plate {plate}: {summary['cells'].sum()} cells in {len(summary)} fields, "
+                f"{summary['border_cells'].sum()} more touching the field border discarded\n"
+            )
         _publish(output, out_dir)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)

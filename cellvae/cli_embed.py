@@ -5,6 +5,7 @@ One row per image: its path (and the manifest's columns, when --images names a m
 Images are composed as for the model's training (preprocessing.json beside the model); --images and --where
 work as for train. The response-profile stage encodes with the same function (cellvae.profiles.encode_images).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,9 @@ from cellvae.files import atomic_write
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="cellvae embed", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="cellvae embed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_model_arguments(p)
     p.add_argument("--out", required=True, help="CSV to write (path, metadata, z0 … z{k-1})")
     p.add_argument("--batch-size", type=int, default=256, help="images encoded per batch")

@@ -7,6 +7,7 @@ training cells: baselines.npz beside the model). Same cells, same preprocessing,
 Images are composed as for training, with the preprocessing.json that `train` wrote beside the model (size,
 channel order, intensity ranges); --images and --where work as for train.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,10 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model.keras written by train")
     add_image_arguments(p)
     p.add_argument("--pattern", default="*", help="glob of the images in folders (default: all)")
-    p.add_argument("--channel-order", help="input channels, e.g. dapi,tubulin,actin "
-                                           "(default: as in training, else auto; see train --help)")
+    p.add_argument(
+        "--channel-order",
+        help="input channels, e.g. dapi,tubulin,actin (default: as in training, else auto; see train --help)",
+    )
 
 
 def model_inputs(args) -> tuple:
@@ -39,35 +42,49 @@ def model_inputs(args) -> tuple:
     preprocessing = json.loads(preprocessing_json.read_text()) if preprocessing_json.is_file() else {}
     channel_order = parse_channel_order(args.channel_order or preprocessing.get("channel_order"))
     table, raw, kind, masked = read_inputs(args.images, args.where, args.pattern, channel_order)
-    trained_on = preprocessing.get("input_kind", "uint8")        # pipeline models: the PNG stage's uint8 cells
+    trained_on = preprocessing.get("input_kind", "uint8")  # pipeline models: the PNG stage's uint8 cells
     if kind != trained_on:
         described = {"uint8": "uint8 images (e.g. the PNG stage's)", "raw": "raw microscope crops (e.g. uint16)"}
-        raise ValueError(f"{model} was trained on {described[trained_on]} but {', '.join(args.images)} holds "
-                         f"{described[kind]}: give images of the kind it was trained on")
-    from cellvae.model import load_vae                         # TensorFlow: only once the inputs are known good
+        raise ValueError(
+            f"{model} was trained on {described[trained_on]} but {', '.join(args.images)} holds "
+            f"{described[kind]}: give images of the kind it was trained on"
+        )
+    from cellvae.model import load_vae  # TensorFlow: only once the inputs are known good
 
     vae = load_vae(model)
-    cells, _ = compose_arrays(raw, vae.image_size, preprocessing.get("percentiles", (0.5, 99.8)),
-                              preprocessing.get("scale"), preprocessing.get("ranges_rgb"))
+    cells, _ = compose_arrays(
+        raw,
+        vae.image_size,
+        preprocessing.get("percentiles", (0.5, 99.8)),
+        preprocessing.get("scale"),
+        preprocessing.get("ranges_rgb"),
+    )
     return vae, table, cells, masked, preprocessing
 
 
 def evaluate_with_baselines(vae, cells, masked: bool, baselines: Baselines | None) -> dict:
     """The model's metrics and, when baselines are given, a `baselines` object with theirs."""
-    result = {"latent_dim": vae.latent_dim,
-              **reconstruction_metrics(cells, lambda x: np.asarray(vae.reconstruct(x)), masked)}
+    result = {
+        "latent_dim": vae.latent_dim,
+        **reconstruction_metrics(cells, lambda x: np.asarray(vae.reconstruct(x)), masked),
+    }
     if not masked:
         result["cell_metrics"] = "whole image only: the crops carry no segmentation mask"
     if baselines is not None:
-        result["baselines"] = {name: {**({"k": baselines.k} if name == "pca" else {}),
-                                      **reconstruction_metrics(cells, reconstruct, masked)}
-                               for name, reconstruct in baselines.reconstructors().items()}
+        result["baselines"] = {
+            name: {
+                **({"k": baselines.k} if name == "pca" else {}),
+                **reconstruction_metrics(cells, reconstruct, masked),
+            }
+            for name, reconstruct in baselines.reconstructors().items()
+        }
     return result
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="cellvae evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="cellvae evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_model_arguments(p)
     args = p.parse_args(argv)
     vae, _, cells, masked, _ = model_inputs(args)

@@ -8,12 +8,14 @@ it) and baselines.npz (mean / median image and PCA-k of the training cells, k = 
 --images takes a folder or a CSV manifest (columns path or file, e.g. ../shared's by-plate manifest.csv),
 and may be given several times; --where KEY=VALUE[,VALUE...] keeps the manifests' rows that match (several
 --where: all must match). Example, four plates' DMSO cells for training and a fifth for validation:
-  cellvae train --images manifest.csv --where compound=DMSO --where plate=Week4_27481,Week4_27521,Week4_27542,Week4_27801
+  cellvae train --images manifest.csv --where compound=DMSO \
+                --where plate=Week4_27481,Week4_27521,Week4_27542,Week4_27801
                 --validation-images manifest.csv --validation-where compound=DMSO --validation-where plate=Week4_27821
                 --latent-dim 75 --size 64 --epochs 30 --out runs/z75
 Training settings come from the config file's train: section (png: for the image size and intensity
 percentiles); options given here override them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,10 +56,20 @@ def switch(text):
 
 def add_image_arguments(p: argparse.ArgumentParser, prefix="", required=True) -> None:
     """--[prefix]images (repeatable) and --[prefix]where (repeatable)."""
-    p.add_argument(f"--{prefix}images", action="append", required=required, default=None,
-                   help="folder of single-cell images, or a CSV manifest (repeatable)")
-    p.add_argument(f"--{prefix}where", action="append", default=[], metavar="KEY=VALUE[,VALUE...]",
-                   help="keep manifest rows whose column KEY has one of the values (repeatable: all must hold)")
+    p.add_argument(
+        f"--{prefix}images",
+        action="append",
+        required=required,
+        default=None,
+        help="folder of single-cell images, or a CSV manifest (repeatable)",
+    )
+    p.add_argument(
+        f"--{prefix}where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,VALUE...]",
+        help="keep manifest rows whose column KEY has one of the values (repeatable: all must hold)",
+    )
 
 
 def read_inputs(sources, where, pattern, channel_order) -> tuple:
@@ -67,32 +79,45 @@ def read_inputs(sources, where, pattern, channel_order) -> tuple:
     raw = [read_image(path, channel_order) for path in table["path"]]
     kinds = {"uint8" if cell.dtype == np.uint8 else "raw" for cell in raw}
     if len(kinds) > 1:
-        raise ValueError(f"{', '.join(map(str, sources))}: mixes uint8 images with raw (e.g. uint16) ones; "
-                         "give one kind")
+        raise ValueError(
+            f"{', '.join(map(str, sources))}: mixes uint8 images with raw (e.g. uint16) ones; give one kind"
+        )
     return table, raw, kinds.pop(), inputs_are_masked(raw)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cellvae train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="cellvae train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_image_arguments(p)
     add_image_arguments(p, "validation-", required=False)
     p.add_argument("--latent-dim", type=int, required=True)
     p.add_argument("--epochs", type=int, required=True)
     p.add_argument("--out", required=True, help="output folder (model.keras, history.csv, checkpoints)")
     p.add_argument("--pattern", default="*", help="glob of the training images in folders (default: all)")
-    p.add_argument("--validation-pattern", help="glob of held-out validation images in the --images folders "
-                                                "(excluded from training), e.g. '*_s3_*'")
-    p.add_argument("--channel-order", default="auto",
-                   help="input channels, comma separated, e.g. dapi,tubulin,actin (default auto: "
-                        "tubulin,actin,dapi for .png as the PNG stage writes them, dapi,tubulin,actin "
-                        "for .npy/TIFF as BBBC021's w1,w2,w4)")
+    p.add_argument(
+        "--validation-pattern",
+        help="glob of held-out validation images in the --images folders (excluded from training), e.g. '*_s3_*'",
+    )
+    p.add_argument(
+        "--channel-order",
+        default="auto",
+        help="input channels, comma separated, e.g. dapi,tubulin,actin (default auto: "
+        "tubulin,actin,dapi for .png as the PNG stage writes them, dapi,tubulin,actin "
+        "for .npy/TIFF as BBBC021's w1,w2,w4)",
+    )
     p.add_argument("--size", type=int, help="image side in px, a multiple of 8 (default: config png.size, else 128)")
-    p.add_argument("--scale", type=lambda text: text if text in ("auto", "fill") else float(text),
-                   help="resize factor of every cell: auto (the largest at which every given cell fits the canvas, "
-                        "at most 1), fill (each cell fills the canvas: the thesis) or a number (default: png.scale)")
-    p.add_argument("--config", default="config/config.yaml",
-                   help="workflow config for train: and png: settings ('none': built-in defaults)")
+    p.add_argument(
+        "--scale",
+        type=lambda text: text if text in ("auto", "fill") else float(text),
+        help="resize factor of every cell: auto (the largest at which every given cell fits the canvas, "
+        "at most 1), fill (each cell fills the canvas: the thesis) or a number (default: png.scale)",
+    )
+    p.add_argument(
+        "--config",
+        default="config/config.yaml",
+        help="workflow config for train: and png: settings ('none': built-in defaults)",
+    )
     for key, default in DEFAULTS.items():
         kind = {bool: lambda text: text == "true", type(None): float}.get(type(default), type(default))
         if key in ("mixed_precision", "xla"):
@@ -112,26 +137,30 @@ def main(argv=None) -> int:
     scale_setting = args.scale if args.scale is not None else png.get("scale", "auto")
     settings = {key: value for key, value in config.get("train", {}).items() if key in DEFAULTS}
     settings.update({key: getattr(args, key) for key in DEFAULTS if getattr(args, key) is not None})
-    settings = training_settings(args.latent_dim, args.epochs, settings)   # refuse bad values before writing
+    settings = training_settings(args.latent_dim, args.epochs, settings)  # refuse bad values before writing
 
-    from cellvae.train import train_on_shards       # TensorFlow: only once the arguments are known to be good
+    from cellvae.train import train_on_shards  # TensorFlow: only once the arguments are known to be good
 
     channel_order = parse_channel_order(args.channel_order)
     table, raw, kind, masked = read_inputs(args.images, args.where, args.pattern, channel_order)
     paths = table["path"].tolist()
-    validation_paths = (image_table(args.validation_images, args.validation_where, args.pattern)["path"].tolist()
-                        if args.validation_images else [])
+    validation_paths = (
+        image_table(args.validation_images, args.validation_where, args.pattern)["path"].tolist()
+        if args.validation_images
+        else []
+    )
     if args.validation_pattern:
         validation_paths += image_table(args.images, [], args.validation_pattern)["path"].tolist()
     held_out = set(validation_paths)
     train_raw = [cell for path, cell in zip(paths, raw) if path not in held_out]
     if not train_raw:
-        raise ValueError("every training image is also a validation image; check --validation-pattern / "
-                         "--validation-images")
+        raise ValueError(
+            "every training image is also a validation image; check --validation-pattern / --validation-images"
+        )
     out = Path(args.out)
     validation_raw = [read_image(path, channel_order) for path in validation_paths]
     longest = [max(cell.shape[:2]) for cell in train_raw + validation_raw]
-    scale = resolve_scale(scale_setting, longest, size, 1.0)       # every given cell fits the canvas
+    scale = resolve_scale(scale_setting, longest, size, 1.0)  # every given cell fits the canvas
     cells, ranges = compose_arrays(train_raw, size, percentiles, scale)
     train_shards, validation_shards = [out / "data" / "train.npy"], []
     write_shard(train_shards[0], cells)
@@ -140,12 +169,23 @@ def main(argv=None) -> int:
         validation_shards = [out / "data" / "validation.npy"]
         write_shard(validation_shards[0], validation_cells)
     Baselines.fit(cells, args.latent_dim).save(out / BASELINES_NPZ)
-    preprocessing = {"size": size, "channel_order": args.channel_order, "percentiles": list(percentiles),
-                     "scale": scale, "ranges_rgb": ranges.tolist(), "input_kind": kind, "masked": masked,
-                     "images": [str(Path(source).resolve()) for source in args.images], "where": args.where,
-                     "pattern": args.pattern, "n_train": len(cells), "n_validation": len(validation_paths),
-                     "validation_images": [str(Path(s).resolve()) for s in args.validation_images or []],
-                     "validation_where": args.validation_where, "validation_pattern": args.validation_pattern}
+    preprocessing = {
+        "size": size,
+        "channel_order": args.channel_order,
+        "percentiles": list(percentiles),
+        "scale": scale,
+        "ranges_rgb": ranges.tolist(),
+        "input_kind": kind,
+        "masked": masked,
+        "images": [str(Path(source).resolve()) for source in args.images],
+        "where": args.where,
+        "pattern": args.pattern,
+        "n_train": len(cells),
+        "n_validation": len(validation_paths),
+        "validation_images": [str(Path(s).resolve()) for s in args.validation_images or []],
+        "validation_where": args.validation_where,
+        "validation_pattern": args.validation_pattern,
+    }
     atomic_write(out / PREPROCESSING_JSON, lambda path: path.write_text(json.dumps(preprocessing, indent=2) + "\n"))
     train_on_shards(train_shards, validation_shards, out, args.latent_dim, args.epochs, **settings)
     return 0

@@ -2,6 +2,7 @@
 
 Each job is billed as if it held one instance of its rule's type for its wall time (the benchmark's `s`),
 which is how the cluster and cloud profiles run them (one Slurm job / one AWS Batch job each)."""
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,7 @@ def job_of(path: str | Path) -> tuple[str, str]:
     parts = Path(path).with_suffix("").parts
     if "benchmarks" not in parts:
         raise CostError(f"{path}: not under a benchmarks/ folder")
-    rest = parts[parts.index("benchmarks") + 1:]
+    rest = parts[parts.index("benchmarks") + 1 :]
     rule = rest[0]
     model = re.fullmatch(r"(?:([a-z0-9_]+)-)?z(\d+)", rest[-1]) if len(rest) > 1 else None
     if not model:
@@ -71,18 +72,38 @@ def cost_table(benchmarks: list[str | Path], settings: dict) -> pd.DataFrame:
         rule, model = job_of(path)
         instance, price = instance_of(rule, settings)
         hours = job_hours(path)
-        rows.append({"stage": STAGES.get(rule, rule), "model": model, "instance_type": instance, "jobs": 1,
-                     "hours": hours, "price_per_hour": price, "cost": hours * price})
+        rows.append(
+            {
+                "stage": STAGES.get(rule, rule),
+                "model": model,
+                "instance_type": instance,
+                "jobs": 1,
+                "hours": hours,
+                "price_per_hour": price,
+                "cost": hours * price,
+            }
+        )
     if not rows:
         raise CostError("no benchmark files given")
     jobs = pd.DataFrame(rows)
     order = {stage: index for index, stage in enumerate(dict.fromkeys(STAGES.values()))}
-    table = (jobs.groupby(["stage", "model", "instance_type", "price_per_hour"], as_index=False)
-             .agg(jobs=("jobs", "sum"), hours=("hours", "sum"), cost=("cost", "sum")))
-    table = table.sort_values(["stage", "model"], key=lambda column: column.map(order).fillna(len(order))
-                              if column.name == "stage" else column, kind="stable")
-    total = {"stage": "total", "model": "", "instance_type": "", "jobs": int(table["jobs"].sum()),
-             "hours": table["hours"].sum(), "price_per_hour": float("nan"), "cost": table["cost"].sum()}
+    table = jobs.groupby(["stage", "model", "instance_type", "price_per_hour"], as_index=False).agg(
+        jobs=("jobs", "sum"), hours=("hours", "sum"), cost=("cost", "sum")
+    )
+    table = table.sort_values(
+        ["stage", "model"],
+        key=lambda column: column.map(order).fillna(len(order)) if column.name == "stage" else column,
+        kind="stable",
+    )
+    total = {
+        "stage": "total",
+        "model": "",
+        "instance_type": "",
+        "jobs": int(table["jobs"].sum()),
+        "hours": table["hours"].sum(),
+        "price_per_hour": float("nan"),
+        "cost": table["cost"].sum(),
+    }
     table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)[COLUMNS]
     return table.round({"hours": 4, "cost": 4})
 
@@ -104,8 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu-rules", nargs="+", default=["train_vae"])
     parser.add_argument("--currency", default="USD")
     args = parser.parse_args(argv)
-    settings = {"currency": args.currency, "gpu_rules": args.gpu_rules,
-                "instances": {"cpu": {"type": args.cpu[0], "price_per_hour": float(args.cpu[1])},
-                              "gpu": {"type": args.gpu[0], "price_per_hour": float(args.gpu[1])}}}
+    settings = {
+        "currency": args.currency,
+        "gpu_rules": args.gpu_rules,
+        "instances": {
+            "cpu": {"type": args.cpu[0], "price_per_hour": float(args.cpu[1])},
+            "gpu": {"type": args.gpu[0], "price_per_hour": float(args.gpu[1])},
+        },
+    }
     print(cost_table(args.benchmarks, settings).to_string(index=False))
     return 0

@@ -1,5 +1,6 @@
 """Dataset: all plates' PNG cells with their compound, split into train and validation by well or by plate,
 and written as decoded uint8 shards (one .npy per split and plate) for the training input pipeline."""
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,10 @@ def split_by_well(cells: pd.DataFrame, validation_fraction: float, seed: int) ->
     """'train' or 'validation' per cell; every cell of a well lands in the same split."""
     wells = cells[["plate", "well"]].drop_duplicates().sort_values(["plate", "well"])
     if len(wells) < 2:
-        raise ValueError(f"only {len(wells)} well(s) with cells: a split by well needs at least 2; "
-                         "select more fields (config keys plates/compounds)")
+        raise ValueError(
+            f"only {len(wells)} well(s) with cells: a split by well needs at least 2; "
+            "select more fields (config keys plates/compounds)"
+        )
     n_validation = min(len(wells) - 1, max(1, round(validation_fraction * len(wells))))
     order = np.random.default_rng(seed).permutation(len(wells))
     held_out = wells.iloc[order[:n_validation]]
@@ -34,15 +37,18 @@ def split_by_plate(cells: pd.DataFrame, validation_plates: list) -> pd.Series:
     plates = set(cells["plate"])
     missing = sorted(set(validation_plates) - plates)
     if missing or not validation_plates:
-        raise ValueError(f"config key dataset.validation_plates: {missing or 'none given'} not among the plates "
-                         f"with cells ({', '.join(sorted(plates))}); name at least one of them")
+        raise ValueError(
+            f"config key dataset.validation_plates: {missing or 'none given'} not among the plates "
+            f"with cells ({', '.join(sorted(plates))}); name at least one of them"
+        )
     if plates <= set(validation_plates):
         raise ValueError("config key dataset.validation_plates holds every plate: none is left for training")
     return cells["plate"].isin(validation_plates).map({True: "validation", False: "train"})
 
 
-def split_cells(cells: pd.DataFrame, split: str, validation_fraction: float, seed: int,
-                validation_plates=()) -> pd.Series:
+def split_cells(
+    cells: pd.DataFrame, split: str, validation_fraction: float, seed: int, validation_plates=()
+) -> pd.Series:
     """The train/validation split of config key dataset.split: `well` (a fraction of wells) or `plate`."""
     if split == "plate":
         return split_by_plate(cells, list(validation_plates))
@@ -70,16 +76,24 @@ def write_shards(manifest: pd.DataFrame, shards_dir) -> pd.DataFrame:
     returns the manifest with their paths in column shard."""
     shards_dir = Path(shards_dir)
     shards_dir.mkdir(parents=True, exist_ok=True)
-    manifest = manifest.assign(shard=[str(shards_dir / f"{split}-{plate}.npy")
-                                      for split, plate in zip(manifest["split"], manifest["plate"])])
+    manifest = manifest.assign(
+        shard=[str(shards_dir / f"{split}-{plate}.npy") for split, plate in zip(manifest["split"], manifest["plate"])]
+    )
     for shard, group in manifest.groupby("shard", sort=True):
         write_shard(shard, decode_pngs(group["path"]))
     return manifest
 
 
-def build_manifest(png_manifests: list[str], selected_csv: str, out_csv: str,
-                   validation_fraction: float, seed: int, shards_dir=None, split="well",
-                   validation_plates=()) -> pd.DataFrame:
+def build_manifest(
+    png_manifests: list[str],
+    selected_csv: str,
+    out_csv: str,
+    validation_fraction: float,
+    seed: int,
+    shards_dir=None,
+    split="well",
+    validation_plates=(),
+) -> pd.DataFrame:
     """Join the plates' PNG manifests with the field metadata, split (by well or plate), write the uint8 shards
     (shards_dir/<split>-<plate>.npy; default: a shards folder beside out_csv), then the manifest, atomically."""
     cells = pd.concat([pd.read_csv(path) for path in png_manifests], ignore_index=True)

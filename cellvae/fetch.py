@@ -6,6 +6,7 @@ directory's CRC-32 and size, and written atomically into a staging folder beside
 the output once complete. A rerun after a kill keeps every member already verified there. A server that
 ignores byte ranges gets one streamed whole-archive download (continued where the server allows).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,13 +24,30 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from cellvae.metadata import (IMAGE_CSV, MOA_CSV, MetadataError, file_record, read_image_table,
-                              read_moa_table, write_json)
-from cellvae.ranged import (FetchError, FetchSettings, LocalSource, NotFound, RangedFile, RangeIgnored,
-                            Source, is_url, open_source, source_location, validator_path)
+from cellvae.metadata import (
+    IMAGE_CSV,
+    MOA_CSV,
+    MetadataError,
+    file_record,
+    read_image_table,
+    read_moa_table,
+    write_json,
+)
+from cellvae.ranged import (
+    FetchError,
+    FetchSettings,
+    LocalSource,
+    NotFound,
+    RangedFile,
+    RangeIgnored,
+    Source,
+    is_url,
+    open_source,
+    source_location,
+    validator_path,
+)
 
-__all__ = ["FetchError", "FetchSettings", "archive_name", "fetch_metadata", "fetch_plate", "is_url",
-           "source_location"]
+__all__ = ["FetchError", "FetchSettings", "archive_name", "fetch_metadata", "fetch_plate", "is_url", "source_location"]
 
 CHANNEL_FILE_COLUMNS = ["file_dapi", "file_tubulin", "file_actin"]
 COMPOUND_CSV = "BBBC021_v1_compound.csv"
@@ -45,8 +63,10 @@ def _check_compound_table(path: Path) -> None:
     try:
         columns = pd.read_csv(path, nrows=0).columns
     except pd.errors.EmptyDataError:
-        raise MetadataError(f"{path.name}: the file is empty; expected BBBC021's compound table with columns "
-                            f"{', '.join(COMPOUND_COLUMNS)}; re-download it") from None
+        raise MetadataError(
+            f"{path.name}: the file is empty; expected BBBC021's compound table with columns "
+            f"{', '.join(COMPOUND_COLUMNS)}; re-download it"
+        ) from None
     missing = [column for column in COMPOUND_COLUMNS if column not in columns]
     if missing:
         raise MetadataError(f"{path.name}: missing column(s) {', '.join(missing)}; is this the BBBC021 file?")
@@ -57,8 +77,11 @@ def fetch_metadata(source: str, out_dir: str | Path, settings: FetchSettings | N
     only once valid; return their records (file, bytes, sha256, source)."""
     remote, out_dir = open_source(source, settings), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    checks = [(IMAGE_CSV, read_image_table, True), (MOA_CSV, read_moa_table, True),
-              (COMPOUND_CSV, _check_compound_table, False)]
+    checks = [
+        (IMAGE_CSV, read_image_table, True),
+        (MOA_CSV, read_moa_table, True),
+        (COMPOUND_CSV, _check_compound_table, False),
+    ]
     records = []
     with tempfile.TemporaryDirectory(dir=out_dir) as scratch:
         for name, check, required in checks:
@@ -140,8 +163,12 @@ class Progress:
             self.last = now
             share = self.done_bytes / self.total if self.total else 1.0
             bar = "#" * int(30 * share)
-            print(f"fetch {self.plate} [{bar:<30}] {self.done_files}/{self.files} files, "
-                  f"{self.done_bytes / 1e6:.1f}/{self.total / 1e6:.1f} MB", file=sys.stderr, flush=True)
+            print(
+                f"fetch {self.plate} [{bar:<30}] {self.done_files}/{self.files} files, "
+                f"{self.done_bytes / 1e6:.1f}/{self.total / 1e6:.1f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def _open_archive(remote: Source, name: str, download: Path) -> tuple[RangedFile, str]:
@@ -152,8 +179,11 @@ def _open_archive(remote: Source, name: str, download: Path) -> tuple[RangedFile
             size, offset, tail = remote.tail(name)
             return RangedFile(remote, name, size, {offset: tail}), "ranges"
         except RangeIgnored:
-            print(f"{remote.locate(name)}: the server ignores byte ranges; downloading the whole archive",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{remote.locate(name)}: the server ignores byte ranges; downloading the whole archive",
+                file=sys.stderr,
+                flush=True,
+            )
         partial = _partial(download)
         remote.download(name, partial)
         os.replace(partial, download)
@@ -175,13 +205,16 @@ def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, plat
             raise zipfile.BadZipFile(f"size {tmp.stat().st_size} instead of {info.file_size}")
     except (zipfile.BadZipFile, zlib.error, EOFError) as error:
         tmp.unlink(missing_ok=True)
-        raise FetchError(f"plate {plate}: member {info.filename} of {url} is corrupt "
-                         f"(CRC-32 or size mismatch: {error}); rerun, or check the mirror") from error
+        raise FetchError(
+            f"plate {plate}: member {info.filename} of {url} is corrupt "
+            f"(CRC-32 or size mismatch: {error}); rerun, or check the mirror"
+        ) from error
     os.replace(tmp, target)
 
 
-def _members_to_fetch(archive: zipfile.ZipFile, members: list[str], plate: str, url: str,
-                      staging: Path) -> tuple[list[zipfile.ZipInfo], list[zipfile.ZipInfo]]:
+def _members_to_fetch(
+    archive: zipfile.ZipFile, members: list[str], plate: str, url: str, staging: Path
+) -> tuple[list[zipfile.ZipInfo], list[zipfile.ZipInfo]]:
     """(selected infos, those not yet verified in staging); refuses unsafe or missing names first."""
     infos = {}
     for info in archive.infolist():
@@ -189,15 +222,25 @@ def _members_to_fetch(archive: zipfile.ZipFile, members: list[str], plate: str, 
         infos[info.filename] = info
     missing = [member for member in members if member not in infos]
     if missing:
-        raise FetchError(f"plate {plate}: member {missing[0]} not in {url} ({len(missing)} missing); "
-                         "does the metadata match the archives?")
+        raise FetchError(
+            f"plate {plate}: member {missing[0]} not in {url} ({len(missing)} missing); "
+            "does the metadata match the archives?"
+        )
     selected = [infos[member] for member in members]
-    return selected, [info for info in selected if not is_verified(staging / safe_member_name(info.filename, plate),
-                                                                   info)]
+    return selected, [
+        info for info in selected if not is_verified(staging / safe_member_name(info.filename, plate), info)
+    ]
 
 
-def _fetch_members(archive: zipfile.ZipFile, file: RangedFile, todo: list[zipfile.ZipInfo], plate: str,
-                   url: str, staging: Path, settings: FetchSettings) -> None:
+def _fetch_members(
+    archive: zipfile.ZipFile,
+    file: RangedFile,
+    todo: list[zipfile.ZipInfo],
+    plate: str,
+    url: str,
+    staging: Path,
+    settings: FetchSettings,
+) -> None:
     """Fetch the members' byte ranges (merged, in parallel), extracting each group as it arrives."""
     offsets = sorted({info.header_offset for info in archive.infolist()} | {archive.start_dir})
     following = dict(zip(offsets, offsets[1:]))
@@ -227,8 +270,14 @@ def _fetch_members(archive: zipfile.ZipFile, file: RangedFile, todo: list[zipfil
                 future.cancel()
 
 
-def fetch_plate(plate: str, selected_csv: str | Path, source: str, out_dir: str | Path,
-                record_path: str | Path, settings: FetchSettings | None = None) -> dict:
+def fetch_plate(
+    plate: str,
+    selected_csv: str | Path,
+    source: str,
+    out_dir: str | Path,
+    record_path: str | Path,
+    settings: FetchSettings | None = None,
+) -> dict:
     """Fetch the selected images of one plate into out_dir and write its fetch record (last)."""
     started, settings = time.monotonic(), settings or FetchSettings()
     members = plate_members(selected_csv, plate)
@@ -236,7 +285,7 @@ def fetch_plate(plate: str, selected_csv: str | Path, source: str, out_dir: str 
     staging = out_dir.with_name(f".{out_dir.name}.partial")
     download = out_dir.with_name(f".{archive_name(plate)}.download")
     record_path.unlink(missing_ok=True)
-    if out_dir.exists():                       # a previous complete fetch: verify and reuse its files
+    if out_dir.exists():  # a previous complete fetch: verify and reuse its files
         shutil.rmtree(staging, ignore_errors=True)
         os.replace(out_dir, staging)
     staging.mkdir(parents=True, exist_ok=True)
@@ -250,8 +299,9 @@ def fetch_plate(plate: str, selected_csv: str | Path, source: str, out_dir: str 
     except NotFound as error:
         raise FetchError(f"plate {plate}: archive {url} not found ({error})") from error
     except zipfile.BadZipFile as error:
-        raise FetchError(f"plate {plate}: {url} is not a readable zip archive ({error}); "
-                         "is it truncated? rerun, or check the mirror") from error
+        raise FetchError(
+            f"plate {plate}: {url} is not a readable zip archive ({error}); is it truncated? rerun, or check the mirror"
+        ) from error
     keep = {safe_member_name(info.filename, plate) for info in selected}
     for stale in staging.iterdir():
         if stale.name not in keep:
@@ -259,9 +309,16 @@ def fetch_plate(plate: str, selected_csv: str | Path, source: str, out_dir: str 
     os.replace(staging, out_dir)
     for leftover in (download, _partial(download), validator_path(_partial(download))):
         leftover.unlink(missing_ok=True)
-    record = {"plate": plate, "source": url, "mode": mode, "members": len(selected),
-              "members_fetched": len(todo), "bytes_needed": sum(info.compress_size for info in selected),
-              "bytes_transferred": remote.bytes_received, "seconds": round(time.monotonic() - started, 3)}
+    record = {
+        "plate": plate,
+        "source": url,
+        "mode": mode,
+        "members": len(selected),
+        "members_fetched": len(todo),
+        "bytes_needed": sum(info.compress_size for info in selected),
+        "bytes_transferred": remote.bytes_received,
+        "seconds": round(time.monotonic() - started, 3),
+    }
     write_json(record, record_path)
     return record
 

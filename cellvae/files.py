@@ -1,4 +1,5 @@
 """Writing files so that a reader never sees half of one."""
+
 import os
 from pathlib import Path
 

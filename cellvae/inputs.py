@@ -6,6 +6,7 @@ over all cells, then resized and padded exactly as the PNG stage does (`cellvae.
 order is always R = Tubulin, G = Actin, B = DAPI; `channel_order` names the channels of the input
 (default: the PNG order for .png files, BBBC021's DAPI, Tubulin, Actin for .npy and TIFF).
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,7 @@ from PIL import Image
 from cellvae.png import CHANNELS, channel_ranges, compose_cell
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".npy")
-RAW_CHANNEL_ORDER = ("dapi", "tubulin", "actin")     # BBBC021 wavelengths w1, w2, w4 (the shared .npy crops)
+RAW_CHANNEL_ORDER = ("dapi", "tubulin", "actin")  # BBBC021 wavelengths w1, w2, w4 (the shared .npy crops)
 UINT8_RANGES = np.array([[0.0, 255.0]] * 3)
 
 
@@ -54,8 +55,10 @@ def filter_rows(table: pd.DataFrame, where: list[str], source) -> pd.DataFrame:
     for condition in where:
         key, separator, values = condition.partition("=")
         if not separator or key not in table.columns:
-            raise ValueError(f"--where {condition!r}: expected KEY=VALUE with KEY one of the columns of {source}: "
-                             f"{', '.join(table.columns)}")
+            raise ValueError(
+                f"--where {condition!r}: expected KEY=VALUE with KEY one of the columns of {source}: "
+                f"{', '.join(table.columns)}"
+            )
         wanted = values.split(",")
         column = table[key]
         if pd.api.types.is_numeric_dtype(column):
@@ -109,7 +112,7 @@ def read_image(path, channel_order=None) -> np.ndarray:
     except (OSError, ValueError, tifffile.TiffFileError) as error:
         raise ValueError(f"unreadable image {path}: {error}") from None
     if array.ndim == 3 and array.shape[0] == 3 and array.shape[-1] != 3:
-        array = np.moveaxis(array, 0, -1)                 # channels-first TIFF
+        array = np.moveaxis(array, 0, -1)  # channels-first TIFF
     if array.ndim != 3 or array.shape[-1] != 3:
         raise ValueError(f"image {path} has shape {array.shape}; expected H×W×3")
     order = [name.lower() for name in (channel_order or default_channel_order(path))]
@@ -133,8 +136,9 @@ def compose_arrays(raw, size, percentiles=(0.5, 99.8), scale=None, ranges=None) 
     return cells, np.asarray(ranges, dtype=np.float64)
 
 
-def compose_cells(paths, size, channel_order=None, percentiles=(0.5, 99.8), scale=None,
-                  ranges=None) -> tuple[np.ndarray, np.ndarray]:
+def compose_cells(
+    paths, size, channel_order=None, percentiles=(0.5, 99.8), scale=None, ranges=None
+) -> tuple[np.ndarray, np.ndarray]:
     """Image files -> (uint8 cells N×size×size×3, the per-channel ranges used), as `compose_arrays`."""
     return compose_arrays([read_image(path, channel_order) for path in paths], size, percentiles, scale, ranges)
 
@@ -187,8 +191,19 @@ def dihedral_augment(batch, seed):
     return tf.gather(tf.stack(variants, axis=1), choice, axis=1, batch_dims=1)
 
 
-def cell_dataset(shards, batch_size, *, shuffle=False, seed=0, first_epoch=0, epochs=1, augment=False,
-                 shuffle_buffer=10_000, cache_bytes=2 << 30, parallel_reads=4):
+def cell_dataset(
+    shards,
+    batch_size,
+    *,
+    shuffle=False,
+    seed=0,
+    first_epoch=0,
+    epochs=1,
+    augment=False,
+    shuffle_buffer=10_000,
+    cache_bytes=2 << 30,
+    parallel_reads=4,
+):
     """tf.data batches of uint8 cells streamed from .npy shards (the VAE scales them to [0, 1] itself,
     on the accelerator: a quarter of the bytes of float32 to move, and no host-side conversion).
 
@@ -211,10 +226,14 @@ def cell_dataset(shards, batch_size, *, shuffle=False, seed=0, first_epoch=0, ep
         return tf.data.FixedLengthRecordDataset(path, record_bytes, header_bytes=header, buffer_size=1 << 20)
 
     if shuffle:
-        records = files.interleave(read, cycle_length=max(1, min(parallel_reads, len(shards))),
-                                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        records = files.interleave(
+            read,
+            cycle_length=max(1, min(parallel_reads, len(shards))),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
     else:
-        records = files.flat_map(read)                     # shard by shard, in order
+        records = files.flat_map(read)  # shard by shard, in order
     if n_cells * record_bytes <= cache_bytes:
         records = records.cache()
 
@@ -223,18 +242,23 @@ def cell_dataset(shards, batch_size, *, shuffle=False, seed=0, first_epoch=0, ep
         return tf.reshape(tf.io.decode_raw(batch, tf.uint8), (-1, side, side, 3))
 
     if shuffle:
+
         @tf.autograph.experimental.do_not_convert
         def one_epoch(epoch):
             epoch_seed = seed * 1_000_003 + epoch
             batches = records.shuffle(shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
             batches = batches.batch(batch_size).map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             if augment:
+
                 @tf.autograph.experimental.do_not_convert
                 def augment_batch(index, batch):
                     return dihedral_augment(batch, tf.stack([epoch_seed, index]))
-                batches = batches.enumerate().map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE,
-                                                  deterministic=True)
+
+                batches = batches.enumerate().map(
+                    augment_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+                )
             return batches
+
         batches = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
     else:
         batches = records.batch(batch_size).map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

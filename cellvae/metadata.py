@@ -1,4 +1,5 @@
 """BBBC021 metadata: read and validate the image and MoA tables, select fields, record provenance."""
+
 from __future__ import annotations
 
 import difflib
@@ -26,8 +27,21 @@ IMAGE_COLUMNS = {
     "Image_FileName_Actin": "file_actin",
 }
 MOA_COLUMNS = ["compound", "concentration", "moa"]
-SELECTED_COLUMNS = ["plate", "week", "well", "site", "compound", "concentration", "moa",
-                    "replicate", "image_number", "path", "file_dapi", "file_tubulin", "file_actin"]
+SELECTED_COLUMNS = [
+    "plate",
+    "week",
+    "well",
+    "site",
+    "compound",
+    "concentration",
+    "moa",
+    "replicate",
+    "image_number",
+    "path",
+    "file_dapi",
+    "file_tubulin",
+    "file_actin",
+]
 CONTROL = "DMSO"
 SITE_PATTERN = re.compile(r"_s(\d+)_w\d")
 
@@ -48,8 +62,7 @@ def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
         raise MetadataError(f"{path}: cannot read as CSV ({error}); re-download it") from error
     missing = [column for column in required if column not in table.columns]
     if missing:
-        raise MetadataError(f"{path}: missing column(s) {', '.join(missing)}; "
-                            "is this the BBBC021 file? re-download it")
+        raise MetadataError(f"{path}: missing column(s) {', '.join(missing)}; is this the BBBC021 file? re-download it")
     if table.empty:
         raise MetadataError(f"{path}: has a header but no rows; {expected}; re-download it")
     return table
@@ -83,12 +96,14 @@ def _check_known(requested: list[str], known: pd.Series, key: str) -> None:
             raise MetadataError(f"config key {key}: unknown {key.rstrip('s')} {name!r} ({hint})")
 
 
-def select_fields(images: pd.DataFrame, moa: pd.DataFrame, plates="all",
-                  compounds="all", moas="all") -> pd.DataFrame:
+def select_fields(images: pd.DataFrame, moa: pd.DataFrame, plates="all", compounds="all", moas="all") -> pd.DataFrame:
     """Fields of the requested plates, compounds and MoAs; one row per field with its three channel files."""
     table = images.merge(moa, on=["compound", "concentration"], how="left")
-    for key, requested, column in (("plates", plates, "plate"), ("compounds", compounds, "compound"),
-                                   ("moas", moas, "moa")):
+    for key, requested, column in (
+        ("plates", plates, "plate"),
+        ("compounds", compounds, "compound"),
+        ("moas", moas, "moa"),
+    ):
         if requested == "all":
             continue
         _check_known(list(requested), table[column], key)
@@ -107,24 +122,29 @@ def file_record(path: str | Path) -> dict:
     return {"file": Path(path).name, "bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
 
 
-def select_profiled_fields(images: pd.DataFrame, moa: pd.DataFrame, plates="all", compounds="all",
-                           moas="all", exclude_wells=()) -> pd.DataFrame:
+def select_profiled_fields(
+    images: pd.DataFrame, moa: pd.DataFrame, plates="all", compounds="all", moas="all", exclude_wells=()
+) -> pd.DataFrame:
     """Fields of MoA-annotated treatments to profile, plus the DMSO fields of their plates (the reference).
 
     exclude_wells drops well positions on every plate (BBBC021: the taxol positive controls).
     """
     treated = select_fields(images, moa, plates, compounds, moas)
-    treated = treated[treated["moa"].notna() & (treated["compound"] != CONTROL)
-                      & ~treated["well"].isin(list(exclude_wells))]
+    treated = treated[
+        treated["moa"].notna() & (treated["compound"] != CONTROL) & ~treated["well"].isin(list(exclude_wells))
+    ]
     if treated.empty:
-        raise MetadataError("config keys profile.compounds/moas/exclude_wells select no treated field with an "
-                            "MoA: widen the selection or set profile.enabled: false")
+        raise MetadataError(
+            "config keys profile.compounds/moas/exclude_wells select no treated field with an "
+            "MoA: widen the selection or set profile.enabled: false"
+        )
     controls = select_fields(images, moa, sorted(treated["plate"].unique()), [CONTROL])
     return pd.concat([treated, controls]).sort_values(["plate", "well", "site"]).reset_index(drop=True)
 
 
-def training_and_profiled_fields(images, moa, plates="all", compounds="all", moas="all",
-                                 profile: dict | None = None) -> pd.DataFrame:
+def training_and_profiled_fields(
+    images, moa, plates="all", compounds="all", moas="all", profile: dict | None = None
+) -> pd.DataFrame:
     """The union of the training selection and (profile given) the profiling selection, each segmented once.
 
     Boolean columns train and profile say which selection(s) a field belongs to.
@@ -133,8 +153,14 @@ def training_and_profiled_fields(images, moa, plates="all", compounds="all", moa
     keys = ["plate", "well", "site"]
     if profile is None:
         return training.assign(train=True, profile=False)
-    profiled = select_profiled_fields(images, moa, plates, profile.get("compounds", "all"),
-                                      profile.get("moas", "all"), profile.get("exclude_wells", ()))
+    profiled = select_profiled_fields(
+        images,
+        moa,
+        plates,
+        profile.get("compounds", "all"),
+        profile.get("moas", "all"),
+        profile.get("exclude_wells", ()),
+    )
     union = pd.concat([training, profiled]).drop_duplicates(keys).sort_values(keys).reset_index(drop=True)
     index = union.set_index(keys).index
     union["train"] = index.isin(training.set_index(keys).index)
@@ -142,11 +168,13 @@ def training_and_profiled_fields(images, moa, plates="all", compounds="all", moa
     return union
 
 
-def write_selection(image_csv, moa_csv, out_csv, plates="all", compounds="all", moas="all",
-                    profile: dict | None = None) -> pd.DataFrame:
+def write_selection(
+    image_csv, moa_csv, out_csv, plates="all", compounds="all", moas="all", profile: dict | None = None
+) -> pd.DataFrame:
     """Select fields (training, and profiling where profile is given) and write them atomically to out_csv."""
-    selected = training_and_profiled_fields(read_image_table(image_csv), read_moa_table(moa_csv),
-                                            plates, compounds, moas, profile)
+    selected = training_and_profiled_fields(
+        read_image_table(image_csv), read_moa_table(moa_csv), plates, compounds, moas, profile
+    )
     tmp = f"{out_csv}.tmp"
     selected.to_csv(tmp, index=False)
     os.replace(tmp, out_csv)

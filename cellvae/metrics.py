@@ -6,6 +6,7 @@ The `_cell` variants count only pixels inside the cell: crops whose pixels outsi
 (the pipeline's) carry that mask; windows cut around a cell with its neighbours (no mask) get whole-image
 metrics only.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,9 +30,11 @@ def cell_masks(cells: np.ndarray) -> np.ndarray:
 def inputs_are_masked(raw_cells) -> bool:
     """Whether raw crops carry a segmentation mask: each has a pixel on its border that is zero in every
     channel (outside the cell). Microscope windows never do (the camera offset keeps pixels above zero)."""
+
     def masked(cell):
         outside = ~np.asarray(cell).any(axis=-1)
         return bool(outside[0].any() or outside[-1].any() or outside[:, 0].any() or outside[:, -1].any())
+
     return all(masked(cell) for cell in raw_cells)
 
 
@@ -54,10 +57,20 @@ class MetricSums:
         self.abs_sum += np.abs(difference).sum() / per_image
         self.squared_sum += np.square(difference).sum() / per_image
         side = min(x.shape[1:3])
-        window = min(11, side if side % 2 else side - 1)          # 11: the Gaussian window of sigma 1.5
-        self.ssim_sum += sum(structural_similarity(a, b, channel_axis=-1, gaussian_weights=True, sigma=1.5,
-                                                   use_sample_covariance=False, data_range=1.0, win_size=window)
-                             for a, b in zip(x, y))
+        window = min(11, side if side % 2 else side - 1)  # 11: the Gaussian window of sigma 1.5
+        self.ssim_sum += sum(
+            structural_similarity(
+                a,
+                b,
+                channel_axis=-1,
+                gaussian_weights=True,
+                sigma=1.5,
+                use_sample_covariance=False,
+                data_range=1.0,
+                win_size=window,
+            )
+            for a, b in zip(x, y)
+        )
         if self.masked:
             inside = cell_masks(cells)
             self.cell_pixels += inside.sum() * x.shape[-1]
@@ -83,6 +96,6 @@ def reconstruction_metrics(cells: np.ndarray, reconstruct, masked: bool, batch_s
     """Metrics of reconstruct(float cells in [0, 1]) -> reconstructions, batch by batch."""
     sums = MetricSums(masked)
     for start in range(0, len(cells), batch_size):
-        batch = cells[start:start + batch_size]
+        batch = cells[start : start + batch_size]
         sums.add(batch, reconstruct(batch.astype(np.float32) / 255.0))
     return sums.result()

@@ -9,6 +9,7 @@ Features that are non-finite in any well, or constant over all wells, are droppe
 (the count is reported). In plate-dmso, a feature constant among one plate's DMSO wells is scaled by
 its DMSO spread pooled over all plates instead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,7 @@ from cellvae.metadata import CONTROL, MetadataError, read_image_table, read_moa_
 NORMALIZATIONS = ("none", "plate-dmso", "tvn")
 AGGREGATIONS = ("mean", "median")
 META_COLUMNS = ["plate", "well", "compound", "concentration", "moa", "batch"]
-EIGENVALUE_FLOOR = 1e-6       # tvn: DMSO principal components below this fraction of the largest are dropped
+EIGENVALUE_FLOOR = 1e-6  # tvn: DMSO principal components below this fraction of the largest are dropped
 PLATE_WELL_ALIASES = {"Image_Metadata_Plate": "plate", "Image_Metadata_Well": "well"}
 
 
@@ -51,8 +52,10 @@ def plate_dmso(wells: pd.DataFrame, values: np.ndarray) -> np.ndarray:
     for plate in np.unique(plates):
         rows, controls = plates == plate, (plates == plate) & dmso
         if not controls.any():
-            raise ValueError(f"plate {plate} has no {CONTROL} well: plate-dmso normalization needs one per "
-                             "plate (use --normalize none, or select its DMSO fields)")
+            raise ValueError(
+                f"plate {plate} has no {CONTROL} well: plate-dmso normalization needs one per "
+                "plate (use --normalize none, or select its DMSO fields)"
+            )
         centred[rows] = values[rows] - values[controls].mean(axis=0)
         spreads[plate] = values[controls].std(axis=0)
     pooled = centred[dmso].std(axis=0)
@@ -97,8 +100,15 @@ def aggregate_treatments(wells: pd.DataFrame, values: np.ndarray, method: str = 
     for (compound, concentration), group in wells[treated].groupby(["compound", "concentration"], sort=True):
         block = values[wells.index.get_indexer(group.index)]
         profiles.append(block.mean(axis=0) if method == "mean" else np.median(block, axis=0))
-        rows.append({"compound": compound, "concentration": concentration, "moa": group["moa"].iloc[0],
-                     "batches": frozenset(group["batch"]), "n_wells": len(group)})
+        rows.append(
+            {
+                "compound": compound,
+                "concentration": concentration,
+                "moa": group["moa"].iloc[0],
+                "batches": frozenset(group["batch"]),
+                "n_wells": len(group),
+            }
+        )
     table = pd.DataFrame(rows, columns=["compound", "concentration", "moa", "batches", "n_wells"])
     return table, np.array(profiles).reshape(len(rows), values.shape[1])
 
@@ -131,10 +141,13 @@ def _score(treatments: pd.DataFrame, matches: list) -> dict:
     per_moa = {}
     for moa in sorted(set(moas)):
         hits = [ok for (query, _), ok in zip(evaluated, correct) if moas[query] == moa]
-        per_moa[moa] = {"n": len(hits), "correct": int(sum(hits)),
-                        "accuracy": float(np.mean(hits)) if hits else None}
-    return {"accuracy": float(np.mean(correct)) if correct else None, "n_evaluated": len(evaluated),
-            "n_correct": int(sum(correct)), "per_moa": per_moa}
+        per_moa[moa] = {"n": len(hits), "correct": int(sum(hits)), "accuracy": float(np.mean(hits)) if hits else None}
+    return {
+        "accuracy": float(np.mean(correct)) if correct else None,
+        "n_evaluated": len(evaluated),
+        "n_correct": int(sum(correct)),
+        "per_moa": per_moa,
+    }
 
 
 def _treatment_name(treatments: pd.DataFrame, index) -> str | None:
@@ -164,33 +177,43 @@ def evaluate(treatments: pd.DataFrame, profiles: np.ndarray) -> dict:
     nscb_full = [None] * len(treatments)
     for query, match in zip(kept_index, nscb_matches):
         nscb_full[query] = None if match is None else int(kept_index[match])
-    matches = [{"compound": row.compound, "concentration": float(row.concentration), "moa": row.moa,
-                "batches": sorted(row.batches),
-                "nsc_match": _treatment_name(treatments, nsc_matches[i]),
-                "nsc_match_moa": None if nsc_matches[i] is None else treatments.moa[nsc_matches[i]],
-                "nscb_match": _treatment_name(treatments, nscb_full[i]),
-                "nscb_match_moa": None if nscb_full[i] is None else treatments.moa[nscb_full[i]]}
-               for i, row in enumerate(treatments.itertuples())]
+    matches = [
+        {
+            "compound": row.compound,
+            "concentration": float(row.concentration),
+            "moa": row.moa,
+            "batches": sorted(row.batches),
+            "nsc_match": _treatment_name(treatments, nsc_matches[i]),
+            "nsc_match_moa": None if nsc_matches[i] is None else treatments.moa[nsc_matches[i]],
+            "nscb_match": _treatment_name(treatments, nscb_full[i]),
+            "nscb_match_moa": None if nscb_full[i] is None else treatments.moa[nscb_full[i]],
+        }
+        for i, row in enumerate(treatments.itertuples())
+    ]
     result = {
-        "nsc": nsc["accuracy"], "nscb": nscb["accuracy"],
-        "n_treatments": len(treatments), "n_compounds": int(treatments["compound"].nunique()),
+        "nsc": nsc["accuracy"],
+        "nscb": nscb["accuracy"],
+        "n_treatments": len(treatments),
+        "n_compounds": int(treatments["compound"].nunique()),
         "n_moas": int(treatments["moa"].nunique()),
-        "nsc_evaluated": nsc["n_evaluated"], "nscb_evaluated": nscb["n_evaluated"],
+        "nsc_evaluated": nsc["n_evaluated"],
+        "nscb_evaluated": nscb["n_evaluated"],
         "nscb_left_out_moas": left_out,
         "per_moa": {moa: {"nsc": nsc["per_moa"][moa], "nscb": nscb["per_moa"].get(moa)} for moa in nsc["per_moa"]},
         "matches": matches,
     }
     for key, score in (("nsc", nsc), ("nscb", nscb)):
         if score["accuracy"] is None:
-            result[f"{key}_undefined"] = ("no treatment has a neighbour of another compound"
-                                          + (" from another batch" if key == "nscb" else "")
-                                          + f" ({len(treatments)} treatment(s) of "
-                                          f"{treatments['compound'].nunique()} compound(s))")
+            result[f"{key}_undefined"] = (
+                "no treatment has a neighbour of another compound"
+                + (" from another batch" if key == "nscb" else "")
+                + f" ({len(treatments)} treatment(s) of "
+                f"{treatments['compound'].nunique()} compound(s))"
+            )
     return result
 
 
-def evaluate_wells(wells: pd.DataFrame, features: pd.DataFrame, normalization="plate-dmso",
-                   aggregation="mean") -> dict:
+def evaluate_wells(wells: pd.DataFrame, features: pd.DataFrame, normalization="plate-dmso", aggregation="mean") -> dict:
     """The whole benchmark from well metadata (META_COLUMNS) and a well × feature table in the same order."""
     wells = wells.reset_index(drop=True)
     features, dropped = clean_features(features.reset_index(drop=True))
@@ -199,8 +222,14 @@ def evaluate_wells(wells: pd.DataFrame, features: pd.DataFrame, normalization="p
     values = normalize(wells, features.to_numpy(dtype=np.float64), normalization)
     treatments, profiles = aggregate_treatments(wells, values, aggregation)
     result = evaluate(treatments, profiles)
-    return {"normalization": normalization, "aggregation": aggregation,
-            "n_wells": len(wells), "n_features": features.shape[1], "dropped_features": dropped, **result}
+    return {
+        "normalization": normalization,
+        "aggregation": aggregation,
+        "n_wells": len(wells),
+        "n_features": features.shape[1],
+        "dropped_features": dropped,
+        **result,
+    }
 
 
 def annotate_wells(profiles: pd.DataFrame, images: pd.DataFrame, moa: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -210,8 +239,10 @@ def annotate_wells(profiles: pd.DataFrame, images: pd.DataFrame, moa: pd.DataFra
     unknown = joined["compound"].isna()
     if unknown.any():
         first = joined.loc[unknown, ["plate", "well"]].iloc[0]
-        raise MetadataError(f"{source}: {unknown.sum()} well(s) not in the image metadata, e.g. "
-                            f"{first.plate} {first.well}: is the metadata of the same screen?")
+        raise MetadataError(
+            f"{source}: {unknown.sum()} well(s) not in the image metadata, e.g. "
+            f"{first.plate} {first.well}: is the metadata of the same screen?"
+        )
     joined = joined.merge(moa, on=["compound", "concentration"], how="left").rename(columns={"week": "batch"})
     keep = joined["moa"].notna() | (joined["compound"] == CONTROL)
     return joined[keep].reset_index(drop=True)
@@ -236,8 +267,7 @@ def read_well_profiles(path: str) -> pd.DataFrame:
 def feature_columns(table: pd.DataFrame) -> list[str]:
     """Numeric columns that are not metadata."""
     meta = set(META_COLUMNS) | {"n_cells", "site", "replicate", "week"}
-    return [column for column in table.columns
-            if column not in meta and pd.api.types.is_numeric_dtype(table[column])]
+    return [column for column in table.columns if column not in meta and pd.api.types.is_numeric_dtype(table[column])]
 
 
 def main(argv=None) -> int:
@@ -251,8 +281,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         profiles = read_well_profiles(args.well_profiles)
-        wells = annotate_wells(profiles, read_image_table(args.image_metadata), read_moa_table(args.moa),
-                               args.well_profiles)
+        wells = annotate_wells(
+            profiles, read_image_table(args.image_metadata), read_moa_table(args.moa), args.well_profiles
+        )
         result = evaluate_wells(wells, wells[feature_columns(profiles)], args.normalize, args.aggregate)
     except (MetadataError, ValueError) as error:
         print(f"moa-eval: {error}", file=sys.stderr)

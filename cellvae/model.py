@@ -20,8 +20,8 @@ from keras import layers, ops
 
 from cellvae.settings import ARCHITECTURES, BN_MOMENTUM, RECONSTRUCTION_LOSSES
 
-LOG_VAR_LIMIT = 20.0   # soft bound of the posterior log-variance: LIMIT * tanh(log_var / LIMIT)
-MIN_VARIANCE = 1e-6    # floor of the Gaussian decoder's variance
+LOG_VAR_LIMIT = 20.0  # soft bound of the posterior log-variance: LIMIT * tanh(log_var / LIMIT)
+MIN_VARIANCE = 1e-6  # floor of the Gaussian decoder's variance
 
 
 def conv_block(x, layer, batch_norm, dropout, momentum):
@@ -35,8 +35,7 @@ def conv_block(x, layer, batch_norm, dropout, momentum):
     return x
 
 
-def build_encoder(image_size, latent_dim, batch_norm=True, dropout=0.0, momentum=BN_MOMENTUM,
-                  architecture="thesis"):
+def build_encoder(image_size, latent_dim, batch_norm=True, dropout=0.0, momentum=BN_MOMENTUM, architecture="thesis"):
     """Images -> (mu, log_var) of the approximate posterior q(z | x)."""
     images = keras.Input(shape=(image_size, image_size, 3), name="images")
     x = images
@@ -49,8 +48,7 @@ def build_encoder(image_size, latent_dim, batch_norm=True, dropout=0.0, momentum
     return keras.Model(images, [mu, log_var], name="encoder")
 
 
-def build_decoder(image_size, latent_dim, batch_norm=True, dropout=0.0, momentum=BN_MOMENTUM,
-                  architecture="thesis"):
+def build_decoder(image_size, latent_dim, batch_norm=True, dropout=0.0, momentum=BN_MOMENTUM, architecture="thesis"):
     """Latent vectors -> images in [0, 1] (sigmoid output)."""
     encoder_filters, decoder_filters = ARCHITECTURES[architecture]
     side = image_size // 2 ** len(encoder_filters)
@@ -121,15 +119,24 @@ class VAE(keras.Model):
     `reconstruct`, which decodes mu and is deterministic.
     """
 
-    def __init__(self, image_size, latent_dim, batch_norm=True, dropout=0.0, r_loss_factor=1000.0,
-                 kl_weight=1.0, batch_norm_momentum=BN_MOMENTUM, architecture="thesis",
-                 reconstruction_loss="mse", **kwargs):
+    def __init__(
+        self,
+        image_size,
+        latent_dim,
+        batch_norm=True,
+        dropout=0.0,
+        r_loss_factor=1000.0,
+        kl_weight=1.0,
+        batch_norm_momentum=BN_MOMENTUM,
+        architecture="thesis",
+        reconstruction_loss="mse",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {architecture!r}")
         if reconstruction_loss not in RECONSTRUCTION_LOSSES:
-            raise ValueError(f"reconstruction_loss must be one of {RECONSTRUCTION_LOSSES}, "
-                             f"got {reconstruction_loss!r}")
+            raise ValueError(f"reconstruction_loss must be one of {RECONSTRUCTION_LOSSES}, got {reconstruction_loss!r}")
         if image_size % 2 ** len(ARCHITECTURES[architecture][0]):
             raise ValueError(f"image_size must be a multiple of 8, got {image_size}")
         self.image_size = image_size
@@ -142,7 +149,7 @@ class VAE(keras.Model):
         self.architecture = architecture
         self.reconstruction_loss = reconstruction_loss
         previous_policy = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(self.dtype_policy)     # e.g. mixed_float16, also when loaded
+        keras.config.set_dtype_policy(self.dtype_policy)  # e.g. mixed_float16, also when loaded
         try:
             self.encoder = build_encoder(image_size, latent_dim, batch_norm, dropout, batch_norm_momentum, architecture)
             self.decoder = build_decoder(image_size, latent_dim, batch_norm, dropout, batch_norm_momentum, architecture)
@@ -192,8 +199,15 @@ class VAE(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         reconstructions, mu, log_var = y_pred
-        total, reconstruction, kl = vae_loss(as_unit_range(x), reconstructions, mu, log_var, self.r_loss_factor,
-                                             self.beta(training), self.reconstruction_loss)
+        total, reconstruction, kl = vae_loss(
+            as_unit_range(x),
+            reconstructions,
+            mu,
+            log_var,
+            self.r_loss_factor,
+            self.beta(training),
+            self.reconstruction_loss,
+        )
         batch_size = ops.shape(x)[0]
         self.reconstruction_loss_tracker.update_state(reconstruction, sample_weight=batch_size)
         self.kl_loss_tracker.update_state(kl, sample_weight=batch_size)
@@ -215,12 +229,30 @@ class VAE(keras.Model):
         return config
 
 
-def build_vae(image_size: int, latent_dim: int, batch_norm=True, dropout=0.0, r_loss_factor=1000.0,
-              kl_weight=1.0, batch_norm_momentum=BN_MOMENTUM, architecture="thesis",
-              reconstruction_loss="mse") -> VAE:
+def build_vae(
+    image_size: int,
+    latent_dim: int,
+    batch_norm=True,
+    dropout=0.0,
+    r_loss_factor=1000.0,
+    kl_weight=1.0,
+    batch_norm_momentum=BN_MOMENTUM,
+    architecture="thesis",
+    reconstruction_loss="mse",
+) -> VAE:
     """A VAE for square RGB images of side image_size (a multiple of 8); by default the thesis model."""
-    vae = VAE(image_size, latent_dim, batch_norm, dropout, r_loss_factor, kl_weight, batch_norm_momentum,
-              architecture, reconstruction_loss, name=f"vae_z{latent_dim}")
+    vae = VAE(
+        image_size,
+        latent_dim,
+        batch_norm,
+        dropout,
+        r_loss_factor,
+        kl_weight,
+        batch_norm_momentum,
+        architecture,
+        reconstruction_loss,
+        name=f"vae_z{latent_dim}",
+    )
     vae.build((None, image_size, image_size, 3))
     return vae
 

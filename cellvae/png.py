@@ -6,6 +6,7 @@ so cell size, the strongest single phenotype, survives; cells that would still n
 `png.scale: fill` resizes each cell to fill the canvas (the thesis's preprocessing). Intensities are scaled
 by per-plate, per-channel robust ranges from the plate's DMSO training fields only.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,10 @@ from PIL import Image
 
 from cellvae.files import atomic_write
 
-CHANNELS = ["tubulin", "actin", "dapi"]          # RGB order
+CHANNELS = ["tubulin", "actin", "dapi"]  # RGB order
 QC_COLUMNS = ["plate", "well", "site", "field", "label", "reason"]
 MANIFEST_COLUMNS = ["path", "plate", "well", "site", "field", "label", "crop_height", "crop_width", "scale"]
-PIXELS_PER_CELL = 4096                            # sampled per cell for the plate's intensity range
+PIXELS_PER_CELL = 4096  # sampled per cell for the plate's intensity range
 
 
 def channel_ranges(cells: list[np.ndarray], percentiles=(0.5, 99.8), seed: int = 0) -> np.ndarray:
@@ -85,15 +86,23 @@ def write_scale(cells_csvs: list, size: int, setting, quantile: float, out_json)
     sizes (cells_csvs, the segmentation's tables with bounding boxes)."""
     summary = {"setting": setting, "size": size}
     if setting == "auto":
-        boxes = pd.concat([pd.read_csv(path, usecols=["bbox_min_x", "bbox_min_y", "bbox_max_x", "bbox_max_y"])
-                           for path in cells_csvs], ignore_index=True)
+        boxes = pd.concat(
+            [
+                pd.read_csv(path, usecols=["bbox_min_x", "bbox_min_y", "bbox_max_x", "bbox_max_y"])
+                for path in cells_csvs
+            ],
+            ignore_index=True,
+        )
         if boxes.empty:
             raise ValueError(f"no cells in {', '.join(map(str, cells_csvs))}: segmentation found none")
         longest = np.maximum(boxes["bbox_max_x"] - boxes["bbox_min_x"], boxes["bbox_max_y"] - boxes["bbox_min_y"])
         scale = common_scale(longest, size, quantile)
-        summary.update(quantile=quantile, n_cells=len(longest),
-                       longest_side_px={str(q): float(np.quantile(longest, q)) for q in (0.5, 0.99, 1.0)},
-                       cells_too_large=int((longest * scale > size).sum()))
+        summary.update(
+            quantile=quantile,
+            n_cells=len(longest),
+            longest_side_px={str(q): float(np.quantile(longest, q)) for q in (0.5, 0.99, 1.0)},
+            cells_too_large=int((longest * scale > size).sum()),
+        )
     else:
         scale = resolve_scale(setting, [], size, quantile)
     summary["scale"] = scale
@@ -134,13 +143,33 @@ def read_cell(row, crops_root: Path) -> np.ndarray:
 
 def _quarantined_fields(quarantine_csv) -> list[dict]:
     table = pd.read_csv(quarantine_csv) if quarantine_csv else pd.DataFrame()
-    return [{"plate": row.plate, "well": row.well, "site": row.site, "field": row.file, "label": "",
-             "reason": f"field quarantined: {row.reason}"} for row in table.itertuples()]
+    return [
+        {
+            "plate": row.plate,
+            "well": row.well,
+            "site": row.site,
+            "field": row.file,
+            "label": "",
+            "reason": f"field quarantined: {row.reason}",
+        }
+        for row in table.itertuples()
+    ]
 
 
-def synthesize_plate(cells_csv, crops_root, quarantine_csv, out_dir, manifest_csv, qc_csv,
-                     histogram_png, size=128, percentiles=(0.5, 99.8), scale=None, reference_fields=None,
-                     log=print) -> pd.DataFrame:
+def synthesize_plate(
+    cells_csv,
+    crops_root,
+    quarantine_csv,
+    out_dir,
+    manifest_csv,
+    qc_csv,
+    histogram_png,
+    size=128,
+    percentiles=(0.5, 99.8),
+    scale=None,
+    reference_fields=None,
+    log=print,
+) -> pd.DataFrame:
     """Write one PNG per valid cell of a plate, a manifest, a QC table of rejects, and a crop-size histogram.
 
     scale: the common resize factor (None: each cell fills the canvas). reference_fields: (well, site) pairs
@@ -164,9 +193,11 @@ def synthesize_plate(cells_csv, crops_root, quarantine_csv, out_dir, manifest_cs
         reference = set(map(tuple, reference_fields or []))
         chosen = [cell for row, cell in zip(good_rows, cells) if (row["well"], int(row["site"])) in reference]
         ranges = channel_ranges(chosen or cells, percentiles)
-        log(f"intensity ranges (RGB = tubulin, actin, dapi) from {len(chosen or cells)} cells of "
+        log(
+            f"intensity ranges (RGB = tubulin, actin, dapi) from {len(chosen or cells)} cells of "
             f"{'the DMSO training fields' if chosen else 'all fields (no DMSO training field on the plate)'}: "
-            f"{ranges.round(1).tolist()}")
+            f"{ranges.round(1).tolist()}"
+        )
         for row, cell in zip(good_rows, cells):
             name = f"{row['plate']}_{row['well']}_s{row['site']}_c{int(row['label']):05d}.png"
             try:
@@ -176,9 +207,15 @@ def synthesize_plate(cells_csv, crops_root, quarantine_csv, out_dir, manifest_cs
                 rejected.append({**{key: row[key] for key in QC_COLUMNS[:-1]}, "reason": str(error)})
                 continue
             Image.fromarray(image).save(out_dir / name)
-            manifest.append({"path": str(out_dir / name), **{k: row[k] for k in MANIFEST_COLUMNS[1:6]},
-                             "crop_height": cell.shape[0], "crop_width": cell.shape[1],
-                             "scale": size / max(cell.shape[:2]) if scale is None else scale})
+            manifest.append(
+                {
+                    "path": str(out_dir / name),
+                    **{k: row[k] for k in MANIFEST_COLUMNS[1:6]},
+                    "crop_height": cell.shape[0],
+                    "crop_width": cell.shape[1],
+                    "scale": size / max(cell.shape[:2]) if scale is None else scale,
+                }
+            )
     manifest = pd.DataFrame(manifest, columns=MANIFEST_COLUMNS)
     _write_csv(pd.DataFrame(rejected, columns=QC_COLUMNS), qc_csv)
     _plot_crop_sizes(manifest, size, histogram_png)
@@ -195,6 +232,7 @@ def _write_csv(table: pd.DataFrame, path) -> None:
 
 def _plot_crop_sizes(manifest: pd.DataFrame, size: int, path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -4,6 +4,7 @@ latent traversals, interpolations and a 2-D embedding.
 
 Keras is imported only by the functions that run a model, so the summary across models starts fast.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,11 +31,17 @@ def profiled_cells(png_manifests: list, selected_csv, dataset_manifest=None) -> 
     if "profile" not in fields:
         raise ValueError(f"{selected_csv} has no profile column: rerun select_images with profile.enabled")
     fields = fields[fields["profile"]].rename(columns={"week": "batch"})
-    cells = cells.merge(fields[["plate", "well", "site", "compound", "concentration", "moa", "batch"]],
-                        on=["plate", "well", "site"], how="inner", validate="many_to_one")
+    cells = cells.merge(
+        fields[["plate", "well", "site", "compound", "concentration", "moa", "batch"]],
+        on=["plate", "well", "site"],
+        how="inner",
+        validate="many_to_one",
+    )
     if cells.empty or not (cells["compound"] == CONTROL).any() or (cells["compound"] == CONTROL).all():
-        raise ValueError(f"no cells of both {CONTROL} and a treatment among the profiled fields of "
-                         f"{selected_csv}: check the segmentation logs and profile.* config keys")
+        raise ValueError(
+            f"no cells of both {CONTROL} and a treatment among the profiled fields of "
+            f"{selected_csv}: check the segmentation logs and profile.* config keys"
+        )
     if dataset_manifest:
         split = pd.read_csv(dataset_manifest, usecols=["path", "split"])
         cells = cells.merge(split, on="path", how="left", validate="one_to_one").fillna({"split": "none"})
@@ -47,16 +54,24 @@ def encode_images(vae, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Posterior means of uint8 images (N, S, S, 3)."""
     from keras import ops
 
-    return np.concatenate([ops.convert_to_numpy(vae.encode(images[start:start + batch_size].astype("float32") / 255.0)[0])
-                           for start in range(0, len(images), batch_size)]).astype(np.float64)
+    return np.concatenate(
+        [
+            ops.convert_to_numpy(vae.encode(images[start : start + batch_size].astype("float32") / 255.0)[0])
+            for start in range(0, len(images), batch_size)
+        ]
+    ).astype(np.float64)
 
 
 def encode_paths(vae, paths: list, batch_size: int = 256) -> np.ndarray:
     """Posterior means of PNG cells, loaded and encoded chunk by chunk (bounded memory)."""
     from cellvae.train import load_images
 
-    return np.concatenate([encode_images(vae, load_images(paths[start:start + batch_size]), batch_size)
-                           for start in range(0, len(paths), batch_size)])
+    return np.concatenate(
+        [
+            encode_images(vae, load_images(paths[start : start + batch_size]), batch_size)
+            for start in range(0, len(paths), batch_size)
+        ]
+    )
 
 
 def well_profiles(cells: pd.DataFrame, mu: np.ndarray) -> pd.DataFrame:
@@ -68,8 +83,9 @@ def well_profiles(cells: pd.DataFrame, mu: np.ndarray) -> pd.DataFrame:
     return grouped.mean().join(grouped.size().rename("n_cells")).reset_index()
 
 
-def lda_cv_accuracy(control: np.ndarray, treated: np.ndarray, control_wells, treated_wells, folds: int,
-                    seed: int) -> float:
+def lda_cv_accuracy(
+    control: np.ndarray, treated: np.ndarray, control_wells, treated_wells, folds: int, seed: int
+) -> float:
     """Balanced accuracy of a shrinkage linear discriminant (scikit-learn, Ledoit-Wolf shrinkage),
     cross-validated with folds grouped by well (no well on both sides of a split) and stratified by class;
     NaN where a class has fewer than 2 wells."""
@@ -84,8 +100,9 @@ def lda_cv_accuracy(control: np.ndarray, treated: np.ndarray, control_wells, tre
     labels = np.r_[np.zeros(len(control), bool), np.ones(len(treated), bool)]
     groups = np.r_[np.asarray(control_wells, str), np.asarray(treated_wells, str)]
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    predicted = cross_val_predict(LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"), data, labels,
-                                  groups=groups, cv=splitter)
+    predicted = cross_val_predict(
+        LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"), data, labels, groups=groups, cv=splitter
+    )
     return float(balanced_accuracy_score(labels, predicted))
 
 
@@ -100,9 +117,12 @@ def centroid_distance(control: np.ndarray, treated: np.ndarray) -> float:
 def separation(control: np.ndarray, treated: np.ndarray, control_wells, treated_wells, folds=5, seed=0) -> dict:
     """Treated vs control latent means: well-grouped cross-validated balanced accuracy of a linear classifier,
     the centroid distance in units of control spread, and the number of wells on each side."""
-    return {"accuracy": lda_cv_accuracy(control, treated, control_wells, treated_wells, folds, seed),
-            "distance_to_dmso": centroid_distance(control, treated),
-            "n_wells": len(set(treated_wells)), "n_dmso_wells": len(set(control_wells))}
+    return {
+        "accuracy": lda_cv_accuracy(control, treated, control_wells, treated_wells, folds, seed),
+        "distance_to_dmso": centroid_distance(control, treated),
+        "n_wells": len(set(treated_wells)),
+        "n_dmso_wells": len(set(control_wells)),
+    }
 
 
 def separation_table(cells: pd.DataFrame, mu: np.ndarray, folds=5, max_cells=2000, seed=0) -> pd.DataFrame:
@@ -112,7 +132,10 @@ def separation_table(cells: pd.DataFrame, mu: np.ndarray, folds=5, max_cells=200
     the dataset) where those plates have at least 2 such wells; otherwise from all DMSO wells, and the column
     dmso_reference says that they include training cells of the model."""
     rng = np.random.default_rng(seed)
-    sample = lambda index: index if len(index) <= max_cells else rng.choice(index, max_cells, replace=False)
+
+    def sample(index):
+        return index if len(index) <= max_cells else rng.choice(index, max_cells, replace=False)
+
     wells = (cells["plate"] + "/" + cells["well"]).to_numpy()
     rows = []
     treated = cells[cells["compound"] != CONTROL]
@@ -129,12 +152,32 @@ def separation_table(cells: pd.DataFrame, mu: np.ndarray, folds=5, max_cells=200
         chosen = sample(group.index.to_numpy())
         if len(control) < folds or len(chosen) < folds:
             continue
-        rows.append({"compound": compound, "concentration": concentration, "moa": group["moa"].iloc[0],
-                     "n_cells": len(group), "n_dmso_cells": len(control), "dmso_reference": reference,
-                     **separation(mu[control], mu[chosen], wells[control], wells[chosen], folds, seed)})
-    return pd.DataFrame(rows, columns=["compound", "concentration", "moa", "n_cells", "n_dmso_cells",
-                                       "dmso_reference", "n_wells", "n_dmso_wells", "accuracy",
-                                       "distance_to_dmso"])
+        rows.append(
+            {
+                "compound": compound,
+                "concentration": concentration,
+                "moa": group["moa"].iloc[0],
+                "n_cells": len(group),
+                "n_dmso_cells": len(control),
+                "dmso_reference": reference,
+                **separation(mu[control], mu[chosen], wells[control], wells[chosen], folds, seed),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "compound",
+            "concentration",
+            "moa",
+            "n_cells",
+            "n_dmso_cells",
+            "dmso_reference",
+            "n_wells",
+            "n_dmso_wells",
+            "accuracy",
+            "distance_to_dmso",
+        ],
+    )
 
 
 def pca_2d(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -153,8 +196,9 @@ def plot_embedding(cells: pd.DataFrame, mu: np.ndarray, max_points: int, seed: i
     compounds = [CONTROL] + sorted(set(cells["compound"]) - {CONTROL})
     for index, compound in enumerate(compounds):
         chosen = keep[(cells["compound"].to_numpy()[keep] == compound)]
-        ax.scatter(*points[chosen].T, s=6, alpha=0.5, label=compound,
-                   color="0.6" if compound == CONTROL else f"C{index % 10}")
+        ax.scatter(
+            *points[chosen].T, s=6, alpha=0.5, label=compound, color="0.6" if compound == CONTROL else f"C{index % 10}"
+        )
     ax.set_xlabel(f"PC1 ({explained[0]:.0%} of variance)")
     ax.set_ylabel(f"PC2 ({explained[1]:.0%} of variance)")
     ax.set_title(f"Latent means of {len(keep)} profiled cells (z = {mu.shape[1]})")
@@ -194,8 +238,12 @@ def plot_traversals(vae, cells, mu, n_dims: int, steps: int, extent: float):
         z = np.repeat(mu[start][None], steps, axis=0)
         z[:, dim] += offsets * spread[dim]
         rows.append(ops.convert_to_numpy(vae.decode(z.astype("float32"))))
-    return _grid(rows, [f"z{dim}" for dim in dims], [f"{offset:+.1f} sd" for offset in offsets],
-                 f"Latent traversals around a typical {CONTROL} cell (z = {mu.shape[1]})")
+    return _grid(
+        rows,
+        [f"z{dim}" for dim in dims],
+        [f"{offset:+.1f} sd" for offset in offsets],
+        f"Latent traversals around a typical {CONTROL} cell (z = {mu.shape[1]})",
+    )
 
 
 def plot_interpolations(vae, cells, mu, steps: int, n_rows: int):
@@ -211,8 +259,10 @@ def plot_interpolations(vae, cells, mu, steps: int, n_rows: int):
 
     start = typical(cells["compound"] == CONTROL)
     treated = cells[cells["compound"] != CONTROL].groupby(["compound", "concentration"]).size()
-    ends = [(name, typical((cells["compound"] == name[0]) & (cells["concentration"] == name[1])))
-            for name in treated.sort_values(ascending=False).index[:n_rows]]
+    ends = [
+        (name, typical((cells["compound"] == name[0]) & (cells["concentration"] == name[1])))
+        for name in treated.sort_values(ascending=False).index[:n_rows]
+    ]
     weights = np.linspace(0, 1, steps)[:, None]
     rows = []
     for _, end in ends:
@@ -221,8 +271,12 @@ def plot_interpolations(vae, cells, mu, steps: int, n_rows: int):
         originals = load_images([cells["path"][start], cells["path"][end]]).astype("float32") / 255.0
         rows.append([originals[0], *decoded, originals[1]])
     labels = ["original"] + [f"{w:.2f}" for w in weights[:, 0]] + ["original"]
-    return _grid(rows, [f"→ {c} @ {x:g}" for (c, x), _ in ends], labels,
-                 f"Interpolations from a typical {CONTROL} cell (z = {mu.shape[1]})")
+    return _grid(
+        rows,
+        [f"→ {c} @ {x:g}" for (c, x), _ in ends],
+        labels,
+        f"Interpolations from a typical {CONTROL} cell (z = {mu.shape[1]})",
+    )
 
 
 def plot_confusion(result: dict):
@@ -259,8 +313,9 @@ def _save_figure(figure, path) -> None:
     atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=110))
 
 
-def profile_model(model_path, png_manifests: list, selected_csv, out_dir, settings: dict, log=print,
-                  dataset_manifest=None) -> dict:
+def profile_model(
+    model_path, png_manifests: list, selected_csv, out_dir, settings: dict, log=print, dataset_manifest=None
+) -> dict:
     """cells.csv.gz, wells.csv, moa.json, separation.csv and four figures for one trained model.
 
     settings: normalize, aggregate, batch_size, cv_folds, max_cells_per_class, embedding_points,
@@ -282,18 +337,26 @@ def profile_model(model_path, png_manifests: list, selected_csv, out_dir, settin
     result = moa.evaluate_wells(wells, wells[latent], settings["normalize"], settings["aggregate"])
     result["latent_dim"] = vae.latent_dim
     atomic_write(out_dir / "moa.json", lambda path: path.write_text(json.dumps(result, indent=2) + "\n"))
-    log(f"z={vae.latent_dim}: NSC {result['nsc']}, NSCB {result['nscb']} over {result['n_treatments']} treatments"
-        + (f" ({result['nsc_undefined']})" if result["nsc"] is None else ""))
+    log(
+        f"z={vae.latent_dim}: NSC {result['nsc']}, NSCB {result['nscb']} over {result['n_treatments']} treatments"
+        + (f" ({result['nsc_undefined']})" if result["nsc"] is None else "")
+    )
     separation = separation_table(cells, mu, settings["cv_folds"], settings["max_cells_per_class"], settings["seed"])
     _write_csv(separation.assign(latent_dim=vae.latent_dim), out_dir / "separation.csv")
     log(separation.to_string(index=False))
 
     _save_figure(plot_confusion(result), out_dir / "confusion.png")
     _save_figure(plot_embedding(cells, mu, settings["embedding_points"], settings["seed"]), out_dir / "embedding.png")
-    _save_figure(plot_traversals(vae, cells, mu, settings["traversal_dims"], settings["traversal_steps"],
-                                settings["traversal_extent"]), out_dir / "traversals.png")
-    _save_figure(plot_interpolations(vae, cells, mu, settings["interpolation_steps"], settings["interpolation_rows"]),
-                out_dir / "interpolations.png")
+    _save_figure(
+        plot_traversals(
+            vae, cells, mu, settings["traversal_dims"], settings["traversal_steps"], settings["traversal_extent"]
+        ),
+        out_dir / "traversals.png",
+    )
+    _save_figure(
+        plot_interpolations(vae, cells, mu, settings["interpolation_steps"], settings["interpolation_rows"]),
+        out_dir / "interpolations.png",
+    )
     return result
 
 
@@ -304,13 +367,20 @@ def compare_profiles(model_dirs: list, out_csv) -> pd.DataFrame:
     for directory in map(Path, model_dirs):
         result = json.loads((directory / "moa.json").read_text())
         separation = pd.read_csv(directory / "separation.csv")
-        rows.append({"model": directory.name, "latent_dim": result["latent_dim"], "nsc": result["nsc"],
-                     "nscb": result["nscb"],
-                     "n_treatments": result["n_treatments"], "n_moas": result["n_moas"],
-                     "mean_accuracy_vs_dmso": separation["accuracy"].mean(),
-                     "min_accuracy_vs_dmso": separation["accuracy"].min(),
-                     "mean_distance_to_dmso": separation["distance_to_dmso"].mean(),
-                     "nsc_note": result.get("nsc_undefined", "")})
+        rows.append(
+            {
+                "model": directory.name,
+                "latent_dim": result["latent_dim"],
+                "nsc": result["nsc"],
+                "nscb": result["nscb"],
+                "n_treatments": result["n_treatments"],
+                "n_moas": result["n_moas"],
+                "mean_accuracy_vs_dmso": separation["accuracy"].mean(),
+                "min_accuracy_vs_dmso": separation["accuracy"].min(),
+                "mean_distance_to_dmso": separation["distance_to_dmso"].mean(),
+                "nsc_note": result.get("nsc_undefined", ""),
+            }
+        )
     table = pd.DataFrame(rows).sort_values(["latent_dim", "model"])
     _write_csv(table, out_csv)
     return table

@@ -7,6 +7,7 @@ at once: retrying cannot heal it), and counting every byte received.
 was given and fetches only what is missing, so that `zipfile.ZipFile` reads a remote central directory
 (ZIP64 included) with a few small requests.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -44,12 +45,13 @@ class _Transient(Exception):
 @dataclass(frozen=True)
 class FetchSettings:
     """Transfer tunables (config key fetch)."""
-    connections: int = 4          # parallel range requests per plate
-    coalesce_gap: int = 65536     # merge neighbouring members separated by at most this many bytes
+
+    connections: int = 4  # parallel range requests per plate
+    coalesce_gap: int = 65536  # merge neighbouring members separated by at most this many bytes
     max_request_bytes: int = 16 << 20  # cap on one merged request (bounds memory: connections+1 of them)
-    retries: int = 5              # retries per request after the first try
-    backoff_s: float = 1.0        # wait before retry k: backoff_s * 2**k
-    timeout_s: float = 60.0       # connect/read timeout of one request
+    retries: int = 5  # retries per request after the first try
+    backoff_s: float = 1.0  # wait before retry k: backoff_s * 2**k
+    timeout_s: float = 60.0  # connect/read timeout of one request
 
     @classmethod
     def from_config(cls, values: dict | None) -> "FetchSettings":
@@ -100,9 +102,11 @@ class Source:
                 return action()
             except _Transient as error:
                 if attempt == self.settings.retries:
-                    raise FetchError(f"{self.locate(name)}: failed after {attempt + 1} tries ({error}); "
-                                     "check the network or the config key source") from error
-                time.sleep(self.settings.backoff_s * 2 ** attempt)
+                    raise FetchError(
+                        f"{self.locate(name)}: failed after {attempt + 1} tries ({error}); "
+                        "check the network or the config key source"
+                    ) from error
+                time.sleep(self.settings.backoff_s * 2**attempt)
 
     def tail(self, name: str) -> tuple[int, int, bytes]:
         """(file size, offset, bytes) of the last TAIL_BYTES of a file; RangeIgnored if ranges are unavailable."""
@@ -137,12 +141,12 @@ def _raise_for_http_error(error: urllib.error.HTTPError, url: str):
     if error.code >= 500 or error.code in (408, 429):
         raise _Transient(f"HTTP {error.code}") from error
     kind = NotFound if error.code in (404, 410) else FetchError
-    raise kind(f"{url}: HTTP {error.code} {error.reason}; check the config key source "
-               "(is the file at this mirror?)") from error
+    raise kind(
+        f"{url}: HTTP {error.code} {error.reason}; check the config key source (is the file at this mirror?)"
+    ) from error
 
 
-TRANSIENT_ERRORS = (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError,
-                    http.client.HTTPException)
+TRANSIENT_ERRORS = (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException)
 UNREACHABLE_ERRORS = (ConnectionRefusedError, socket.gaierror)  # retrying cannot help: fail at once
 
 
@@ -152,8 +156,11 @@ def _unreachable(error: BaseException, url: str) -> FetchError | None:
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         if isinstance(error, UNREACHABLE_ERRORS):
-            what = ("connection refused" if isinstance(error, ConnectionRefusedError)
-                    else f"cannot resolve the host name ({error.strerror or error})")
+            what = (
+                "connection refused"
+                if isinstance(error, ConnectionRefusedError)
+                else f"cannot resolve the host name ({error.strerror or error})"
+            )
             return FetchError(f"{url}: {what}; check the config key source (is the server up and the URL right?)")
         reason = getattr(error, "reason", None)
         error = reason if isinstance(reason, BaseException) else error.__cause__ or error.__context__
@@ -191,6 +198,7 @@ class HttpSource(Source):
             response = self._open(self.locate(name), {})
             length = response.headers.get("Content-Length")
             return self._read_body(response, None if length is None else int(length))
+
         return self._retrying(name, whole)
 
     def _get(self, name, start, end):
@@ -199,8 +207,9 @@ class HttpSource(Source):
         response = self._open(url, {"Range": wanted})
         if response.status == 416:
             response.close()
-            raise FetchError(f"{url}: byte range {wanted} is beyond the end of the file; has it changed? "
-                             "rerun, or check the mirror")
+            raise FetchError(
+                f"{url}: byte range {wanted} is beyond the end of the file; has it changed? rerun, or check the mirror"
+            )
         if response.status != 206:
             response.close()
             raise RangeIgnored(url)
@@ -233,8 +242,11 @@ class HttpSource(Source):
             destination.unlink()
             raise _Transient(f"a partial file of {have} bytes does not fit the file of {total} bytes: restarting")
         if response.status == 200 and have:
-            print(f"{url}: the server cannot continue a download (no byte ranges, or the file changed): "
-                  f"restarting it from byte 0, discarding {have} bytes", flush=True)
+            print(
+                f"{url}: the server cannot continue a download (no byte ranges, or the file changed): "
+                f"restarting it from byte 0, discarding {have} bytes",
+                flush=True,
+            )
             have = 0
         if response.status == 200:
             sidecar.write_text(response.headers.get("ETag") or response.headers.get("Last-Modified") or "")
@@ -260,10 +272,16 @@ class S3Source(Source):
         import boto3
         from botocore.config import Config
 
-        self.bucket, _, self.prefix = source[len("s3://"):].partition("/")
-        self.client = boto3.client("s3", config=Config(
-            connect_timeout=settings.timeout_s, read_timeout=settings.timeout_s,
-            max_pool_connections=max(settings.connections, 10), retries={"max_attempts": 1}))
+        self.bucket, _, self.prefix = source[len("s3://") :].partition("/")
+        self.client = boto3.client(
+            "s3",
+            config=Config(
+                connect_timeout=settings.timeout_s,
+                read_timeout=settings.timeout_s,
+                max_pool_connections=max(settings.connections, 10),
+                retries={"max_attempts": 1},
+            ),
+        )
 
     def _key(self, name):
         return f"{self.prefix.rstrip('/')}/{name}" if self.prefix.strip("/") else name
@@ -281,8 +299,9 @@ class S3Source(Source):
             if status >= 500 or code in ("SlowDown", "RequestTimeout", "InternalError"):
                 raise _Transient(code or str(status)) from error
             kind = NotFound if status == 404 or code in ("NoSuchKey", "NoSuchBucket") else FetchError
-            raise kind(f"{self.locate(name)}: S3 {code or status}; check the config key source "
-                       "and the AWS credentials") from error
+            raise kind(
+                f"{self.locate(name)}: S3 {code or status}; check the config key source and the AWS credentials"
+            ) from error
         except (BotoCoreError, *TRANSIENT_ERRORS) as error:
             raise _unreachable(error, self.locate(name)) or _Transient(str(error)) from error
         self._count(len(data))
@@ -332,7 +351,7 @@ class RangedFile(io.RawIOBase):
 
     def readinto(self, buffer):
         data = self.read(len(buffer))
-        buffer[:len(data)] = data
+        buffer[: len(data)] = data
         return len(data)
 
     def _bytes(self, start: int, end: int) -> bytes:
@@ -342,13 +361,15 @@ class RangedFile(io.RawIOBase):
             covering = [(s, d) for s, d in self.spans.items() if s <= position < s + len(d)]
             if covering:
                 span_start, data = covering[0]
-                piece = data[position - span_start:end - span_start]
+                piece = data[position - span_start : end - span_start]
             else:
                 following = [s for s in self.spans if position < s < end]
                 piece = self.source.read_range(self.name, position, min(following, default=end))
                 if not piece:
-                    raise FetchError(f"{self.source.locate(self.name)}: ends before byte {position} "
-                                     f"of its {self.size}; has it changed? rerun")
+                    raise FetchError(
+                        f"{self.source.locate(self.name)}: ends before byte {position} "
+                        f"of its {self.size}; has it changed? rerun"
+                    )
             pieces.append(piece)
             position += len(piece)
         return b"".join(pieces)

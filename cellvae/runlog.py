@@ -1,8 +1,8 @@
 """Send a Snakemake job's output and its error to the rule's log file."""
+
 from __future__ import annotations
 
 import contextlib
-import sys
 import traceback
 
 

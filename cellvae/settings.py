@@ -1,22 +1,44 @@
 """Training settings: their defaults and checks (no deep-learning import, so bad options fail at once)."""
+
 from __future__ import annotations
 
-ARCHITECTURES = {                      # name: (encoder filters, decoder filters)
+ARCHITECTURES = {  # name: (encoder filters, decoder filters)
     "thesis": ((32, 64, 64), (64, 64, 32)),
     "wide": ((32, 64, 128), (128, 64, 32)),
 }
 RECONSTRUCTION_LOSSES = ("mse", "gaussian")
-BN_MOMENTUM = 0.9      # Keras' 0.99 leaves short runs' moving statistics near their start: grey reconstructions
+BN_MOMENTUM = 0.9  # Keras' 0.99 leaves short runs' moving statistics near their start: grey reconstructions
 
 DEFAULTS = {
-    "architecture": "thesis", "reconstruction_loss": "mse", "augment": False, "lr_schedule": "constant",
-    "batch_size": 32, "learning_rate": 0.0005, "r_loss_factor": 1000.0, "batch_norm": True,
-    "batch_norm_momentum": BN_MOMENTUM, "dropout": 0.0, "seed": 1, "kl_weight": 1.0,
-    "kl_warmup_epochs": 0, "clip_norm": None, "mixed_precision": "auto", "xla": "auto",
-    "shuffle_buffer": 10_000, "cache_mb": 2048, "parallel_reads": 4,
+    "architecture": "thesis",
+    "reconstruction_loss": "mse",
+    "augment": False,
+    "lr_schedule": "constant",
+    "batch_size": 32,
+    "learning_rate": 0.0005,
+    "r_loss_factor": 1000.0,
+    "batch_norm": True,
+    "batch_norm_momentum": BN_MOMENTUM,
+    "dropout": 0.0,
+    "seed": 1,
+    "kl_weight": 1.0,
+    "kl_warmup_epochs": 0,
+    "clip_norm": None,
+    "mixed_precision": "auto",
+    "xla": "auto",
+    "shuffle_buffer": 10_000,
+    "cache_mb": 2048,
+    "parallel_reads": 4,
 }
-MODEL_KEYS = ("batch_norm", "dropout", "r_loss_factor", "kl_weight", "batch_norm_momentum", "architecture",
-              "reconstruction_loss")
+MODEL_KEYS = (
+    "batch_norm",
+    "dropout",
+    "r_loss_factor",
+    "kl_weight",
+    "batch_norm_momentum",
+    "architecture",
+    "reconstruction_loss",
+)
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -27,14 +49,30 @@ def check_settings(latent_dim, epochs, settings) -> None:
         (isinstance(epochs, int) and epochs >= 1, "epochs", epochs, "a positive integer"),
         (settings["batch_size"] >= 1, "train.batch_size", settings["batch_size"], "a positive integer"),
         (settings["learning_rate"] > 0, "train.learning_rate", settings["learning_rate"], "positive"),
-        (settings["seed"] >= 1, "train.seed", settings["seed"], "a positive integer (TensorFlow's seed 0 "
-                                                                 "breaks tensor-valued shuffle seeds)"),
-        (settings["lr_schedule"] in LR_SCHEDULES, "train.lr_schedule", settings["lr_schedule"],
-         f"one of {LR_SCHEDULES}"),
-        (settings["architecture"] in ARCHITECTURES, "train.architecture", settings["architecture"],
-         f"one of {sorted(ARCHITECTURES)}"),
-        (settings["reconstruction_loss"] in RECONSTRUCTION_LOSSES, "train.reconstruction_loss",
-         settings["reconstruction_loss"], f"one of {RECONSTRUCTION_LOSSES}"),
+        (
+            settings["seed"] >= 1,
+            "train.seed",
+            settings["seed"],
+            "a positive integer (TensorFlow's seed 0 breaks tensor-valued shuffle seeds)",
+        ),
+        (
+            settings["lr_schedule"] in LR_SCHEDULES,
+            "train.lr_schedule",
+            settings["lr_schedule"],
+            f"one of {LR_SCHEDULES}",
+        ),
+        (
+            settings["architecture"] in ARCHITECTURES,
+            "train.architecture",
+            settings["architecture"],
+            f"one of {sorted(ARCHITECTURES)}",
+        ),
+        (
+            settings["reconstruction_loss"] in RECONSTRUCTION_LOSSES,
+            "train.reconstruction_loss",
+            settings["reconstruction_loss"],
+            f"one of {RECONSTRUCTION_LOSSES}",
+        ),
     ]
     for ok, key, value, expected in checks:
         if not ok:
@@ -49,5 +87,3 @@ def training_settings(latent_dim, epochs, overrides) -> dict:
     settings = {**DEFAULTS, **overrides}
     check_settings(latent_dim, epochs, settings)
     return settings
-
-

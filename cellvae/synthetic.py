@@ -24,21 +24,43 @@ import numpy as np
 import tifffile
 from scipy import ndimage as ndi
 
-SETTINGS_KEYS = ("seed", "plates", "treated", "wells_per_compound", "sites_per_well",
-                 "width", "height", "cells_per_field")
+SETTINGS_KEYS = (
+    "seed",
+    "plates",
+    "treated",
+    "wells_per_compound",
+    "sites_per_well",
+    "width",
+    "height",
+    "cells_per_field",
+)
 DMSO_WELLS = ("B02", "C02", "D02", "E11", "F11", "G11")  # the real BBBC021 DMSO positions
 TREATED_WELLS = tuple(f"{row}{col:02d}" for col in range(3, 11) for row in "BCDEFG")
 CHANNEL_WAVES = (1, 2, 4)  # MetaMorph w<N> of DAPI, Tubulin, Actin
-WEEK_PREFIXES = {1: "Week1_150607_", 2: "Week2_180607_", 3: "Week3_290607_", 4: "",
-                 5: "Week5_130707_", 6: "Week6_200607_", 8: "Week8_4sites_",
-                 9: "Week9_090907_", 10: "Week10_200907_"}
-WEEK7_PREFIXES = {"34341": "Week7_230707_", "34381": "Week7_230707_",
-                  "34641": "Week7_7__", "34661": "Week7_7__", "34681": "Week7_7__"}
+WEEK_PREFIXES = {
+    1: "Week1_150607_",
+    2: "Week2_180607_",
+    3: "Week3_290607_",
+    4: "",
+    5: "Week5_130707_",
+    6: "Week6_200607_",
+    8: "Week8_4sites_",
+    9: "Week9_090907_",
+    10: "Week10_200907_",
+}
+WEEK7_PREFIXES = {
+    "34341": "Week7_230707_",
+    "34381": "Week7_230707_",
+    "34641": "Week7_7__",
+    "34661": "Week7_7__",
+    "34681": "Week7_7__",
+}
 IMAGE_CSV_HEADER = (
     'TableNumber,ImageNumber,"Image_FileName_DAPI","Image_PathName_DAPI",'
     '"Image_FileName_Tubulin","Image_PathName_Tubulin","Image_FileName_Actin",'
     '"Image_PathName_Actin","Image_Metadata_Plate_DAPI","Image_Metadata_Well_DAPI",'
-    'Replicate,"Image_Metadata_Compound",Image_Metadata_Concentration')
+    'Replicate,"Image_Metadata_Compound",Image_Metadata_Concentration'
+)
 MOA_CSV_HEADER = '"compound",concentration,"moa"'
 ZIP_DATE_TIME = (2007, 6, 15, 0, 0, 0)
 CAMERA_OFFSET = 200.0
@@ -53,6 +75,7 @@ ANGLE_BINS = 256  # angular resolution of the per-cell outline and nucleus-lobe 
 @dataclass(frozen=True)
 class Field:
     """One imaged site: a row of BBBC021_v1_image.csv and three TIFFs."""
+
     plate: str
     week: int
     prefix: str
@@ -65,9 +88,11 @@ class Field:
 
     def file_names(self, seed: int) -> list[str]:
         """DAPI, Tubulin, Actin file names, e.g. Week1_150607_B02_s1_w1<UUID>.tif."""
-        return [f"{self.prefix}{self.well}_s{self.site}_w{wave}"
-                f"{_file_uuid(seed, self.plate, self.well, self.site, wave)}.tif"
-                for wave in CHANNEL_WAVES]
+        return [
+            f"{self.prefix}{self.well}_s{self.site}_w{wave}"
+            f"{_file_uuid(seed, self.plate, self.well, self.site, wave)}.tif"
+            for wave in CHANNEL_WAVES
+        ]
 
 
 def generate_mini_bbbc021(out_dir: str | Path, settings: dict) -> None:
@@ -96,8 +121,10 @@ def plate_week_and_prefix(plate: str) -> tuple[int, str]:
     """Week number and file-name prefix of a real BBBC021 plate name such as 'Week4_27481'."""
     match = re.fullmatch(r"Week([1-9]|10)_(\d+)", plate) if isinstance(plate, str) else None
     if match is None or (match[1] == "7" and match[2] not in WEEK7_PREFIXES):
-        raise ValueError(f"unknown BBBC021 plate {plate!r}: expected Week<1-10>_<digits> such as "
-                         f"'Week4_27481' (Week7: {', '.join(WEEK7_PREFIXES)})")
+        raise ValueError(
+            f"unknown BBBC021 plate {plate!r}: expected Week<1-10>_<digits> such as "
+            f"'Week4_27481' (Week7: {', '.join(WEEK7_PREFIXES)})"
+        )
     week = int(match[1])
     return week, WEEK7_PREFIXES[match[2]] if week == 7 else WEEK_PREFIXES[week]
 
@@ -115,8 +142,7 @@ def _validate(settings: dict) -> None:
     _require_int(settings, "cells_per_field", 1)
     plates = settings["plates"]
     if not isinstance(plates, (list, tuple)) or not plates or len(set(plates)) != len(plates):
-        raise ValueError(f"settings['plates'] must be a non-empty list of distinct plate names, "
-                         f"got {plates!r}")
+        raise ValueError(f"settings['plates'] must be a non-empty list of distinct plate names, got {plates!r}")
     for plate in plates:
         plate_week_and_prefix(plate)
     treated = settings["treated"]
@@ -125,19 +151,20 @@ def _validate(settings: dict) -> None:
     for key in ("compound", "moa"):
         value = treated.get(key)
         if not isinstance(value, str) or not value.strip() or value.strip().upper() == "DMSO":
-            raise ValueError(f"settings['treated'][{key!r}] must be a non-empty name other "
-                             f"than DMSO, got {value!r}")
+            raise ValueError(f"settings['treated'][{key!r}] must be a non-empty name other than DMSO, got {value!r}")
     concentration = treated.get("concentration")
-    if (isinstance(concentration, bool) or not isinstance(concentration, (int, float))
-            or not math.isfinite(concentration) or concentration <= 0):
-        raise ValueError("settings['treated']['concentration'] must be a positive number, "
-                         f"got {concentration!r}")
+    if (
+        isinstance(concentration, bool)
+        or not isinstance(concentration, (int, float))
+        or not math.isfinite(concentration)
+        or concentration <= 0
+    ):
+        raise ValueError(f"settings['treated']['concentration'] must be a positive number, got {concentration!r}")
 
 
 def _require_int(settings: dict, key: str, low: int, high: int | None = None) -> None:
     value = settings[key]
-    if (isinstance(value, bool) or not isinstance(value, int) or value < low
-            or (high is not None and value > high)):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
         bound = f">= {low}" if high is None else f"in {low}..{high}"
         raise ValueError(f"settings[{key!r}] must be an integer {bound}, got {value!r}")
 
@@ -146,16 +173,19 @@ def _fields(settings: dict) -> list[Field]:
     """All fields in CSV order: plate, DMSO then treated wells, site."""
     treated = settings["treated"]
     count = settings["wells_per_compound"]
-    conditions = [("DMSO", 0.0, False, DMSO_WELLS[:count]),
-                  (treated["compound"], float(treated["concentration"]), True,
-                   TREATED_WELLS[:count])]
+    conditions = [
+        ("DMSO", 0.0, False, DMSO_WELLS[:count]),
+        (treated["compound"], float(treated["concentration"]), True, TREATED_WELLS[:count]),
+    ]
     fields = []
     for plate_index, plate in enumerate(settings["plates"]):
         week, prefix = plate_week_and_prefix(plate)
         for compound, concentration, is_treated, wells in conditions:
-            fields += [Field(plate, week, prefix, plate_index % 3 + 1, well, site, compound,
-                             concentration, is_treated)
-                       for well in wells for site in range(1, settings["sites_per_well"] + 1)]
+            fields += [
+                Field(plate, week, prefix, plate_index % 3 + 1, well, site, compound, concentration, is_treated)
+                for well in wells
+                for site in range(1, settings["sites_per_well"] + 1)
+            ]
     return fields
 
 
@@ -181,16 +211,26 @@ def _image_csv(fields: list[Field], seed: int) -> str:
         numbers[table] = numbers.get(table, 0) + 1
         path = _quote(f"Week{field.week}/{field.plate}")
         files = [part for name in field.file_names(seed) for part in (_quote(name), path)]
-        lines.append(",".join([str(table), str(numbers[table]), *files, _quote(field.plate),
-                               _quote(field.well), str(field.replicate), _quote(field.compound),
-                               f"{field.concentration:f}"]))
+        lines.append(
+            ",".join(
+                [
+                    str(table),
+                    str(numbers[table]),
+                    *files,
+                    _quote(field.plate),
+                    _quote(field.well),
+                    str(field.replicate),
+                    _quote(field.compound),
+                    f"{field.concentration:f}",
+                ]
+            )
+        )
     return "\n".join(lines) + "\n"
 
 
 def _moa_csv(treated: dict) -> str:
     rows = [("DMSO", 0.0, "DMSO"), (treated["compound"], treated["concentration"], treated["moa"])]
-    return "\n".join([MOA_CSV_HEADER] + [f"{_quote(c)},{float(x):f},{_quote(m)}"
-                                         for c, x, m in rows]) + "\n"
+    return "\n".join([MOA_CSV_HEADER] + [f"{_quote(c)},{float(x):f},{_quote(m)}" for c, x, m in rows]) + "\n"
 
 
 def _stage(final: Path) -> tuple[Path, Path]:
@@ -228,7 +268,8 @@ def _illumination(rng: np.random.Generator, height: int, width: int) -> np.ndarr
         cy, cx = rng.uniform(-0.3, 0.3, 2)
         tilt = rng.uniform(0, 2 * np.pi)
         shape = (1 - rng.uniform(0.5, 1) * ((y - cy) ** 2 + (x - cx) ** 2) / 2) * (
-            1 + rng.uniform(0.1, 0.3) * (y * np.sin(tilt) + x * np.cos(tilt)))
+            1 + rng.uniform(0.1, 0.3) * (y * np.sin(tilt) + x * np.cos(tilt))
+        )
         unit = (shape - shape.min()) / (shape.max() - shape.min())
         drop = rng.uniform(0.2, 0.4)
         fields.append(1 - drop + drop * unit)
@@ -239,18 +280,17 @@ def _acquire(signal: np.ndarray, illumination: np.ndarray, rng: np.random.Genera
     """Camera model: illuminated (signal + background), shot and read noise, offset, uint16."""
     light = illumination * (signal + BACKGROUND)
     noise = rng.standard_normal(light.shape, np.float32)
-    noise *= np.sqrt(GAIN * light + READ_NOISE ** 2)
+    noise *= np.sqrt(GAIN * light + READ_NOISE**2)
     light += noise + CAMERA_OFFSET
     return np.clip(np.rint(light, out=light), 0, 65535, out=light).astype(np.uint16)
 
 
-def _place_cells(rng: np.random.Generator, count: int, height: int, width: int,
-                 min_distance: float) -> np.ndarray:
+def _place_cells(rng: np.random.Generator, count: int, height: int, width: int, min_distance: float) -> np.ndarray:
     """Up to `count` nucleus centres (y, x), uniform over the field, at least min_distance apart."""
     centres = np.empty((count, 2))
     placed = 0
     for candidate in rng.uniform((0, 0), (height - 1, width - 1), size=(60 * count, 2)):
-        if placed and np.min(((centres[:placed] - candidate) ** 2).sum(1)) < min_distance ** 2:
+        if placed and np.min(((centres[:placed] - candidate) ** 2).sum(1)) < min_distance**2:
             continue
         centres[placed] = candidate
         placed += 1
@@ -261,8 +301,7 @@ def _place_cells(rng: np.random.Generator, count: int, height: int, width: int,
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma) -> np.ndarray:
     """Gaussian-filtered white noise rescaled to unit standard deviation."""
-    noise = ndi.gaussian_filter(rng.standard_normal(shape, np.float32), sigma, mode="wrap",
-                                truncate=2.5)
+    noise = ndi.gaussian_filter(rng.standard_normal(shape, np.float32), sigma, mode="wrap", truncate=2.5)
     return noise / noise.std()
 
 
@@ -271,8 +310,7 @@ def _angle_bin(angle: np.ndarray) -> np.ndarray:
     return np.rint(angle * (ANGLE_BINS / (2 * np.pi))).astype(np.int32) % ANGLE_BINS
 
 
-def _render_field(rng: np.random.Generator, height: int, width: int, cells: int,
-                 treated: bool) -> np.ndarray:
+def _render_field(rng: np.random.Generator, height: int, width: int, cells: int, treated: bool) -> np.ndarray:
     """(3, h, w) float32 DAPI/Tubulin/Actin signal of one field, before illumination and noise."""
     centres = _place_cells(rng, cells, height, width, 34.0 if treated else 30.0)
     n = len(centres)
@@ -285,8 +323,7 @@ def _render_field(rng: np.random.Generator, height: int, width: int, cells: int,
     lobe_k = np.where(lobed, rng.integers(2, 4, n), 3)
     lobe_phase = rng.uniform(0, 2 * np.pi, n)
     dapi_level = rng.lognormal(np.log(1900), 0.2, n) * np.where(mitotic, 1.6, 1.0)
-    radius = (rng.uniform(36, 46, n) if treated else rng.uniform(28, 38, n)) * np.where(
-        mitotic, 0.65, 1.0)
+    radius = (rng.uniform(36, 46, n) if treated else rng.uniform(28, 38, n)) * np.where(mitotic, 0.65, 1.0)
     harmonics = np.array([2, 3, 5])[:, None]
     shape_amp = rng.uniform(0, 1, (n, 3, 1)) * [[0.12], [0.08], [0.05]] * (0.4 if treated else 1)
     shape_phase = rng.uniform(0, 2 * np.pi, (n, 3, 1))
@@ -348,20 +385,18 @@ def _render_field(rng: np.random.Generator, height: int, width: int, cells: int,
     fine = _smooth_noise(rng, (NOISE_TILE, NOISE_TILE), 1.2).ravel()[tile]
     coarse = _smooth_noise(rng, (NOISE_TILE, NOISE_TILE), 6.0).ravel()[tile]
 
-    dapi = per_cell(dapi_level) * nucleus * (1 + 0.15 * fine + 0.1 * coarse
-                                             + 0.25 * np.maximum(fine - 1.3, 0))
+    dapi = per_cell(dapi_level) * nucleus * (1 + 0.15 * fine + 0.1 * coarse + 0.25 * np.maximum(fine - 1.3, 0))
 
     texture = _smooth_noise(rng, (FIBRE_ANGLES, FIBRE_RADII), (2.5 if treated else 1.0, 10.0))
-    angle_index = ((angle + per_cell(swirl) * rel + 0.15 * coarse) * (FIBRE_ANGLES / (2 * np.pi))
-                   + per_cell(fibre_offset)).astype(np.int32) % FIBRE_ANGLES
+    angle_index = (
+        (angle + per_cell(swirl) * rel + 0.15 * coarse) * (FIBRE_ANGLES / (2 * np.pi)) + per_cell(fibre_offset)
+    ).astype(np.int32) % FIBRE_ANGLES
     radius_index = np.minimum(rel * (FIBRE_RADII - 1) / 1.2, FIBRE_RADII - 1).astype(np.int32)
     fibres = texture[angle_index, radius_index]
     if treated:  # stabilised microtubules: thick bright bundles, pushed to the cell periphery
-        profile = 0.4 + 1.6 * rel ** 2 * np.maximum(fibres - 0.3, 0) + 0.6 * np.exp(
-            -((1 - rel) / 0.15) ** 2)
+        profile = 0.4 + 1.6 * rel**2 * np.maximum(fibres - 0.3, 0) + 0.6 * np.exp(-(((1 - rel) / 0.15) ** 2))
     else:  # fine network, densest around the nucleus
-        profile = (0.55 + 0.45 * np.exp(-(rel / 0.6) ** 2)) * (
-            1 + 0.18 * fibres + 0.1 * fine + 0.12 * coarse)
+        profile = (0.55 + 0.45 * np.exp(-((rel / 0.6) ** 2))) * (1 + 0.18 * fibres + 0.1 * fine + 0.12 * coarse)
     tubulin = per_cell(tubulin_level) * body * np.maximum(profile, 0) * (1 - 0.45 * nucleus)
 
     along = x * per_cell(np.cos(stress_angle)) + y * per_cell(np.sin(stress_angle))

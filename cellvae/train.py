@@ -24,8 +24,18 @@ from cellvae.model import build_vae
 from cellvae.settings import MODEL_KEYS, training_settings
 
 MANIFEST_COLUMNS = ["path", "plate", "well", "site", "label", "compound", "split", "shard"]
-HISTORY_COLUMNS = ["epoch", "loss", "reconstruction_loss", "kl_loss", "val_loss",
-                   "val_reconstruction_loss", "val_kl_loss", "seconds", "train_seconds", "images_per_second"]
+HISTORY_COLUMNS = [
+    "epoch",
+    "loss",
+    "reconstruction_loss",
+    "kl_loss",
+    "val_loss",
+    "val_reconstruction_loss",
+    "val_kl_loss",
+    "seconds",
+    "train_seconds",
+    "images_per_second",
+]
 
 
 def read_manifest(manifest_csv) -> pd.DataFrame:
@@ -72,12 +82,15 @@ def accelerator_present() -> bool:
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
+
         return bool(tf.config.list_physical_devices("GPU"))
     if backend == "jax":
         import jax
+
         return jax.default_backend() == "gpu"
     if backend == "torch":
         import torch
+
         return torch.cuda.is_available()
     return False
 
@@ -88,7 +101,7 @@ def resolve_switch(value, key) -> bool:
         return accelerator_present()
     if isinstance(value, bool):
         return value
-    raise ValueError(f"config key train.{key} must be true, false or \"auto\", got {value!r}")
+    raise ValueError(f'config key train.{key} must be true, false or "auto", got {value!r}')
 
 
 def shard_split(manifest_csv, split) -> list:
@@ -109,14 +122,14 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = float(logs["loss"])
         if not math.isfinite(loss):
-            raise RuntimeError(f"training diverged: loss is {loss} at epoch {self.epoch}, "
-                               f"batch {batch + 1}; no model was saved")
+            raise RuntimeError(
+                f"training diverged: loss is {loss} at epoch {self.epoch}, batch {batch + 1}; no model was saved"
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         loss = float(logs.get("val_loss", 0.0))
         if not math.isfinite(loss):
-            raise RuntimeError(f"training diverged: val_loss is {loss} at epoch {self.epoch}; "
-                               "no model was saved")
+            raise RuntimeError(f"training diverged: val_loss is {loss} at epoch {self.epoch}; no model was saved")
 
 
 def seed_variables(vae) -> list:
@@ -157,9 +170,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
         directory.mkdir(exist_ok=True)
         checkpoint = directory / f"epoch-{epoch + 1:04d}.keras"
         atomic_write(checkpoint, self.model.save)
-        state = {"epoch": epoch + 1, "checkpoint": checkpoint.name, "fingerprint": self.fingerprint,
-                 "seed_states": [keras.ops.convert_to_numpy(v).tolist() for v in seed_variables(self.model)],
-                 "history": self.rows}
+        state = {
+            "epoch": epoch + 1,
+            "checkpoint": checkpoint.name,
+            "fingerprint": self.fingerprint,
+            "seed_states": [keras.ops.convert_to_numpy(v).tolist() for v in seed_variables(self.model)],
+            "history": self.rows,
+        }
         atomic_write(self.out_dir / "checkpoint.json", lambda path: path.write_text(json.dumps(state)))
         for old in directory.glob("epoch-*.keras"):
             if old != checkpoint:
@@ -197,14 +214,17 @@ def resume_point(out_dir, digest, epochs, log) -> tuple[int, Path | None, list, 
     state = json.loads(state_path.read_text())
     checkpoint = Path(out_dir) / "checkpoints" / state["checkpoint"]
     if state["fingerprint"] != digest or not checkpoint.is_file() or state["epoch"] > epochs:
-        log(f"{state_path}: settings or data changed since that run, or it trained more than {epochs} "
-            "epochs; training from scratch")
+        log(
+            f"{state_path}: settings or data changed since that run, or it trained more than {epochs} "
+            "epochs; training from scratch"
+        )
         return 0, None, [], []
     return state["epoch"], checkpoint, state["seed_states"], state["history"]
 
 
-def train_on_shards(train_shards, validation_shards, out_dir, latent_dim, epochs, log=print, verbose=None,
-                    **overrides) -> dict:
+def train_on_shards(
+    train_shards, validation_shards, out_dir, latent_dim, epochs, log=print, verbose=None, **overrides
+) -> dict:
     """Train (or resume) a VAE on .npy cell shards; returns the training.json summary.
 
     overrides: any of DEFAULTS. verbose is passed to fit; by default a live progress bar on a
@@ -222,12 +242,14 @@ def train_on_shards(train_shards, validation_shards, out_dir, latent_dim, epochs
         raise ValueError(f"validation cells are {validation_size} px, train cells {image_size} px")
     mixed_precision = resolve_switch(settings["mixed_precision"], "mixed_precision")
     xla = resolve_switch(settings["xla"], "xla")
-    log(f"z={latent_dim}: {n_train} train, {n_validation} validation cells of {image_size}x{image_size}; "
-        f"backend {keras.backend.backend()}, mixed precision {mixed_precision}, XLA {xla}")
+    log(
+        f"z={latent_dim}: {n_train} train, {n_validation} validation cells of {image_size}x{image_size}; "
+        f"backend {keras.backend.backend()}, mixed precision {mixed_precision}, XLA {xla}"
+    )
 
     digest = fingerprint(latent_dim, image_size, epochs, settings, train_shards)
     first_epoch, checkpoint, states, rows = resume_point(out_dir, digest, epochs, log)
-    keras.utils.set_random_seed(settings["seed"])     # also seeds tf.data shuffles: same on resume
+    keras.utils.set_random_seed(settings["seed"])  # also seeds tf.data shuffles: same on resume
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
     try:
@@ -251,38 +273,68 @@ def train_on_shards(train_shards, validation_shards, out_dir, latent_dim, epochs
     vae.set_kl_warmup(settings["kl_warmup_epochs"], steps_per_epoch)
     data = {key: settings[key] for key in ("shuffle_buffer", "parallel_reads")}
     data["cache_bytes"] = settings["cache_mb"] << 20
-    train_data = cell_dataset(train_shards, settings["batch_size"], shuffle=True, seed=settings["seed"],
-                              first_epoch=first_epoch, epochs=epochs, augment=settings["augment"], **data)
-    validation_data = (cell_dataset(validation_shards, settings["batch_size"], **data)
-                       if validation_shards else None)
+    train_data = cell_dataset(
+        train_shards,
+        settings["batch_size"],
+        shuffle=True,
+        seed=settings["seed"],
+        first_epoch=first_epoch,
+        epochs=epochs,
+        augment=settings["augment"],
+        **data,
+    )
+    validation_data = cell_dataset(validation_shards, settings["batch_size"], **data) if validation_shards else None
     callbacks = [StopOnNonFiniteLoss(), EpochCheckpoint(out_dir, digest, n_train, rows)]
     start = time.perf_counter()
     if first_epoch < epochs:
-        vae.fit(train_data, validation_data=validation_data, epochs=epochs, initial_epoch=first_epoch,
-                steps_per_epoch=steps_per_epoch, callbacks=callbacks, shuffle=False,
-                validation_steps=math.ceil(n_validation / settings["batch_size"]) if n_validation else None,
-                verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose)
+        vae.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=epochs,
+            initial_epoch=first_epoch,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            shuffle=False,
+            validation_steps=math.ceil(n_validation / settings["batch_size"]) if n_validation else None,
+            verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
+        )
     seconds = time.perf_counter() - start
 
-    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)       # rows: the resumed ones + this run's
+    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)  # rows: the resumed ones + this run's
     atomic_write(out_dir / "history.csv", lambda path: history.to_csv(path, index=False))
     summary = {
-        "latent_dim": latent_dim, "epochs": epochs, "resumed_after_epoch": first_epoch,
-        "n_train": n_train, "n_validation": n_validation,
+        "latent_dim": latent_dim,
+        "epochs": epochs,
+        "resumed_after_epoch": first_epoch,
+        "n_train": n_train,
+        "n_validation": n_validation,
         "seconds": float(history["seconds"].sum()),
         "images_per_second": n_train * len(history) / float(history["train_seconds"].sum()),
-        "parameters": vae.count_params(), "image_size": image_size,
-        "mixed_precision": mixed_precision, "xla": xla, "backend": keras.backend.backend(),
+        "parameters": vae.count_params(),
+        "image_size": image_size,
+        "mixed_precision": mixed_precision,
+        "xla": xla,
+        "backend": keras.backend.backend(),
         **settings,
     }
     atomic_write(out_dir / "training.json", lambda path: path.write_text(json.dumps(summary, indent=2) + "\n"))
     atomic_write(out_dir / "model.keras", vae.save)
-    log(f"z={latent_dim}: {epochs - first_epoch} epochs in {seconds:.0f} s "
-        f"({summary['images_per_second']:.0f} images/s) -> {out_dir / 'model.keras'}")
+    log(
+        f"z={latent_dim}: {epochs - first_epoch} epochs in {seconds:.0f} s "
+        f"({summary['images_per_second']:.0f} images/s) -> {out_dir / 'model.keras'}"
+    )
     return summary
 
 
 def train_vae(manifest_csv, out_dir, latent_dim, epochs, log=print, verbose=None, **settings) -> dict:
     """Train a VAE on the train shards of a dataset manifest, validating on its validation shards."""
-    return train_on_shards(shard_split(manifest_csv, "train"), shard_split(manifest_csv, "validation"),
-                           out_dir, latent_dim, epochs, log=log, verbose=verbose, **settings)
+    return train_on_shards(
+        shard_split(manifest_csv, "train"),
+        shard_split(manifest_csv, "validation"),
+        out_dir,
+        latent_dim,
+        epochs,
+        log=log,
+        verbose=verbose,
+        **settings,
+    )

@@ -22,17 +22,17 @@ rule analyze_model:
             subcategory="{model}",
             labels={"model": "{model}", "figure": "latent distributions"},
         ),
-    wildcard_constraints:
-        model=MODEL_PATTERN,
-    params:
-        n_generated=lookup(dpath="analysis/n_generated", within=config),
-        n_latent_histograms=lookup(dpath="analysis/n_latent_histograms", within=config),
-    conda:
-        "../envs/tensorflow.yaml"
     log:
         "results/logs/analyze_model/{model}.log",
     benchmark:
         "results/benchmarks/analyze_model/{model}.tsv"
+    wildcard_constraints:
+        model=MODEL_PATTERN,
+    conda:
+        "../envs/tensorflow.yaml"
+    params:
+        n_generated=lookup(dpath="analysis/n_generated", within=config),
+        n_latent_histograms=lookup(dpath="analysis/n_latent_histograms", within=config),
     script:
         "../scripts/analyze_model.py"
 
@@ -77,13 +77,13 @@ rule compare_models:
             category="Comparison",
             labels={"figure": "training time and throughput"},
         ),
-    params:
-        n_reconstructions=lookup(dpath="analysis/n_reconstructions", within=config),
-    conda:
-        "../envs/tensorflow.yaml"
     log:
         "results/logs/compare_models.log",
     benchmark:
         "results/benchmarks/compare_models.tsv"
+    conda:
+        "../envs/tensorflow.yaml"
+    params:
+        n_reconstructions=lookup(dpath="analysis/n_reconstructions", within=config),
     script:
         "../scripts/compare_models.py"

@@ -20,8 +20,10 @@ def config_error(error):
         unknown = [key for key in error.instance if key not in allowed]
         where = f"under {path}" if path else "at the top level"
         keys = ", ".join(f"{path}.{key}" if path else str(key) for key in unknown)
-        return (f"config key {keys} is not allowed; allowed keys {where}: {', '.join(allowed)} "
-                "(config/config.schema.yaml)")
+        return (
+            f"config key {keys} is not allowed; allowed keys {where}: {', '.join(allowed)} "
+            "(config/config.schema.yaml)"
+        )
     if error.validator == "required" and isinstance(error.instance, dict):
         missing = [key for key in error.validator_value if key not in error.instance]
         keys = ", ".join(f"{path}.{key}" if path else str(key) for key in missing)
@@ -32,8 +34,9 @@ def config_error(error):
 
 # --config 'latent_dims=[16]' gives the items as strings: digit strings are the integers meant
 if isinstance(config.get("latent_dims"), list):
-    config["latent_dims"] = [int(dim) if isinstance(dim, str) and dim.strip().isdigit() else dim
-                             for dim in config["latent_dims"]]
+    config["latent_dims"] = [
+        int(dim) if isinstance(dim, str) and dim.strip().isdigit() else dim for dim in config["latent_dims"]
+    ]
 try:
     validate(config, schema="../config/config.schema.yaml")
 except WorkflowError as error:
@@ -43,22 +46,32 @@ except WorkflowError as error:
 
 SOURCE = config["source"]
 if lookup(dpath="synthetic/enabled", within=config) and is_url(SOURCE):
-    raise ValueError(f"config key source: {SOURCE!r} is a URL but synthetic.enabled is true; "
-                     "the synthetic data set needs a local directory")
+    raise ValueError(
+        f"config key source: {SOURCE!r} is a URL but synthetic.enabled is true; "
+        "the synthetic data set needs a local directory"
+    )
 # a local source must exist (with a default storage provider, a relative source names a place in the storage)
-if (not is_url(SOURCE) and not lookup(dpath="synthetic/enabled", within=config) and not os.path.isdir(SOURCE)
-        and not workflow.storage_settings.default_storage_provider):
-    raise ValueError(f"config key source: folder {os.path.abspath(SOURCE)} does not exist; give the local folder "
-                     "holding BBBC021_v1_image.csv, BBBC021_v1_moa.csv and the plate zips, or a URL "
-                     "(https://data.broadinstitute.org/bbbc/BBBC021/, s3://bucket/prefix)")
+if (
+    not is_url(SOURCE)
+    and not lookup(dpath="synthetic/enabled", within=config)
+    and not os.path.isdir(SOURCE)
+    and not workflow.storage_settings.default_storage_provider
+):
+    raise ValueError(
+        f"config key source: folder {os.path.abspath(SOURCE)} does not exist; give the local folder "
+        "holding BBBC021_v1_image.csv, BBBC021_v1_moa.csv and the plate zips, or a URL "
+        "(https://data.broadinstitute.org/bbbc/BBBC021/, s3://bucket/prefix)"
+    )
 
 LATENT_DIMS = lookup(dpath="latent_dims", within=config)
 VARIANTS = lookup(dpath="models", within=config)  # name -> train: overrides; none: one model per latent dim
 for _name, _overrides in VARIANTS.items():
     _unknown = sorted(set(_overrides) - set(config["train"]))
     if _unknown:
-        raise ValueError(f"config key models.{_name}: {', '.join(_unknown)} not a train: setting; "
-                         f"allowed: {', '.join(config['train'])}")
+        raise ValueError(
+            f"config key models.{_name}: {', '.join(_unknown)} not a train: setting; "
+            f"allowed: {', '.join(config['train'])}"
+        )
 MODELS = [f"{name}-z{dim}" for name in VARIANTS for dim in LATENT_DIMS] or [f"z{dim}" for dim in LATENT_DIMS]
 MODEL_PATTERN = r"([a-z0-9_]+-)?z\d+"
 
@@ -72,6 +85,8 @@ def model_settings(wildcards):
     """The train: settings of a model id, with its variant's overrides (config key models)."""
     variant = wildcards.model.rsplit("-z", 1)[0] if "-z" in wildcards.model else None
     return {**config["train"], **(VARIANTS[variant] if variant else {})}
+
+
 CHANNELS = ["DAPI", "Tubulin", "Actin"]
 
 
@@ -123,7 +138,10 @@ def final_outputs(wildcards):
         # single-cell crops are a product too: deleting a plate's crops reruns that plate's chain
         # (not with a storage provider: the S3 plugin caches a folder's absence from the DAG's start, so a target
         # folder looks missing at the end; the crops are png_synthesis inputs anyway)
-        *([] if workflow.storage_settings.default_storage_provider else
-          expand("results/segmentation/{plate}/crops", plate=selected_plates())),
+        *(
+            []
+            if workflow.storage_settings.default_storage_provider
+            else expand("results/segmentation/{plate}/crops", plate=selected_plates())
+        ),
         *(["results/profile/summary.csv"] if lookup(dpath="profile/enabled", within=config) else []),
     ]

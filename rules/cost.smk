@@ -2,8 +2,12 @@
 # instance type its rule runs on (config cost:), per stage and per model.
 def benchmark_files(wildcards):
     plates = selected_plates()
-    files = ["results/benchmarks/fetch_metadata.tsv", "results/benchmarks/select_images.tsv",
-             "results/benchmarks/dataset.tsv", "results/benchmarks/compare_models.tsv"]
+    files = [
+        "results/benchmarks/fetch_metadata.tsv",
+        "results/benchmarks/select_images.tsv",
+        "results/benchmarks/dataset.tsv",
+        "results/benchmarks/compare_models.tsv",
+    ]
     if lookup(dpath="synthetic/enabled", within=config):
         files.append("results/benchmarks/synthesize_bbbc021.tsv")
     for rule_name in ["fetch_images", "illumination", "segmentation", "png_synthesis"]:
@@ -23,13 +27,13 @@ rule cost:
             category="Cost",
             labels={"figure": "cost table"},
         ),
-    params:
-        settings=lookup(dpath="cost", within=config),
-    conda:
-        "../envs/workflow.yaml"
     log:
         "results/logs/cost.log",
     benchmark:
         "results/benchmarks/cost.tsv"
+    conda:
+        "../envs/workflow.yaml"
+    params:
+        settings=lookup(dpath="cost", within=config),
     script:
         "../scripts/cost.py"

@@ -8,16 +8,16 @@ rule dataset:
     output:
         manifest="results/dataset/manifest.csv",
         shards=directory("results/dataset/shards"),
+    log:
+        "results/logs/dataset.log",
+    benchmark:
+        "results/benchmarks/dataset.tsv"
+    conda:
+        "../envs/workflow.yaml"
     params:
         split=lookup(dpath="dataset/split", within=config),
         validation_plates=lookup(dpath="dataset/validation_plates", within=config),
         validation_fraction=lookup(dpath="dataset/validation_fraction", within=config),
         seed=lookup(dpath="dataset/seed", within=config),
-    conda:
-        "../envs/workflow.yaml"
-    log:
-        "results/logs/dataset.log",
-    benchmark:
-        "results/benchmarks/dataset.tsv"
     script:
         "../scripts/dataset.py"

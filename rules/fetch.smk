@@ -6,15 +6,15 @@ rule fetch_images:
     output:
         images=directory("results/fetch/{plate}/images"),
         record="results/fetch/{plate}/fetch.json",
-    params:
-        source=staged_source("archive"),
-        fetch=lookup(dpath="fetch", within=config),
-    conda:
-        "../envs/workflow.yaml"
     log:
         "results/logs/fetch_images/{plate}.log",
     benchmark:
         "results/benchmarks/fetch_images/{plate}.tsv"
+    conda:
+        "../envs/workflow.yaml"
+    params:
+        source=staged_source("archive"),
+        fetch=lookup(dpath="fetch", within=config),
     script:
         "../scripts/fetch_images.py"
 
@@ -29,11 +29,11 @@ rule fetch_summary:
             category="Data",
             labels={"table": "fetch totals"},
         ),
-    conda:
-        "../envs/workflow.yaml"
     log:
         "results/logs/fetch_summary.log",
     benchmark:
         "results/benchmarks/fetch_summary.tsv"
+    conda:
+        "../envs/workflow.yaml"
     script:
         "../scripts/fetch_summary.py"

@@ -8,13 +8,13 @@ rule illumination:
         functions=expand("results/illumination/{{plate}}/illum_{channel}.npy", channel=CHANNELS),
         fields="results/illumination/{plate}/fields.csv",
         quarantine="results/illumination/{plate}/quarantine.csv",
-    params:
-        executable=lookup(dpath="cellprofiler/executable", within=config),
-    conda:
-        "../envs/cellprofiler.yaml"
     log:
         "results/logs/illumination/{plate}.log",
     benchmark:
         "results/benchmarks/illumination/{plate}.tsv"
+    conda:
+        "../envs/cellprofiler.yaml"
+    params:
+        executable=lookup(dpath="cellprofiler/executable", within=config),
     script:
         "../scripts/illumination.py"

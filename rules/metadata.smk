@@ -8,15 +8,15 @@ rule fetch_metadata:
         image_csv="results/metadata/BBBC021_v1_image.csv",
         moa_csv="results/metadata/BBBC021_v1_moa.csv",
         record="results/metadata/sources.json",
-    params:
-        source=staged_source("image_csv"),
-        fetch=lookup(dpath="fetch", within=config),
-    conda:
-        "../envs/workflow.yaml"
     log:
         "results/logs/fetch_metadata.log",
     benchmark:
         "results/benchmarks/fetch_metadata.tsv"
+    conda:
+        "../envs/workflow.yaml"
+    params:
+        source=staged_source("image_csv"),
+        fetch=lookup(dpath="fetch", within=config),
     script:
         "../scripts/fetch_metadata.py"
 
@@ -27,6 +27,12 @@ checkpoint select_images:
         moa_csv=rules.fetch_metadata.output.moa_csv,
     output:
         table="results/metadata/selected_images.csv",
+    log:
+        "results/logs/select_images.log",
+    benchmark:
+        "results/benchmarks/select_images.tsv"
+    conda:
+        "../envs/workflow.yaml"
     params:
         plates=lookup(dpath="plates", within=config),
         compounds=lookup(dpath="compounds", within=config),
@@ -35,11 +41,5 @@ checkpoint select_images:
         profile_compounds=lookup(dpath="profile/compounds", within=config),
         profile_moas=lookup(dpath="profile/moas", within=config),
         profile_exclude_wells=lookup(dpath="profile/exclude_wells", within=config),
-    conda:
-        "../envs/workflow.yaml"
-    log:
-        "results/logs/select_images.log",
-    benchmark:
-        "results/benchmarks/select_images.tsv"
     script:
         "../scripts/select_images.py"

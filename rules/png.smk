@@ -10,16 +10,16 @@ rule png_scale:
         ),
     output:
         scale="results/png/scale.json",
-    params:
-        size=lookup(dpath="png/size", within=config),
-        scale=lookup(dpath="png/scale", within=config),
-        quantile=lookup(dpath="png/scale_quantile", within=config),
-    conda:
-        "../envs/workflow.yaml"
     log:
         "results/logs/png_scale.log",
     benchmark:
         "results/benchmarks/png_scale.tsv"
+    conda:
+        "../envs/workflow.yaml"
+    params:
+        size=lookup(dpath="png/size", within=config),
+        scale=lookup(dpath="png/scale", within=config),
+        quantile=lookup(dpath="png/scale_quantile", within=config),
     script:
         "../scripts/png_scale.py"
 
@@ -42,14 +42,14 @@ rule png_synthesis:
             category="PNG synthesis",
             labels={"plate": "{plate}", "figure": "crop sizes"},
         ),
-    params:
-        size=lookup(dpath="png/size", within=config),
-        percentiles=lookup(dpath="png/percentiles", within=config),
-    conda:
-        "../envs/workflow.yaml"
     log:
         "results/logs/png_synthesis/{plate}.log",
     benchmark:
         "results/benchmarks/png_synthesis/{plate}.tsv"
+    conda:
+        "../envs/workflow.yaml"
+    params:
+        size=lookup(dpath="png/size", within=config),
+        percentiles=lookup(dpath="png/percentiles", within=config),
     script:
         "../scripts/png_synthesis.py"

@@ -16,10 +16,6 @@ rule profile_model:
         selected=rules.select_images.output.table,
         dataset=rules.dataset.output.manifest,  # which DMSO cells the model trained on
     output:
-        cells="results/profile/{model}/cells.csv.gz",
-        wells="results/profile/{model}/wells.csv",
-        moa="results/profile/{model}/moa.json",
-        separation="results/profile/{model}/separation.csv",
         **{
             name: report(
                 f"results/profile/{{model}}/{name}.png",
@@ -30,16 +26,20 @@ rule profile_model:
             )
             for name, label in PROFILE_FIGURES.items()
         },
-    wildcard_constraints:
-        model=MODEL_PATTERN,
-    params:
-        settings=lookup(dpath="profile/analysis", within=config),
-    conda:
-        "../envs/tensorflow.yaml"
+        cells="results/profile/{model}/cells.csv.gz",
+        wells="results/profile/{model}/wells.csv",
+        moa="results/profile/{model}/moa.json",
+        separation="results/profile/{model}/separation.csv",
     log:
         "results/logs/profile_model/{model}.log",
     benchmark:
         "results/benchmarks/profile_model/{model}.tsv"
+    wildcard_constraints:
+        model=MODEL_PATTERN,
+    conda:
+        "../envs/tensorflow.yaml"
+    params:
+        settings=lookup(dpath="profile/analysis", within=config),
     script:
         "../scripts/profile_model.py"
 
@@ -55,11 +55,11 @@ rule compare_profiles:
             category="Response profiles",
             labels={"figure": "accuracy per latent dim"},
         ),
-    conda:
-        "../envs/tensorflow.yaml"
     log:
         "results/logs/compare_profiles.log",
     benchmark:
         "results/benchmarks/compare_profiles.tsv"
+    conda:
+        "../envs/tensorflow.yaml"
     script:
         "../scripts/profile_compare.py"

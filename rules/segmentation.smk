@@ -12,13 +12,13 @@ rule segmentation:
         summary="results/segmentation/{plate}/fields_summary.csv",
         crops=directory("results/segmentation/{plate}/crops"),
         measurements=directory("results/segmentation/{plate}/measurements"),
-    params:
-        executable=lookup(dpath="cellprofiler/executable", within=config),
-    conda:
-        "../envs/cellprofiler.yaml"
     log:
         "results/logs/segmentation/{plate}.log",
     benchmark:
         "results/benchmarks/segmentation/{plate}.tsv"
+    conda:
+        "../envs/cellprofiler.yaml"
+    params:
+        executable=lookup(dpath="cellprofiler/executable", within=config),
     script:
         "../scripts/segmentation.py"

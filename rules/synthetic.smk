@@ -6,13 +6,13 @@ if lookup(dpath="synthetic/enabled", within=config):
             image_csv=source_location(SOURCE, "BBBC021_v1_image.csv"),
             moa_csv=source_location(SOURCE, "BBBC021_v1_moa.csv"),
             archives=[source_location(SOURCE, archive_name(plate)) for plate in config["synthetic"]["plates"]],
-        params:
-            settings=lookup(dpath="synthetic", within=config),
-        conda:
-            "../envs/workflow.yaml"
         log:
             "results/logs/synthesize_bbbc021.log",
         benchmark:
             "results/benchmarks/synthesize_bbbc021.tsv"
+        conda:
+            "../envs/workflow.yaml"
+        params:
+            settings=lookup(dpath="synthetic", within=config),
         script:
             "../scripts/synthesize_bbbc021.py"

@@ -10,18 +10,18 @@ rule train_vae:
         model="results/models/{model}/model.keras",
         history="results/models/{model}/history.csv",
         summary="results/models/{model}/training.json",
-    wildcard_constraints:
-        model=MODEL_PATTERN,
-    params:
-        epochs=lookup(dpath="epochs", within=config),
-        latent_dim=model_latent_dim,
-        settings=model_settings,
-    threads: workflow.cores
-    conda:
-        "../envs/tensorflow.yaml"
     log:
         "results/logs/train_vae/{model}.log",
     benchmark:
         "results/benchmarks/train_vae/{model}.tsv"
+    wildcard_constraints:
+        model=MODEL_PATTERN,
+    conda:
+        "../envs/tensorflow.yaml"
+    threads: workflow.cores
+    params:
+        epochs=lookup(dpath="epochs", within=config),
+        latent_dim=model_latent_dim,
+        settings=model_settings,
     script:
         "../scripts/train_vae.py"

@@ -1,7 +1,11 @@
 """Snakemake entry point: the cost table from the jobs' benchmark files."""
+
 from cellvae.cost import write_cost_table
 from cellvae.runlog import logged
 
 with logged(snakemake.log[0]):
-    print(write_cost_table(list(snakemake.input.benchmarks), snakemake.params.settings,
-                           snakemake.output.table).to_string(index=False))
+    print(
+        write_cost_table(list(snakemake.input.benchmarks), snakemake.params.settings, snakemake.output.table).to_string(
+            index=False
+        )
+    )

@@ -1,8 +1,16 @@
 """Snakemake entry point: the selected images of one plate."""
+
 from cellvae.fetch import FetchSettings, fetch_plate
 from cellvae.runlog import logged
 
 with logged(snakemake.log[0]):
-    print(fetch_plate(snakemake.wildcards.plate, snakemake.input.selected, snakemake.params.source,
-                      snakemake.output.images, snakemake.output.record,
-                      FetchSettings.from_config(snakemake.params.fetch)))
+    print(
+        fetch_plate(
+            snakemake.wildcards.plate,
+            snakemake.input.selected,
+            snakemake.params.source,
+            snakemake.output.images,
+            snakemake.output.record,
+            FetchSettings.from_config(snakemake.params.fetch),
+        )
+    )

@@ -1,4 +1,5 @@
 """Snakemake entry point: bytes needed, bytes transferred and seconds of every plate's fetch, with totals."""
+
 from cellvae.fetch import summarize_records
 from cellvae.runlog import logged
 

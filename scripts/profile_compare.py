@@ -1,4 +1,5 @@
 """Snakemake entry point: MoA accuracy and separation from DMSO, one row per latent dimension."""
+
 from pathlib import Path
 
 from cellvae.profiles import compare_profiles

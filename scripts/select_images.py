@@ -1,15 +1,32 @@
 """Snakemake entry point: the fields selected by plate, compound and MoA, for training and for profiling."""
+
 from cellvae.metadata import write_selection
 from cellvae.runlog import logged
 
 with logged(snakemake.log[0]):
     params = snakemake.params
-    profile = ({"compounds": params.profile_compounds, "moas": params.profile_moas,
-                "exclude_wells": params.profile_exclude_wells} if params.profile_enabled else None)
-    selected = write_selection(snakemake.input.image_csv, snakemake.input.moa_csv, snakemake.output.table,
-                               params.plates, params.compounds, params.moas, profile)
+    profile = (
+        {
+            "compounds": params.profile_compounds,
+            "moas": params.profile_moas,
+            "exclude_wells": params.profile_exclude_wells,
+        }
+        if params.profile_enabled
+        else None
+    )
+    selected = write_selection(
+        snakemake.input.image_csv,
+        snakemake.input.moa_csv,
+        snakemake.output.table,
+        params.plates,
+        params.compounds,
+        params.moas,
+        profile,
+    )
     for purpose in ("train", "profile"):
         chosen = selected[selected[purpose]]
-        print(f"{purpose}: {len(chosen)} fields, {chosen.groupby(['plate', 'well']).ngroups} wells, "
-              f"{chosen['plate'].nunique()} plates, {chosen['compound'].nunique()} compounds")
+        print(
+            f"{purpose}: {len(chosen)} fields, {chosen.groupby(['plate', 'well']).ngroups} wells, "
+            f"{chosen['plate'].nunique()} plates, {chosen['compound'].nunique()} compounds"
+        )
     print(f"segmented (union): {len(selected)} fields on {selected['plate'].nunique()} plates")

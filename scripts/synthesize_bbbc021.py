@@ -1,4 +1,5 @@
 """Snakemake entry point: the synthetic mini BBBC021 in the real source layout."""
+
 from pathlib import Path
 
 from cellvae.runlog import logged

@@ -1,4 +1,5 @@
 """Shared test fixtures: the real BBBC021 data beside the checkout, where present."""
+
 from pathlib import Path
 
 import pytest

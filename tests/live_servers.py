@@ -1,6 +1,7 @@
 """Real servers for the cluster and cloud tests (Slurm, Ceph radosgw on 127.0.0.1) and the tiny demo run.
 
 The start/stop scripts are in tests/servers/; each context manager stops what it started, also on failure."""
+
 import contextlib
 import os
 import shutil
@@ -34,29 +35,49 @@ def tiny_config():
     config["synthetic"].update(width=320, height=320, cells_per_field=14, wells_per_compound=2, sites_per_well=1)
     config["latent_dims"] = [4]
     config["epochs"] = 1
-    config["png"].update(size=32, scale=0.3)        # a fixed scale: each plate's PNGs depend on that plate only
+    config["png"].update(size=32, scale=0.3)  # a fixed scale: each plate's PNGs depend on that plate only
     config["train"]["batch_size"] = 16
     config["analysis"].update(n_reconstructions=4, n_generated=4, n_latent_histograms=4)
-    config["cellprofiler"] = {"executable": str(CELLPROFILER),
-                              "illum_pipeline": str(REPO / "pipelines" / "illum.cppipe"),
-                              "analysis_pipeline": str(REPO / "pipelines" / "analysis.cppipe")}
+    config["cellprofiler"] = {
+        "executable": str(CELLPROFILER),
+        "illum_pipeline": str(REPO / "pipelines" / "illum.cppipe"),
+        "analysis_pipeline": str(REPO / "pipelines" / "analysis.cppipe"),
+    }
     return config
 
 
 def snakemake(workdir, *args, env=None, check=True, timeout=1200):
     """Run the workflow in workdir (config.yaml there) and return the CompletedProcess."""
-    command = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(workdir / "config.yaml"), *args]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+    command = [
+        str(SNAKEMAKE),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        *args,
+    ]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
     return result
 
 
 def _run(script, *args, env=None):
-    result = subprocess.run(["bash", str(SERVERS / script), *map(str, args)], capture_output=True, text=True,
-                            timeout=180, env={**os.environ, **(env or {})})
+    result = subprocess.run(
+        ["bash", str(SERVERS / script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, **(env or {})},
+    )
     if result.returncode != 0:
         raise RuntimeError(f"{script} failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout

@@ -1,7 +1,6 @@
 """Similarity/MSE/PSNR definitions, per-model analysis and the comparison of models."""
 
 import json
-import math
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -15,8 +14,8 @@ from PIL import Image  # noqa: E402
 from cellvae import analysis  # noqa: E402
 from cellvae.analysis import analyze_model, compare_models  # noqa: E402
 from cellvae.baselines import Baselines  # noqa: E402
-from cellvae.metrics import psnr, reconstruction_metrics  # noqa: E402
 from cellvae.dataset import write_shards  # noqa: E402
+from cellvae.metrics import psnr, reconstruction_metrics  # noqa: E402
 from cellvae.model import build_vae  # noqa: E402
 from cellvae.train import train_vae  # noqa: E402
 
@@ -49,8 +48,17 @@ def write_manifest(directory, n_cells=40, size=16):
         small = rng.integers(0, 256, (4, 4, 3)).astype(np.uint8)
         path = directory / f"cell{i}.png"
         Image.fromarray(small).resize((size, size), Image.BILINEAR).save(path)
-        rows.append({"path": str(path), "plate": "P1", "well": f"B{i % 4}", "site": 1, "label": 0,
-                     "compound": "DMSO", "split": "validation" if i % 4 == 0 else "train"})
+        rows.append(
+            {
+                "path": str(path),
+                "plate": "P1",
+                "well": f"B{i % 4}",
+                "site": 1,
+                "label": 0,
+                "compound": "DMSO",
+                "split": "validation" if i % 4 == 0 else "train",
+            }
+        )
     write_shards(pd.DataFrame(rows), directory / "shards").to_csv(directory / "manifest.csv", index=False)
     return directory / "manifest.csv"
 
@@ -63,9 +71,20 @@ def models(tmp_path_factory):
     model_dirs = []
     for latent_dim in (6, 2):
         model_dirs.append(directory / f"z{latent_dim}")
-        train_vae(manifest, model_dirs[-1], latent_dim=latent_dim, epochs=1, batch_size=8,
-                  learning_rate=5e-4, r_loss_factor=1000.0, batch_norm=True, dropout=0.0,
-                  seed=1, log=lambda message: None, verbose=0)
+        train_vae(
+            manifest,
+            model_dirs[-1],
+            latent_dim=latent_dim,
+            epochs=1,
+            batch_size=8,
+            learning_rate=5e-4,
+            r_loss_factor=1000.0,
+            batch_norm=True,
+            dropout=0.0,
+            seed=1,
+            log=lambda message: None,
+            verbose=0,
+        )
     return directory, manifest, model_dirs
 
 
@@ -76,21 +95,37 @@ def png_size(path):
 
 def test_analyze_model_writes_metrics_figures_and_ks_table(models, tmp_path):
     _, manifest, model_dirs = models
-    metrics = analyze_model(model_dirs[0] / "model.keras", manifest, tmp_path, n_generated=7,
-                            n_latent_histograms=4)
+    metrics = analyze_model(model_dirs[0] / "model.keras", manifest, tmp_path, n_generated=7, n_latent_histograms=4)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "baselines.npz", "generated.png", "latent_histograms.png", "latent_ks.csv", "metrics.json"]
+        "baselines.npz",
+        "generated.png",
+        "latent_histograms.png",
+        "latent_ks.csv",
+        "metrics.json",
+    ]
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["baselines"] == metrics["baselines"]
-    assert set(metrics) == {"latent_dim", "similarity_s", "mse", "psnr", "ssim", "s_cell", "mse_cell", "n_cells",
-                            "baselines"}
+    assert set(metrics) == {
+        "latent_dim",
+        "similarity_s",
+        "mse",
+        "psnr",
+        "ssim",
+        "s_cell",
+        "mse_cell",
+        "n_cells",
+        "baselines",
+    }
     assert metrics["latent_dim"] == 6 and metrics["n_cells"] == 10
     assert set(metrics["baselines"]) == {"zero", "mean", "median", "pca"} and metrics["baselines"]["pca"]["k"] == 6
     # the baselines are fitted on the 30 training cells, evaluated on the same 10 validation cells
     manifest_table = pd.read_csv(manifest)
-    train = np.stack([np.asarray(Image.open(p)) for p in manifest_table.loc[manifest_table["split"] == "train", "path"]])
-    validation = np.stack([np.asarray(Image.open(p))
-                           for p in manifest_table.loc[manifest_table["split"] == "validation", "path"]])
+    train = np.stack(
+        [np.asarray(Image.open(p)) for p in manifest_table.loc[manifest_table["split"] == "train", "path"]]
+    )
+    validation = np.stack(
+        [np.asarray(Image.open(p)) for p in manifest_table.loc[manifest_table["split"] == "validation", "path"]]
+    )
     mean_image = train.mean(axis=0) / 255
     assert metrics["baselines"]["mean"]["mse"] == pytest.approx(np.mean((validation / 255 - mean_image) ** 2), rel=1e-5)
     pca = Baselines.load(tmp_path / "baselines.npz")
@@ -110,17 +145,39 @@ def test_compare_models_writes_table_reconstructions_and_loss_curves(models, tmp
     directory, manifest, model_dirs = models
     analysis_dirs = [directory / "analysis" / d.name for d in model_dirs]
     for model_dir, analysis_dir in zip(model_dirs, analysis_dirs):
-        analyze_model(model_dir / "model.keras", manifest, analysis_dir, n_generated=2,
-                      n_latent_histograms=2)
+        analyze_model(model_dir / "model.keras", manifest, analysis_dir, n_generated=2, n_latent_histograms=2)
     table = compare_models(model_dirs, analysis_dirs, manifest, tmp_path, n_reconstructions=5)
 
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "loss_curves.png", "metrics.csv", "model_vs_baselines.png", "reconstructions.png", "training_speed.png"]
+        "loss_curves.png",
+        "metrics.csv",
+        "model_vs_baselines.png",
+        "reconstructions.png",
+        "training_speed.png",
+    ]
     written = pd.read_csv(tmp_path / "metrics.csv")
     assert list(written.columns) == [
-        "method", "model", "latent_dim", "similarity_s", "mse", "psnr", "ssim", "s_cell", "mse_cell", "n_cells", "parameters",
-        "epochs", "train_seconds", "images_per_second", "final_loss", "final_reconstruction_loss",
-        "final_kl_loss", "final_val_loss", "final_val_reconstruction_loss", "final_val_kl_loss"]
+        "method",
+        "model",
+        "latent_dim",
+        "similarity_s",
+        "mse",
+        "psnr",
+        "ssim",
+        "s_cell",
+        "mse_cell",
+        "n_cells",
+        "parameters",
+        "epochs",
+        "train_seconds",
+        "images_per_second",
+        "final_loss",
+        "final_reconstruction_loss",
+        "final_kl_loss",
+        "final_val_loss",
+        "final_val_reconstruction_loss",
+        "final_val_kl_loss",
+    ]
     assert written["method"].tolist() == ["zero", "mean", "median", "vae", "pca-2", "vae", "pca-6"]
     assert written["latent_dim"].tolist() == [0, 0, 0, 2, 2, 6, 6]
     vae_rows = written[written["method"] == "vae"].reset_index(drop=True)
@@ -145,4 +202,3 @@ def test_compare_models_needs_one_analysis_dir_per_model(models, tmp_path):
     _, manifest, model_dirs = models
     with pytest.raises(ValueError, match="2 model dirs but 1 analysis dirs"):
         compare_models(model_dirs, [tmp_path], manifest, tmp_path)
-

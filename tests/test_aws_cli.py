@@ -5,6 +5,7 @@ moto 5.2.5 limits, handled explicitly: its CloudFormation skips AWS::S3::BucketP
 encryption of a bucket's properties (versioning, public-access block and lifecycle are checked on the template
 in test_aws_infra.py), and leaves Batch and launch-template resources behind when a stack is deleted.
 """
+
 import ast
 import base64
 import os
@@ -24,7 +25,6 @@ SECRET = "cellvae-test-secret-must-never-be-printed"
 MOTO_SKIPS = {"WorkflowBucketPolicy": "AWS::S3::BucketPolicy", "MonthlyBudget": "AWS::Budgets::Budget"}
 
 
-
 @pytest.fixture
 def cloud(monkeypatch, tmp_path):
     """A fresh emulated AWS account; credentials only from the environment, never from ~/.aws."""
@@ -35,7 +35,9 @@ def cloud(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # Batch picks its own AMIs; skip moto's catalogue
     with warnings.catch_warnings(), mock_aws():
-        warnings.filterwarnings("ignore", r"Tried to parse AWS::(S3::BucketPolicy|Budgets::Budget) but it's not supported")
+        warnings.filterwarnings(
+            "ignore", r"Tried to parse AWS::(S3::BucketPolicy|Budgets::Budget) but it's not supported"
+        )
         yield
 
 
@@ -49,8 +51,13 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def exported(env_output: str) -> dict[str, str]:
     """The variables a shell gets from `eval "$(python -m cellvae aws env)"`."""
     names = " ".join(f'"${name}"' for name in aws.ENV_OUTPUTS)
-    shell = subprocess.run(["bash", "-c", f'eval "$1"; printf "%s\\n" {names}', "_", env_output],
-                           capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]})
+    shell = subprocess.run(
+        ["bash", "-c", f'eval "$1"; printf "%s\\n" {names}', "_", env_output],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": os.environ["PATH"]},
+    )
     return dict(zip(aws.ENV_OUTPUTS, shell.stdout.splitlines()))
 
 
@@ -74,7 +81,9 @@ def test_round_trip_deploy_env_destroy(cloud, capsys):
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
 
     batch = boto3.client("batch")
-    queues = batch.describe_job_queues(jobQueues=[env["CELLVAE_BATCH_JOB_QUEUE_CPU"], env["CELLVAE_BATCH_JOB_QUEUE_GPU"]])
+    queues = batch.describe_job_queues(
+        jobQueues=[env["CELLVAE_BATCH_JOB_QUEUE_CPU"], env["CELLVAE_BATCH_JOB_QUEUE_GPU"]]
+    )
     environments = {}
     for queue in queues["jobQueues"]:
         order = [e["computeEnvironment"] for e in queue["computeEnvironmentOrder"]]
@@ -132,9 +141,11 @@ def test_destroy_refuses_a_non_empty_bucket_without_the_flag(cloud, capsys):
 def test_stack_creates_every_supported_resource(cloud, capsys):
     deploy(capsys, "--on-demand-fallback", "true")
     template = aws.load_template()
-    created = {r["LogicalResourceId"]: r["ResourceType"]
-               for r in boto3.client("cloudformation").list_stack_resources(StackName="cellvae")["StackResourceSummaries"]
-               if r["LogicalResourceId"]}
+    created = {
+        r["LogicalResourceId"]: r["ResourceType"]
+        for r in boto3.client("cloudformation").list_stack_resources(StackName="cellvae")["StackResourceSummaries"]
+        if r["LogicalResourceId"]
+    }
     expected = {name: r["Type"] for name, r in template["Resources"].items()}
     assert {k: v for k, v in expected.items() if k not in created} == MOTO_SKIPS
     assert created == {k: v for k, v in expected.items() if k not in MOTO_SKIPS}
@@ -142,9 +153,12 @@ def test_stack_creates_every_supported_resource(cloud, capsys):
     batch = boto3.client("batch")
     for queue in batch.describe_job_queues()["jobQueues"]:
         order = sorted(queue["computeEnvironmentOrder"], key=lambda e: e["order"])
-        described = {e["computeEnvironmentArn"]: e["computeResources"]["type"]
-                     for e in batch.describe_compute_environments(
-                         computeEnvironments=[e["computeEnvironment"] for e in order])["computeEnvironments"]}
+        described = {
+            e["computeEnvironmentArn"]: e["computeResources"]["type"]
+            for e in batch.describe_compute_environments(computeEnvironments=[e["computeEnvironment"] for e in order])[
+                "computeEnvironments"
+            ]
+        }
         assert [described[e["computeEnvironment"]] for e in order] == ["SPOT", "EC2"]
 
 
@@ -152,9 +166,15 @@ def test_update_changes_only_what_is_given(cloud, capsys):
     deploy(capsys, "--image-tag", "v1", "--monthly-budget-usd", "200")
     code, _, err = run(capsys, "deploy", "--image-tag", "v2")
     assert code == 0, err
-    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in
-                  aws.find_stack(boto3.client("cloudformation"), "cellvae")["Parameters"]}
-    assert (parameters["ImageTag"], parameters["MonthlyBudgetUsd"], parameters["AlertEmail"]) == ("v2", "200", "ops@example.org")
+    parameters = {
+        p["ParameterKey"]: p["ParameterValue"]
+        for p in aws.find_stack(boto3.client("cloudformation"), "cellvae")["Parameters"]
+    }
+    assert (parameters["ImageTag"], parameters["MonthlyBudgetUsd"], parameters["AlertEmail"]) == (
+        "v2",
+        "200",
+        "ops@example.org",
+    )
     assert exported(run(capsys, "env")[1])["CELLVAE_ECR_IMAGE"].endswith(":v2")
     assert run(capsys, "deploy")[0] == 0  # nothing to change is not an error
 

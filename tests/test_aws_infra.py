@@ -2,6 +2,7 @@
 
 Each check is also run on a deliberately broken copy of the template, so a check that cannot fail fails here.
 """
+
 import copy
 import subprocess
 import sys
@@ -61,8 +62,11 @@ def iam_violations(template: dict) -> list[str]:
             resources = as_list(statement.get("Resource", []))
             if not resources:
                 found.append(f"{where}: no Resource")
-            found += [f"{where}: resource {r} beyond the bucket prefix / repository"
-                      for r in resources if r not in ALLOWED_RESOURCES]
+            found += [
+                f"{where}: resource {r} beyond the bucket prefix / repository"
+                for r in resources
+                if r not in ALLOWED_RESOURCES
+            ]
     for name, role in resources_of(template, "AWS::IAM::Role").items():
         properties = role["Properties"]
         service, managed = SERVICE_ROLES.get(name, (None, None))
@@ -88,7 +92,9 @@ def ingress_violations(template: dict) -> list[str]:
     """Any inbound rule, ssh key, or security group from outside the template."""
     found = [f"{name}: ingress rule resource" for name in resources_of(template, "AWS::EC2::SecurityGroupIngress")]
     groups = resources_of(template, "AWS::EC2::SecurityGroup")
-    found += [f"{name}: SecurityGroupIngress" for name, g in groups.items() if g["Properties"].get("SecurityGroupIngress")]
+    found += [
+        f"{name}: SecurityGroupIngress" for name, g in groups.items() if g["Properties"].get("SecurityGroupIngress")
+    ]
     found += [f"{name}: instance outside Batch" for name in resources_of(template, "AWS::EC2::Instance")]
     for name, lt in resources_of(template, "AWS::EC2::LaunchTemplate").items():
         if "KeyName" in lt["Properties"]["LaunchTemplateData"]:
@@ -128,9 +134,16 @@ def budget_violations(template: dict) -> list[str]:
     for budget in resources_of(template, "AWS::Budgets::Budget").values():
         properties = budget["Properties"]
         limit = properties["Budget"].get("BudgetLimit", {})
-        emailed = any(s.get("SubscriptionType") == "EMAIL"
-                      for n in properties.get("NotificationsWithSubscribers", []) for s in n["Subscribers"])
-        if properties["Budget"].get("TimeUnit") == "MONTHLY" and limit.get("Amount") == {"Ref": "MonthlyBudgetUsd"} and emailed:
+        emailed = any(
+            s.get("SubscriptionType") == "EMAIL"
+            for n in properties.get("NotificationsWithSubscribers", [])
+            for s in n["Subscribers"]
+        )
+        if (
+            properties["Budget"].get("TimeUnit") == "MONTHLY"
+            and limit.get("Amount") == {"Ref": "MonthlyBudgetUsd"}
+            and emailed
+        ):
             return []
     return ["no monthly budget at MonthlyBudgetUsd with an e-mail alert"]
 
@@ -172,35 +185,59 @@ IAM_BREAKS = {
     "no resource": lambda r: job_statements(r)[0].pop("Resource"),
     "NotResource": lambda r: job_statements(r)[0].update(NotResource="arn:aws:s3:::x"),
     "managed admin policy": lambda r: r["JobRole"]["Properties"].update(
-        ManagedPolicyArns=["arn:aws:iam::aws:policy/AdministratorAccess"]),
+        ManagedPolicyArns=["arn:aws:iam::aws:policy/AdministratorAccess"]
+    ),
     "service policy on the job role": lambda r: r["JobRole"]["Properties"].update(
-        ManagedPolicyArns=[{"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSBatchServiceRole"}]),
+        ManagedPolicyArns=[{"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSBatchServiceRole"}]
+    ),
     "service role trusts another service": lambda r: r["InstanceRole"]["Properties"]["AssumeRolePolicyDocument"][
-        "Statement"][0].update(Principal={"Service": "lambda.amazonaws.com"}),
+        "Statement"
+    ][0].update(Principal={"Service": "lambda.amazonaws.com"}),
     "anyone may assume": lambda r: r["JobRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0].update(
-        Principal="*"),
-    "allowing bucket policy": lambda r: r["WorkflowBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0].update(
-        Effect="Allow"),
-    "extra policy resource": lambda r: r.update(Extra={"Type": "AWS::IAM::Policy", "Properties": {
-        "PolicyName": "x", "Roles": [{"Ref": "JobRole"}],
-        "PolicyDocument": {"Statement": [{"Effect": "Allow", "Action": "ecr:*", "Resource": REPOSITORY_ARN}]}}}),
+        Principal="*"
+    ),
+    "allowing bucket policy": lambda r: r["WorkflowBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][
+        0
+    ].update(Effect="Allow"),
+    "extra policy resource": lambda r: r.update(
+        Extra={
+            "Type": "AWS::IAM::Policy",
+            "Properties": {
+                "PolicyName": "x",
+                "Roles": [{"Ref": "JobRole"}],
+                "PolicyDocument": {"Statement": [{"Effect": "Allow", "Action": "ecr:*", "Resource": REPOSITORY_ARN}]},
+            },
+        }
+    ),
 }
 
 INGRESS_BREAKS = {
-    "ssh ingress": lambda r: r["BatchSecurityGroup"]["Properties"].update(SecurityGroupIngress=[
-        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIp": "0.0.0.0/0"}]),
-    "jupyter ingress resource": lambda r: r.update(Jupyter={"Type": "AWS::EC2::SecurityGroupIngress", "Properties": {
-        "GroupId": {"Fn::GetAtt": ["BatchSecurityGroup", "GroupId"]}, "IpProtocol": "tcp", "FromPort": 8888,
-        "ToPort": 8888, "CidrIp": "0.0.0.0/0"}}),
+    "ssh ingress": lambda r: r["BatchSecurityGroup"]["Properties"].update(
+        SecurityGroupIngress=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIp": "0.0.0.0/0"}]
+    ),
+    "jupyter ingress resource": lambda r: r.update(
+        Jupyter={
+            "Type": "AWS::EC2::SecurityGroupIngress",
+            "Properties": {
+                "GroupId": {"Fn::GetAtt": ["BatchSecurityGroup", "GroupId"]},
+                "IpProtocol": "tcp",
+                "FromPort": 8888,
+                "ToPort": 8888,
+                "CidrIp": "0.0.0.0/0",
+            },
+        }
+    ),
     "ssh key": lambda r: r["InstanceLaunchTemplate"]["Properties"]["LaunchTemplateData"].update(KeyName="thesis"),
     "foreign security group": lambda r: r["GpuSpotEnvironment"]["Properties"]["ComputeResources"].update(
-        SecurityGroupIds=["sg-0123456789abcdef0"]),
+        SecurityGroupIds=["sg-0123456789abcdef0"]
+    ),
 }
 
 BUCKET_BREAKS = {
     "no public access block": lambda r: r["WorkflowBucket"]["Properties"].pop("PublicAccessBlockConfiguration"),
     "public policies allowed": lambda r: r["WorkflowBucket"]["Properties"]["PublicAccessBlockConfiguration"].update(
-        BlockPublicPolicy=False),
+        BlockPublicPolicy=False
+    ),
     "no encryption": lambda r: r["WorkflowBucket"]["Properties"].pop("BucketEncryption"),
     "no versioning": lambda r: r["WorkflowBucket"]["Properties"].pop("VersioningConfiguration"),
     "no multipart clean-up": lambda r: r["WorkflowBucket"]["Properties"]["LifecycleConfiguration"]["Rules"].pop(0),
@@ -214,10 +251,16 @@ BUDGET_BREAKS = {
 }
 
 
-@pytest.mark.parametrize("check, breaks", [
-    (iam_violations, IAM_BREAKS), (ingress_violations, INGRESS_BREAKS),
-    (bucket_violations, BUCKET_BREAKS), (budget_violations, BUDGET_BREAKS),
-], ids=["iam", "ingress", "bucket", "budget"])
+@pytest.mark.parametrize(
+    "check, breaks",
+    [
+        (iam_violations, IAM_BREAKS),
+        (ingress_violations, INGRESS_BREAKS),
+        (bucket_violations, BUCKET_BREAKS),
+        (budget_violations, BUDGET_BREAKS),
+    ],
+    ids=["iam", "ingress", "bucket", "budget"],
+)
 def test_each_check_fails_on_broken_copies(template, check, breaks):
     passed = [label for label, change in breaks.items() if not check(broken(template, change))]
     assert passed == [], f"{check.__name__} missed: {passed}"

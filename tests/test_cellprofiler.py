@@ -1,4 +1,5 @@
 """cellvae.cellprofiler: field checks, and one real illumination + analysis run on a BBBC021 field."""
+
 import shutil
 import subprocess
 from pathlib import Path
@@ -8,9 +9,17 @@ import pandas as pd
 import pytest
 import tifffile
 
-from cellvae.cellprofiler import (CELL_COLUMNS, CHANNELS, FIELD_IMAGES, FIELDS_SUMMARY_COLUMNS,
-                                  CellProfilerNotFoundError, check_fields, crop_and_measure, run_illumination,
-                                  run_segmentation)
+from cellvae.cellprofiler import (
+    CELL_COLUMNS,
+    CHANNELS,
+    FIELD_IMAGES,
+    FIELDS_SUMMARY_COLUMNS,
+    CellProfilerNotFoundError,
+    check_fields,
+    crop_and_measure,
+    run_illumination,
+    run_segmentation,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -19,23 +28,37 @@ CELLPROFILER = CP_VENV / "bin" / "cellprofiler"
 PIPELINES = REPO / "pipelines"
 REAL_DAPI = SHARED / "bbbc021/images/full_fov/Week1_150607_C02_s3_w1E54F0108-F44A-4F6E-9637-6A9DE80F0823.tif"
 REAL_FIELD = {
-    "plate": "Week1_22123", "well": "C02", "site": 3,
+    "plate": "Week1_22123",
+    "well": "C02",
+    "site": 3,
     "file_dapi": REAL_DAPI.name,
     "file_tubulin": "Week1_150607_C02_s3_w21E85592E-94B0-43AF-8EDA-40624931EA89.tif",
     "file_actin": "Week1_150607_C02_s3_w43361AA85-EDF4-4B17-996B-3C68924C5934.tif",
 }
-GARBAGE_FIELD = {"plate": "Week1_22123", "well": "C02", "site": 4, "file_dapi": "Week1_150607_C02_s4_w1GARBAGE.tif",
-                 "file_tubulin": REAL_FIELD["file_tubulin"], "file_actin": REAL_FIELD["file_actin"]}
+GARBAGE_FIELD = {
+    "plate": "Week1_22123",
+    "well": "C02",
+    "site": 4,
+    "file_dapi": "Week1_150607_C02_s4_w1GARBAGE.tif",
+    "file_tubulin": REAL_FIELD["file_tubulin"],
+    "file_actin": REAL_FIELD["file_actin"],
+}
 
 needs_cellprofiler = pytest.mark.skipif(
-    not CELLPROFILER.exists(), reason=f"{CELLPROFILER} absent: run 'make setup' to install CellProfiler")
+    not CELLPROFILER.exists(), reason=f"{CELLPROFILER} absent: run 'make setup' to install CellProfiler"
+)
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} (real BBBC021 field) absent")
 
 
 def field(site, **files):
     """A field row of plate P1 with one TIFF name per channel (overridable)."""
-    return {"plate": "P1", "well": "B02", "site": site,
-            **{f"file_{channel.lower()}": f"s{site}_{channel}.tif" for channel in CHANNELS}, **files}
+    return {
+        "plate": "P1",
+        "well": "B02",
+        "site": site,
+        **{f"file_{channel.lower()}": f"s{site}_{channel}.tif" for channel in CHANNELS},
+        **files,
+    }
 
 
 def test_check_fields_quarantines_bad_fields(tmp_path):
@@ -52,8 +75,14 @@ def test_check_fields_quarantines_bad_fields(tmp_path):
     readable, quarantined = check_fields(fields, tmp_path, lines.append)
     assert readable["site"].tolist() == [1]
     reasons = dict(zip(quarantined["file"], quarantined["reason"]))
-    expected = {"s2_DAPI.tif": "unreadable", "s3_Actin.tif": "empty file", "s4_Tubulin.tif": "shape (8, 12) differs",
-                "s5_DAPI.tif": "not a 2-D image", "s6_Tubulin.tif": "missing", "s6_Actin.tif": "missing"}
+    expected = {
+        "s2_DAPI.tif": "unreadable",
+        "s3_Actin.tif": "empty file",
+        "s4_Tubulin.tif": "shape (8, 12) differs",
+        "s5_DAPI.tif": "not a 2-D image",
+        "s6_Tubulin.tif": "missing",
+        "s6_Actin.tif": "missing",
+    }
     assert reasons.keys() == expected.keys()
     assert all(reasons[name].startswith(start) for name, start in expected.items())
     assert sorted(line.split(":")[0] for line in lines) == sorted(f"quarantined {name}" for name in expected)
@@ -66,14 +95,25 @@ def test_check_fields_raises_when_nothing_is_readable(tmp_path):
 
 def test_missing_executable_is_a_clear_error(tmp_path):
     missing = tmp_path / "nowhere" / "cellprofiler"
-    message = (f"cellprofiler executable '{missing}' not found (config key cellprofiler.executable): run 'make setup' "
-               "to install CellProfiler 4.2.8.1 into .venv-cellprofiler, or point the key to your own install")
+    message = (
+        f"cellprofiler executable '{missing}' not found (config key cellprofiler.executable): run 'make setup' "
+        "to install CellProfiler 4.2.8.1 into .venv-cellprofiler, or point the key to your own install"
+    )
     with pytest.raises(CellProfilerNotFoundError) as error:
-        run_illumination(pd.DataFrame([field(1)]), tmp_path, tmp_path / "illum", missing, "illum.cppipe", tmp_path / "log")
+        run_illumination(
+            pd.DataFrame([field(1)]), tmp_path, tmp_path / "illum", missing, "illum.cppipe", tmp_path / "log"
+        )
     assert str(error.value) == message
     with pytest.raises(CellProfilerNotFoundError, match="not found"):
-        run_segmentation(tmp_path / "fields.csv", tmp_path, tmp_path / "illum", tmp_path / "segmentation", missing,
-                         "analysis.cppipe", tmp_path / "log")
+        run_segmentation(
+            tmp_path / "fields.csv",
+            tmp_path,
+            tmp_path / "illum",
+            tmp_path / "segmentation",
+            missing,
+            "analysis.cppipe",
+            tmp_path / "log",
+        )
 
 
 @needs_cellprofiler
@@ -86,14 +126,25 @@ def test_pipelines_load_in_cellprofiler():
         "from cellprofiler_core.utilities.core.modules import fill_modules; fill_modules()\n"
         "for path in sys.argv[1:]:\n"
         "    pipeline = Pipeline(); pipeline.load(path)\n"
-        "    print(' '.join(module.module_name for module in pipeline.modules()))\n")
-    result = subprocess.run([CP_VENV / "bin/python", "-c", script, PIPELINES / "illum.cppipe",
-                             PIPELINES / "analysis.cppipe"], capture_output=True, text=True, check=True)
+        "    print(' '.join(module.module_name for module in pipeline.modules()))\n"
+    )
+    result = subprocess.run(
+        [CP_VENV / "bin/python", "-c", script, PIPELINES / "illum.cppipe", PIPELINES / "analysis.cppipe"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     illum, analysis = result.stdout.splitlines()[-2:]
     assert illum.split() == ["LoadData"] + ["CorrectIlluminationCalculate", "SaveImages"] * 3
-    assert analysis.split() == ["LoadData", "CorrectIlluminationApply", "IdentifyPrimaryObjects",
-                                "IdentifySecondaryObjects", "ConvertObjectsToImage", *["SaveImages"] * 4,
-                                "ExportToSpreadsheet"]
+    assert analysis.split() == [
+        "LoadData",
+        "CorrectIlluminationApply",
+        "IdentifyPrimaryObjects",
+        "IdentifySecondaryObjects",
+        "ConvertObjectsToImage",
+        *["SaveImages"] * 4,
+        "ExportToSpreadsheet",
+    ]
 
 
 def saved_field(output, stem, labels):
@@ -103,7 +154,7 @@ def saved_field(output, stem, labels):
     np.save(images / f"{stem}_Cells.npy", labels.astype(np.int32))
     channels = {}
     for offset, channel in enumerate(CHANNELS):
-        channels[channel] = (np.arange(labels.size, dtype=np.uint16).reshape(labels.shape) * 3 + offset + 1)
+        channels[channel] = np.arange(labels.size, dtype=np.uint16).reshape(labels.shape) * 3 + offset + 1
         tifffile.imwrite(images / f"{stem}_Corr{channel}.tiff", channels[channel])
     return channels
 
@@ -125,7 +176,11 @@ def test_crop_and_measure_cuts_each_cell_with_zeros_outside(tmp_path):
     for cell in cells.itertuples():
         ys, xs = np.nonzero(labels == cell.label)
         assert [cell.bbox_min_x, cell.bbox_min_y, cell.bbox_max_x, cell.bbox_max_y] == [
-            xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+            xs.min(),
+            ys.min(),
+            xs.max() + 1,
+            ys.max() + 1,
+        ]
         box = (slice(cell.bbox_min_y, cell.bbox_max_y), slice(cell.bbox_min_x, cell.bbox_max_x))
         for channel in CHANNELS:
             assert getattr(cell, f"crop_{channel.lower()}") == f"crops/{channel}/f1_Cells_{cell.label}.tiff"
@@ -153,8 +208,15 @@ def test_failed_run_raises_and_leaves_no_outputs(tmp_path):
     out.mkdir()
     (out / "cells.csv").write_text("stale")
     with pytest.raises(RuntimeError, match=f"plate P1 .*see {tmp_path / 'log'}"):
-        run_segmentation(tmp_path / "fields.csv", tmp_path, tmp_path / "no-illumination", out, CELLPROFILER,
-                         PIPELINES / "analysis.cppipe", tmp_path / "log")
+        run_segmentation(
+            tmp_path / "fields.csv",
+            tmp_path,
+            tmp_path / "no-illumination",
+            out,
+            CELLPROFILER,
+            PIPELINES / "analysis.cppipe",
+            tmp_path / "log",
+        )
     assert list(out.iterdir()) == [] and list(tmp_path.glob(".segmentation.*")) == []  # no stale or partial outputs
 
 
@@ -169,10 +231,18 @@ def plate_run(tmp_path_factory):
         shutil.copy(REAL_DAPI, images / REAL_FIELD[column])
     (images / GARBAGE_FIELD["file_dapi"]).write_bytes(b"garbage, not a TIFF" * 100)
     log = root / "cellprofiler.log"
-    run_illumination(pd.DataFrame([REAL_FIELD, GARBAGE_FIELD]), images, root / "illum",
-                     CELLPROFILER, PIPELINES / "illum.cppipe", log)
-    run_segmentation(root / "illum/fields.csv", images, root / "illum", root / "segmentation",
-                     CELLPROFILER, PIPELINES / "analysis.cppipe", log)
+    run_illumination(
+        pd.DataFrame([REAL_FIELD, GARBAGE_FIELD]), images, root / "illum", CELLPROFILER, PIPELINES / "illum.cppipe", log
+    )
+    run_segmentation(
+        root / "illum/fields.csv",
+        images,
+        root / "illum",
+        root / "segmentation",
+        CELLPROFILER,
+        PIPELINES / "analysis.cppipe",
+        log,
+    )
     return root
 
 
@@ -204,16 +274,19 @@ def test_segmentation_outputs(plate_run):
     out = plate_run / "segmentation"
     summary = pd.read_csv(out / "fields_summary.csv")
     nuclei = summary.loc[0, "nuclei"]
-    print(f"\nnuclei on {REAL_DAPI.name}: {nuclei}, cells: {summary.loc[0, 'cells']}, "
-          f"touching the border: {summary.loc[0, 'border_cells']}")
+    print(
+        f"\nnuclei on {REAL_DAPI.name}: {nuclei}, cells: {summary.loc[0, 'cells']}, "
+        f"touching the border: {summary.loc[0, 'border_cells']}"
+    )
     assert list(summary.columns) == FIELDS_SUMMARY_COLUMNS
     assert len(summary) == 1 and 150 <= nuclei <= 350 and 0 < summary.loc[0, "border_cells"] < nuclei / 3
     assert summary.loc[0, "cells"] + summary.loc[0, "border_cells"] == nuclei
     cells = pd.read_csv(out / "cells.csv")
     assert list(cells.columns) == CELL_COLUMNS and cells.notna().all().all()
     assert len(cells) == summary.loc[0, "cells"] and cells["label"].is_unique
-    assert (cells[["plate", "well", "site", "field"]].drop_duplicates().values.tolist()
-            == [["Week1_22123", "C02", 3, REAL_DAPI.name]])
+    assert cells[["plate", "well", "site", "field"]].drop_duplicates().values.tolist() == [
+        ["Week1_22123", "C02", 3, REAL_DAPI.name]
+    ]
     assert (cells[["bbox_min_x", "bbox_min_y"]] > 0).all().all()  # no cell touches the field border
     assert (cells["bbox_max_x"] < 1280).all() and (cells["bbox_max_y"] < 1024).all()
     measured = pd.read_csv(out / "measurements/Cells.csv")

@@ -14,26 +14,58 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 BY_PLATE = ROOT.parent / "shared" / "bbbc021" / "images" / "single_cells_by_plate" / "manifest.csv"
-needs_crops = pytest.mark.skipif(not BY_PLATE.is_file(),
-                                 reason=f"real by-plate BBBC021 crops not found at {BY_PLATE} (../shared)")
+needs_crops = pytest.mark.skipif(
+    not BY_PLATE.is_file(), reason=f"real by-plate BBBC021 crops not found at {BY_PLATE} (../shared)"
+)
 TRAIN_PLATES = "Week4_27481,Week4_27521"
 HELD_OUT = "Week4_27542"
 
 
 def run_cli(*args, timeout=600):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", "cellvae", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "cellvae", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A z = 4 model trained 2 epochs on site-1 DMSO cells of two plates, validated on a third plate."""
     out = tmp_path_factory.mktemp("cli") / "z4"
-    result = run_cli("train", "--images", BY_PLATE, "--where", "compound=DMSO", "--where", f"plate={TRAIN_PLATES}",
-                     "--where", "site=1", "--validation-images", BY_PLATE, "--validation-where", f"plate={HELD_OUT}",
-                     "--validation-where", "site=1", "--latent-dim", 4, "--epochs", 2, "--size", 16,
-                     "--config", "none", "--batch-size", 16, "--out", out)
+    result = run_cli(
+        "train",
+        "--images",
+        BY_PLATE,
+        "--where",
+        "compound=DMSO",
+        "--where",
+        f"plate={TRAIN_PLATES}",
+        "--where",
+        "site=1",
+        "--validation-images",
+        BY_PLATE,
+        "--validation-where",
+        f"plate={HELD_OUT}",
+        "--validation-where",
+        "site=1",
+        "--latent-dim",
+        4,
+        "--epochs",
+        2,
+        "--size",
+        16,
+        "--config",
+        "none",
+        "--batch-size",
+        16,
+        "--out",
+        out,
+    )
     assert result.returncode == 0, result.stderr
     return out
 
@@ -55,16 +87,25 @@ def test_train_on_manifest_rows_holds_the_validation_plate_out(trained):
 
 @needs_crops
 def test_evaluate_prints_the_model_beside_its_baselines(trained):
-    result = run_cli("evaluate", "--model", trained / "model.keras", "--images", BY_PLATE,
-                     "--where", f"plate={HELD_OUT}", "--where", "site=1")
+    result = run_cli(
+        "evaluate",
+        "--model",
+        trained / "model.keras",
+        "--images",
+        BY_PLATE,
+        "--where",
+        f"plate={HELD_OUT}",
+        "--where",
+        "site=1",
+    )
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(metrics["baselines"]) == {"zero", "mean", "median", "pca"} and metrics["baselines"]["pca"]["k"] == 4
     assert metrics["s_cell"] is None and "no segmentation mask" in metrics["cell_metrics"]
-    held_out = np.load(trained / "data" / "validation.npy")          # the same cells, composed alike
+    held_out = np.load(trained / "data" / "validation.npy")  # the same cells, composed alike
     x = held_out.astype(np.float64) / 255
     assert metrics["n_cells"] == len(held_out)
-    assert metrics["baselines"]["zero"]["mse"] == pytest.approx(np.mean(x ** 2), rel=1e-6)
+    assert metrics["baselines"]["zero"]["mse"] == pytest.approx(np.mean(x**2), rel=1e-6)
     train = np.load(trained / "data" / "train.npy").astype(np.float64) / 255
     assert metrics["baselines"]["mean"]["mse"] == pytest.approx(np.mean((x - train.mean(axis=0)) ** 2), rel=1e-5)
     assert metrics["baselines"]["pca"]["mse"] < metrics["baselines"]["mean"]["mse"]
@@ -73,8 +114,19 @@ def test_evaluate_prints_the_model_beside_its_baselines(trained):
 @needs_crops
 def test_embed_writes_one_row_per_image_with_the_posterior_mean(trained, tmp_path):
     out = tmp_path / "cells.csv"
-    result = run_cli("embed", "--model", trained / "model.keras", "--images", BY_PLATE,
-                     "--where", f"plate={HELD_OUT}", "--where", "site=1", "--out", out)
+    result = run_cli(
+        "embed",
+        "--model",
+        trained / "model.keras",
+        "--images",
+        BY_PLATE,
+        "--where",
+        f"plate={HELD_OUT}",
+        "--where",
+        "site=1",
+        "--out",
+        out,
+    )
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(out)
     assert list(table.columns[:1]) == ["path"] and [f"z{i}" for i in range(4)] == list(table.columns[-4:])
@@ -85,8 +137,9 @@ def test_embed_writes_one_row_per_image_with_the_posterior_mean(trained, tmp_pat
 
     vae = load_vae(trained / "model.keras")
     held_out = np.load(trained / "data" / "validation.npy")
-    np.testing.assert_allclose(table[[f"z{i}" for i in range(4)]].to_numpy(), encode_images(vae, held_out),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        table[[f"z{i}" for i in range(4)]].to_numpy(), encode_images(vae, held_out), rtol=1e-4, atol=1e-5
+    )
 
 
 @needs_crops
@@ -108,12 +161,25 @@ def test_bad_options_are_refused_before_the_run_folder_is_touched(tmp_path):
     out.mkdir()
     (out / "model.keras").write_text("a finished run's model")
     (out / "training.json").write_text("{}")
-    for option, value, message in [("--epochs", 0, "epochs must be a positive integer"),
-                                   ("--epochs", -1, "epochs must be a positive integer"),
-                                   ("--latent-dim", 0, "latent_dim must be a positive integer")]:
+    for option, value, message in [
+        ("--epochs", 0, "epochs must be a positive integer"),
+        ("--epochs", -1, "epochs must be a positive integer"),
+        ("--latent-dim", 0, "latent_dim must be a positive integer"),
+    ]:
         arguments = {"--epochs": 1, "--latent-dim": 2, option: value}
-        result = run_cli("train", "--images", images, "--out", out, "--config", "none", "--size", 16,
-                         *[str(item) for pair in arguments.items() for item in pair], timeout=120)
+        result = run_cli(
+            "train",
+            "--images",
+            images,
+            "--out",
+            out,
+            "--config",
+            "none",
+            "--size",
+            16,
+            *[str(item) for pair in arguments.items() for item in pair],
+            timeout=120,
+        )
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert sorted(p.name for p in out.iterdir()) == ["model.keras", "training.json"]
         assert (out / "model.keras").read_text() == "a finished run's model"
@@ -122,9 +188,37 @@ def test_bad_options_are_refused_before_the_run_folder_is_touched(tmp_path):
 def test_where_needs_a_manifest_column_and_a_folder_takes_none(tmp_path):
     manifest = tmp_path / "cells.csv"
     pd.DataFrame({"path": ["a.npy"], "plate": ["P"]}).to_csv(manifest, index=False)
-    result = run_cli("train", "--images", manifest, "--where", "compund=DMSO", "--latent-dim", 2, "--epochs", 1,
-                     "--out", tmp_path / "run", "--config", "none", timeout=120)
+    result = run_cli(
+        "train",
+        "--images",
+        manifest,
+        "--where",
+        "compund=DMSO",
+        "--latent-dim",
+        2,
+        "--epochs",
+        1,
+        "--out",
+        tmp_path / "run",
+        "--config",
+        "none",
+        timeout=120,
+    )
     assert result.returncode != 0 and "compund=DMSO" in result.stderr and "plate" in result.stderr
-    result = run_cli("train", "--images", tmp_path, "--where", "plate=P", "--latent-dim", 2, "--epochs", 1,
-                     "--out", tmp_path / "run", "--config", "none", timeout=120)
+    result = run_cli(
+        "train",
+        "--images",
+        tmp_path,
+        "--where",
+        "plate=P",
+        "--latent-dim",
+        2,
+        "--epochs",
+        1,
+        "--out",
+        tmp_path / "run",
+        "--config",
+        "none",
+        timeout=120,
+    )
     assert result.returncode != 0 and "is a folder" in result.stderr

@@ -1,10 +1,10 @@
 """A bad config fails at parse time (snakemake -n) in one short message naming the key (rules/common.smk)."""
+
 import pytest
 import yaml
-
 from live_servers import REPO, snakemake
 
-MAX_LINES = 20   # the error, Snakemake's profile line and the file/line it points at; never the schema
+MAX_LINES = 20  # the error, Snakemake's profile line and the file/line it points at; never the schema
 
 
 def config():

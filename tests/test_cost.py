@@ -1,13 +1,19 @@
 """Cost table from benchmark files: hours × price per instance type, per stage and per model."""
+
 import math
 
 import pytest
 
 from cellvae.cost import CostError, cost_table, job_of
 
-SETTINGS = {"currency": "USD", "gpu_rules": ["train_vae"],
-            "instances": {"cpu": {"type": "c6i.2xlarge", "price_per_hour": 0.5},
-                          "gpu": {"type": "p3.2xlarge", "price_per_hour": 3.0}}}
+SETTINGS = {
+    "currency": "USD",
+    "gpu_rules": ["train_vae"],
+    "instances": {
+        "cpu": {"type": "c6i.2xlarge", "price_per_hour": 0.5},
+        "gpu": {"type": "p3.2xlarge", "price_per_hour": 3.0},
+    },
+}
 
 
 def benchmark(root, relative, seconds):
@@ -18,11 +24,13 @@ def benchmark(root, relative, seconds):
 
 
 def test_hours_times_price_per_stage_and_model(tmp_path):
-    files = [benchmark(tmp_path, "illumination/Week1_1.tsv", [1800]),
-             benchmark(tmp_path, "illumination/Week2_2.tsv", [3600]),
-             benchmark(tmp_path, "train_vae/z75.tsv", [7200]),
-             benchmark(tmp_path, "train_vae/z150.tsv", [3600, 3600]),
-             benchmark(tmp_path, "compare_models.tsv", [360])]
+    files = [
+        benchmark(tmp_path, "illumination/Week1_1.tsv", [1800]),
+        benchmark(tmp_path, "illumination/Week2_2.tsv", [3600]),
+        benchmark(tmp_path, "train_vae/z75.tsv", [7200]),
+        benchmark(tmp_path, "train_vae/z150.tsv", [3600, 3600]),
+        benchmark(tmp_path, "compare_models.tsv", [360]),
+    ]
     table = cost_table(files, SETTINGS).set_index(["stage", "model"])
     assert table.loc[("illumination", "all models"), "jobs"] == 2
     assert table.loc[("illumination", "all models"), "hours"] == 1.5

@@ -7,9 +7,20 @@ from cellvae.dataset import build_manifest, split_by_well, split_cells
 
 
 def _cells(wells, per_well=5):
-    return pd.DataFrame([{"plate": plate, "well": well, "site": 1, "label": label,
-                          "path": f"{plate}_{well}_{label}.png", "field": "f"}
-                         for plate, well in wells for label in range(per_well)])
+    return pd.DataFrame(
+        [
+            {
+                "plate": plate,
+                "well": well,
+                "site": 1,
+                "label": label,
+                "path": f"{plate}_{well}_{label}.png",
+                "field": "f",
+            }
+            for plate, well in wells
+            for label in range(per_well)
+        ]
+    )
 
 
 def test_split_keeps_whole_wells_together_and_is_seeded():
@@ -18,7 +29,7 @@ def test_split_keeps_whole_wells_together_and_is_seeded():
     split = split_by_well(cells, 0.2, seed=3)
     per_well = cells.assign(split=split).groupby(["plate", "well"])["split"].nunique()
     assert (per_well == 1).all()
-    assert (split == "validation").sum() == 2 * 5               # 20% of 10 wells
+    assert (split == "validation").sum() == 2 * 5  # 20% of 10 wells
     assert split.equals(split_by_well(cells, 0.2, seed=3))
     assert any(not split.equals(split_by_well(cells, 0.2, seed=other)) for other in range(4, 8))
 
@@ -34,13 +45,17 @@ def test_manifest_joins_compounds(tmp_path):
     for index, path in enumerate(cells["path"]):
         Image.fromarray(np.full((8, 8, 3), index, np.uint8)).save(path)
     cells.to_csv(tmp_path / "png.csv", index=False)
-    pd.DataFrame([{"plate": "Week1_1", "well": w, "site": 1, "compound": "DMSO", "concentration": 0.0}
-                  for w in ("B02", "C02", "D02")]).to_csv(tmp_path / "selected.csv", index=False)
+    pd.DataFrame(
+        [
+            {"plate": "Week1_1", "well": w, "site": 1, "compound": "DMSO", "concentration": 0.0}
+            for w in ("B02", "C02", "D02")
+        ]
+    ).to_csv(tmp_path / "selected.csv", index=False)
     manifest = build_manifest([tmp_path / "png.csv"], tmp_path / "selected.csv", tmp_path / "m.csv", 0.3, 0)
     assert set(manifest["compound"]) == {"DMSO"} and len(manifest) == 15
     assert manifest["split"].value_counts().to_dict() == {"train": 10, "validation": 5}
     assert pd.read_csv(tmp_path / "m.csv").columns.tolist() == manifest.columns.tolist()
-    for shard, group in manifest.groupby("shard"):      # decoded cells, in manifest order
+    for shard, group in manifest.groupby("shard"):  # decoded cells, in manifest order
         cells_in_shard = np.load(shard)
         assert cells_in_shard.shape == (len(group), 8, 8, 3) and cells_in_shard.dtype == np.uint8
         assert cells_in_shard[:, 0, 0, 0].tolist() == [cells["path"].tolist().index(p) for p in group["path"]]

@@ -16,22 +16,40 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from servers.nginx import Nginx
 
-from cellvae.fetch import (FetchError, FetchSettings, archive_name, coalesce, fetch_metadata, fetch_plate,
-                           is_verified, safe_member_name)
+from cellvae.fetch import (
+    FetchError,
+    FetchSettings,
+    archive_name,
+    coalesce,
+    fetch_metadata,
+    fetch_plate,
+    is_verified,
+    safe_member_name,
+)
 from cellvae.metadata import read_image_table
 from cellvae.ranged import HttpSource, S3Source, open_source
 from cellvae.synthetic import generate_mini_bbbc021
-from servers.nginx import Nginx
 
 REPO = Path(__file__).resolve().parents[1]
 PLATE = "Week4_27481"
 ARCHIVE = archive_name(PLATE)
-SETTINGS = {"seed": 7, "plates": [PLATE], "treated": {"compound": "taxol", "concentration": 0.3, "moa": "MS"},
-            "wells_per_compound": 6, "sites_per_well": 3, "width": 160, "height": 128, "cells_per_field": 6}
+SETTINGS = {
+    "seed": 7,
+    "plates": [PLATE],
+    "treated": {"compound": "taxol", "concentration": 0.3, "moa": "MS"},
+    "wells_per_compound": 6,
+    "sites_per_well": 3,
+    "width": 160,
+    "height": 128,
+    "cells_per_field": 6,
+}
 FAST = FetchSettings(connections=4, coalesce_gap=4096, retries=1, backoff_s=0.01, timeout_s=10)
-FILES = {f"{PLATE}/B02_s1_w{channel}{channel * 7}AB.tif": random.Random(channel).randbytes(5000) + b"tail"
-         for channel in (1, 2, 4)}
+FILES = {
+    f"{PLATE}/B02_s1_w{channel}{channel * 7}AB.tif": random.Random(channel).randbytes(5000) + b"tail"
+    for channel in (1, 2, 4)
+}
 OTHER = {f"{PLATE}/C02_s1_w{channel}X.tif": b"not needed" * 1000 for channel in (1, 2, 4)}
 
 
@@ -74,23 +92,25 @@ def _ranges(requests, uri: str) -> list[tuple[int, int]]:
     spans = []
     for path, _, _, wanted in requests:
         if path == uri and wanted.startswith("bytes=") and not wanted.startswith("bytes=-"):
-            first, _, last = wanted[len("bytes="):].partition("-")
+            first, _, last = wanted[len("bytes=") :].partition("-")
             spans.append((int(first), int(last) + 1 if last else 1 << 62))
     return spans
 
 
 def _overlapping(ranges, extents) -> list[tuple[int, int]]:
-    return [(start, end) for start, end in ranges
-            if any(start < extent_end and extent_start < end for extent_start, extent_end in extents)]
+    return [
+        (start, end)
+        for start, end in ranges
+        if any(start < extent_end and extent_start < end for extent_start, extent_end in extents)
+    ]
 
 
 @pytest.mark.range
 def test_nginx_fetch_moves_little_more_than_the_selected_members(served, tmp_path):
     server, source_dir = served
-    selected = _select(source_dir, tmp_path / "selected.csv", ["C02", "F11"])   # 1 in 6 wells, not adjacent
+    selected = _select(source_dir, tmp_path / "selected.csv", ["C02", "F11"])  # 1 in 6 wells, not adjacent
     since = server.log_size()
-    record = fetch_plate(PLATE, selected, server.url + "bbbc021/", tmp_path / "images", tmp_path / "fetch.json",
-                         FAST)
+    record = fetch_plate(PLATE, selected, server.url + "bbbc021/", tmp_path / "images", tmp_path / "fetch.json", FAST)
     server.wait_idle()
     served_bytes = sum(sent for uri, _, sent, _ in server.requests(since) if uri.endswith(ARCHIVE))
     extents, names = _extents(source_dir / ARCHIVE), _wanted(selected)
@@ -103,8 +123,7 @@ def test_nginx_fetch_moves_little_more_than_the_selected_members(served, tmp_pat
     assert json.loads((tmp_path / "fetch.json").read_text()) == record
 
     since = server.log_size()
-    again = fetch_plate(PLATE, selected, server.url + "bbbc021/", tmp_path / "images", tmp_path / "fetch.json",
-                        FAST)
+    again = fetch_plate(PLATE, selected, server.url + "bbbc021/", tmp_path / "images", tmp_path / "fetch.json", FAST)
     server.wait_idle()
     members = [extents[name][:2] for name in names]
     assert again["members_fetched"] == 0
@@ -119,10 +138,27 @@ def test_sigkill_at_ten_points_then_rerun_matches_a_clean_fetch(served, tmp_path
 
     def run(out: Path, kill_at: tuple[int, float] | None = None) -> subprocess.Popen:
         """Fetch in a subprocess; kill_at=(n, delay): SIGKILL it `delay` s after its n-th request is served."""
-        command = [sys.executable, "-m", "cellvae.fetch", "--plate", PLATE, "--selected", str(selected),
-                   "--source", server.url + "slow/bbbc021/", "--out", str(out / "images"),
-                   "--record", str(out / "fetch.json"), "--coalesce-gap", "4096", "--connections", "3",
-                   "--max-request-bytes", "65536"]
+        command = [
+            sys.executable,
+            "-m",
+            "cellvae.fetch",
+            "--plate",
+            PLATE,
+            "--selected",
+            str(selected),
+            "--source",
+            server.url + "slow/bbbc021/",
+            "--out",
+            str(out / "images"),
+            "--record",
+            str(out / "fetch.json"),
+            "--coalesce-gap",
+            "4096",
+            "--connections",
+            "3",
+            "--max-request-bytes",
+            "65536",
+        ]
         since = server.log_size()
         process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if kill_at is not None:
@@ -146,14 +182,13 @@ def test_sigkill_at_ten_points_then_rerun_matches_a_clean_fetch(served, tmp_path
     rng = random.Random(3)
     for kill_at in [(rng.randint(1, 4), rng.uniform(0, 0.3)) for _ in range(10)]:
         folder = staging if staging.exists() else out / "images"
-        verified = [extents[name][:2] for name in names
-                    if is_verified(folder / name.split("/")[1], extents[name][2])]
+        verified = [extents[name][:2] for name in names if is_verified(folder / name.split("/")[1], extents[name][2])]
         since = server.log_size()
         killed = run(out, kill_at)
         assert killed.returncode in (0, -signal.SIGKILL)
-        if (out / "fetch.json").exists():                         # marked complete only when complete
+        if (out / "fetch.json").exists():  # marked complete only when complete
             assert all(is_verified(out / "images" / name.split("/")[1], extents[name][2]) for name in names)
-        assert not _overlapping(_ranges(server.requests(since), uri), verified)   # verified: never asked again
+        assert not _overlapping(_ranges(server.requests(since), uri), verified)  # verified: never asked again
     final = run(out)
     assert final.returncode == 0, final.errors
     assert {path.name: path.read_bytes() for path in (out / "images").iterdir()} == reference
@@ -183,7 +218,7 @@ def test_server_ignoring_ranges_gets_one_whole_archive_download(served, tmp_path
         assert sorted(path.name for path in tmp_path.iterdir()) == ["fetch.json", "images", "selected.csv"]
         assert "ignores byte ranges" in capfd.readouterr().err
 
-        partial = tmp_path / "partial.zip"                           # a killed download cannot be continued
+        partial = tmp_path / "partial.zip"  # a killed download cannot be continued
         partial.write_bytes((source_dir / ARCHIVE).read_bytes()[:5000])
         (tmp_path / "partial.zip.validator").write_text("whatever")
         open_source(base, FAST).download(ARCHIVE, partial)
@@ -198,8 +233,8 @@ def test_partial_download_continues_where_the_server_serves_ranges(served, tmp_p
     server, source_dir = served
     remote, whole = open_source(server.url + "bbbc021/", FAST), (source_dir / ARCHIVE).read_bytes()
     partial = tmp_path / "partial.zip"
-    remote.download(ARCHIVE, partial)                           # records the server's validator (ETag)
-    partial.write_bytes(whole[:100_000])                        # as if killed after 100 kB
+    remote.download(ARCHIVE, partial)  # records the server's validator (ETag)
+    partial.write_bytes(whole[:100_000])  # as if killed after 100 kB
     remote.bytes_received = 0
     remote.download(ARCHIVE, partial)
     assert partial.read_bytes() == whole and remote.bytes_received == len(whole) - 100_000
@@ -208,6 +243,7 @@ def test_partial_download_continues_where_the_server_serves_ranges(served, tmp_p
 class FlakyProxy(http.server.BaseHTTPRequestHandler):
     """Relays GETs to nginx, but answers every third request with a 503 and drops every third+1 connection
     mid-body (a reset), so that the fetch must retry its way through."""
+
     upstream, count = "", 0
 
     def do_GET(self):
@@ -228,7 +264,7 @@ class FlakyProxy(http.server.BaseHTTPRequestHandler):
                 self.send_header(key, reply[key])
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body if FlakyProxy.count % 3 != 1 else body[:len(body) // 2])
+        self.wfile.write(body if FlakyProxy.count % 3 != 1 else body[: len(body) // 2])
         self.close_connection = True
 
     def log_message(self, *args):
@@ -243,10 +279,17 @@ def test_retries_ride_out_5xx_and_dropped_connections(served, tmp_path):
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
         selected = _select(source_dir, tmp_path / "selected.csv", ["C02", "F11"])
-        settings = FetchSettings(connections=1, coalesce_gap=4096, max_request_bytes=65536, retries=2,
-                                 backoff_s=0.01, timeout_s=10)
-        record = fetch_plate(PLATE, selected, f"http://127.0.0.1:{proxy.server_address[1]}/bbbc021/",
-                             tmp_path / "images", tmp_path / "fetch.json", settings)
+        settings = FetchSettings(
+            connections=1, coalesce_gap=4096, max_request_bytes=65536, retries=2, backoff_s=0.01, timeout_s=10
+        )
+        record = fetch_plate(
+            PLATE,
+            selected,
+            f"http://127.0.0.1:{proxy.server_address[1]}/bbbc021/",
+            tmp_path / "images",
+            tmp_path / "fetch.json",
+            settings,
+        )
     finally:
         proxy.shutdown()
     assert FlakyProxy.count > 6 and record["members_fetched"] == 18
@@ -264,8 +307,18 @@ def _write_zip(directory: Path, members: dict[str, bytes]) -> Path:
 
 def _small_selection(path: Path) -> Path:
     names = [name.split("/")[1] for name in FILES]
-    pd.DataFrame([{"plate": PLATE, "well": "B02", "site": 1, "file_dapi": names[0], "file_tubulin": names[1],
-                   "file_actin": names[2]}]).to_csv(path, index=False)
+    pd.DataFrame(
+        [
+            {
+                "plate": PLATE,
+                "well": "B02",
+                "site": 1,
+                "file_dapi": names[0],
+                "file_tubulin": names[1],
+                "file_actin": names[2],
+            }
+        ]
+    ).to_csv(path, index=False)
     return path
 
 
@@ -291,15 +344,16 @@ def test_bad_archives_fail_clearly_and_leave_nothing_complete(served, tmp_path, 
         archive.unlink()
     base = server.url + ("failing/" if damage == "503" else f"{folder.name}/")
     url = base + ARCHIVE
-    expected = {"flipped byte": rf"plate {PLATE}: member {member} of {url} is corrupt \(CRC-32 or size",
-                "truncated": rf"plate {PLATE}: {url} is not a readable zip archive .*truncated",
-                "zip-slip": rf"plate {PLATE}: unsafe member name '../evil.tif'.*refusing",
-                "missing plate": rf"plate {PLATE}: archive {url} not found .*HTTP 404",
-                "503": rf"{url}: failed after 2 tries \(HTTP 503\)"}[damage]
+    expected = {
+        "flipped byte": rf"plate {PLATE}: member {member} of {url} is corrupt \(CRC-32 or size",
+        "truncated": rf"plate {PLATE}: {url} is not a readable zip archive .*truncated",
+        "zip-slip": rf"plate {PLATE}: unsafe member name '../evil.tif'.*refusing",
+        "missing plate": rf"plate {PLATE}: archive {url} not found .*HTTP 404",
+        "503": rf"{url}: failed after 2 tries \(HTTP 503\)",
+    }[damage]
     out = tmp_path / "out"
     with pytest.raises(FetchError, match=expected):
-        fetch_plate(PLATE, _small_selection(tmp_path / "selected.csv"), base, out / "images", out / "fetch.json",
-                    FAST)
+        fetch_plate(PLATE, _small_selection(tmp_path / "selected.csv"), base, out / "images", out / "fetch.json", FAST)
     assert not (out / "images").exists() and not (out / "fetch.json").exists()
     # only members verified before the failure are kept (in the staging folder, for a rerun)
     assert _written(tmp_path) == ([member.split("/")[1] for member in FILES][:1] if damage == "flipped byte" else [])
@@ -309,11 +363,14 @@ def test_bad_archives_fail_clearly_and_leave_nothing_complete(served, tmp_path, 
 def test_metadata_is_validated_before_it_is_written(served, tmp_path):
     server, source_dir = served
     records = fetch_metadata(server.url + "bbbc021/", tmp_path / "good", FAST)
-    assert [record["file"] for record in records] == ["BBBC021_v1_image.csv", "BBBC021_v1_moa.csv",
-                                                      "BBBC021_v1_compound.csv"]
+    assert [record["file"] for record in records] == [
+        "BBBC021_v1_image.csv",
+        "BBBC021_v1_moa.csv",
+        "BBBC021_v1_compound.csv",
+    ]
     image = records[0]
     assert image["bytes"] == (source_dir / image["file"]).stat().st_size and len(image["sha256"]) == 64
-    assert records[2]["present"] is False                                 # optional, absent here
+    assert records[2]["present"] is False  # optional, absent here
     assert (tmp_path / "good" / "BBBC021_v1_image.csv").read_bytes() == (source_dir / image["file"]).read_bytes()
 
     bad = server.root / "bad-metadata"
@@ -337,7 +394,8 @@ def test_local_fetch_extracts_only_the_selection_and_resumes(tmp_path):
     assert record["members"] == record["members_fetched"] == 3 and record["bytes_needed"] > 0
     again = fetch_plate(PLATE, selected, str(tmp_path / "src"), out, tmp_path / "fetch.json")
     assert again["members_fetched"] == 0 and sorted(p.name for p in out.iterdir()) == sorted(
-        name.split("/")[1] for name in FILES)
+        name.split("/")[1] for name in FILES
+    )
 
 
 def test_zip64_members_are_read(tmp_path):
@@ -346,25 +404,40 @@ def test_zip64_members_are_read(tmp_path):
         for name, data in {**OTHER, **FILES}.items():
             with archive.open(name, "w", force_zip64=True) as member:
                 member.write(data)
-    record = fetch_plate(PLATE, _small_selection(tmp_path / "selected.csv"), str(tmp_path / "src"),
-                         tmp_path / "images", tmp_path / "fetch.json")
+    record = fetch_plate(
+        PLATE,
+        _small_selection(tmp_path / "selected.csv"),
+        str(tmp_path / "src"),
+        tmp_path / "images",
+        tmp_path / "fetch.json",
+    )
     assert record["members"] == 3
     assert {path.name: path.read_bytes() for path in (tmp_path / "images").iterdir()} == {
-        name.split("/")[1]: data for name, data in FILES.items()}
+        name.split("/")[1]: data for name, data in FILES.items()
+    }
 
 
 def test_missing_member_is_named(tmp_path):
     _write_zip(tmp_path / "src", dict(list(FILES.items())[:2]))
     with pytest.raises(FetchError, match=r"member .*_w4.* not in"):
-        fetch_plate(PLATE, _small_selection(tmp_path / "selected.csv"), str(tmp_path / "src"), tmp_path / "images",
-                    tmp_path / "fetch.json")
+        fetch_plate(
+            PLATE,
+            _small_selection(tmp_path / "selected.csv"),
+            str(tmp_path / "src"),
+            tmp_path / "images",
+            tmp_path / "fetch.json",
+        )
 
 
 def test_coalesce_merges_close_neighbours_within_the_cap():
     extents = [(0, 100), (300, 400), (105, 200), (1000, 1100), (1100, 5000)]
     assert coalesce(extents, gap=10, cap=10_000) == [(0, 200, [0, 2]), (300, 400, [1]), (1000, 5000, [3, 4])]
-    assert coalesce(extents, gap=10, cap=1000) == [(0, 200, [0, 2]), (300, 400, [1]), (1000, 1100, [3]),
-                                                   (1100, 5000, [4])]
+    assert coalesce(extents, gap=10, cap=1000) == [
+        (0, 200, [0, 2]),
+        (300, 400, [1]),
+        (1000, 1100, [3]),
+        (1100, 5000, [4]),
+    ]
 
 
 @pytest.mark.parametrize("name", ["/etc/passwd", "../../evil.tif", f"{PLATE}/../../evil.tif"])
@@ -388,8 +461,11 @@ def test_crc_of_verified_members(tmp_path):
 def test_s3_source_through_boto3(served, tmp_path, monkeypatch):
     moto = pytest.importorskip("moto", reason="moto (envs/requirements.txt) provides an in-process S3")
     _, source_dir = served
-    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(key, value)
     with moto.mock_aws():
         import boto3
@@ -399,8 +475,9 @@ def test_s3_source_through_boto3(served, tmp_path, monkeypatch):
         for path in source_dir.iterdir():
             client.upload_file(str(path), "cells", f"mirror/bbbc021/{path.name}")
         selected = _select(source_dir, tmp_path / "selected.csv", ["C02"])
-        record = fetch_plate(PLATE, selected, "s3://cells/mirror/bbbc021", tmp_path / "images",
-                             tmp_path / "fetch.json", FAST)
+        record = fetch_plate(
+            PLATE, selected, "s3://cells/mirror/bbbc021", tmp_path / "images", tmp_path / "fetch.json", FAST
+        )
         records = fetch_metadata("s3://cells/mirror/bbbc021/", tmp_path / "metadata", FAST)
         other = tmp_path / "other.csv"
         pd.read_csv(selected).assign(plate="Week1_22123").to_csv(other, index=False)
@@ -431,8 +508,13 @@ def _closed_port() -> int:
 PATIENT = FetchSettings(retries=5, backoff_s=10.0, timeout_s=10)
 
 
-@pytest.mark.parametrize("base, problem", [("http://127.0.0.1:{port}/bbbc021/", "connection refused"),
-                                           ("http://cellvae-test.invalid/bbbc021/", "cannot resolve the host name")])
+@pytest.mark.parametrize(
+    "base, problem",
+    [
+        ("http://127.0.0.1:{port}/bbbc021/", "connection refused"),
+        ("http://cellvae-test.invalid/bbbc021/", "cannot resolve the host name"),
+    ],
+)
 def test_refused_connection_or_unknown_host_fails_at_once_naming_the_url(base, problem):
     source = CountingHttpSource(base.format(port=_closed_port()), PATIENT)
     started = time.monotonic()
@@ -450,10 +532,32 @@ def test_the_metadata_stage_and_the_plate_fetch_fail_at_once_on_a_refused_source
     with pytest.raises(FetchError, match=rf"{base}BBBC021_v1_image.csv: connection refused"):
         fetch_metadata(base, tmp_path / "metadata", PATIENT)
     selected = tmp_path / "selected.csv"
-    pd.DataFrame({"plate": [PLATE], "path": [PLATE], "file_dapi": ["a_w1.tif"], "file_tubulin": ["a_w2.tif"],
-                  "file_actin": ["a_w4.tif"]}).to_csv(selected, index=False)
-    command = [sys.executable, "-m", "cellvae.fetch", "--plate", PLATE, "--selected", str(selected), "--source", base,
-               "--out", str(tmp_path / "images"), "--record", str(tmp_path / "fetch.json"), "--backoff-s", "10"]
+    pd.DataFrame(
+        {
+            "plate": [PLATE],
+            "path": [PLATE],
+            "file_dapi": ["a_w1.tif"],
+            "file_tubulin": ["a_w2.tif"],
+            "file_actin": ["a_w4.tif"],
+        }
+    ).to_csv(selected, index=False)
+    command = [
+        sys.executable,
+        "-m",
+        "cellvae.fetch",
+        "--plate",
+        PLATE,
+        "--selected",
+        str(selected),
+        "--source",
+        base,
+        "--out",
+        str(tmp_path / "images"),
+        "--record",
+        str(tmp_path / "fetch.json"),
+        "--backoff-s",
+        "10",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and f"{base}{ARCHIVE}: connection refused" in result.stderr
     assert time.monotonic() - started < 10
@@ -461,19 +565,24 @@ def test_the_metadata_stage_and_the_plate_fetch_fail_at_once_on_a_refused_source
 
 def test_a_silent_server_is_still_retried(tmp_path):
     """A timeout can heal: it is retried (retries + 1 tries), unlike a refused connection."""
-    with socket.socket() as silent:                        # accepts (the kernel does) but never answers
+    with socket.socket() as silent:  # accepts (the kernel does) but never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
-        source = CountingHttpSource(f"http://127.0.0.1:{silent.getsockname()[1]}/",
-                                    FetchSettings(retries=2, backoff_s=0.01, timeout_s=0.3))
+        source = CountingHttpSource(
+            f"http://127.0.0.1:{silent.getsockname()[1]}/", FetchSettings(retries=2, backoff_s=0.01, timeout_s=0.3)
+        )
         with pytest.raises(FetchError, match=r"failed after 3 tries .*timed out"):
             source.read_all("BBBC021_v1_image.csv")
     assert source.attempts == 3
 
 
 def test_s3_endpoint_refusing_connections_fails_at_once(monkeypatch):
-    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-                       "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{_closed_port()}"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{_closed_port()}",
+    }.items():
         monkeypatch.setenv(key, value)
     source = S3Source("s3://cells/bbbc021", PATIENT)
     started = time.monotonic()
@@ -484,11 +593,22 @@ def test_s3_endpoint_refusing_connections_fails_at_once(monkeypatch):
 
 def test_fetch_records_are_summed_for_the_report(tmp_path):
     from cellvae.fetch import summarize_records
+
     paths = []
     for index, (needed, transferred) in enumerate([(100, 110), (300, 300)]):
         path = tmp_path / f"{index}.json"
-        path.write_text(json.dumps({"plate": f"P{index}", "members": 3, "bytes_needed": needed,
-                                    "bytes_transferred": transferred, "seconds": 1.5, "mode": "ranged"}))
+        path.write_text(
+            json.dumps(
+                {
+                    "plate": f"P{index}",
+                    "members": 3,
+                    "bytes_needed": needed,
+                    "bytes_transferred": transferred,
+                    "seconds": 1.5,
+                    "mode": "ranged",
+                }
+            )
+        )
         paths.append(path)
     table = summarize_records(paths, tmp_path / "summary.csv")
     total = table.set_index("plate").loc["total"]

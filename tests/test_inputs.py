@@ -16,8 +16,9 @@ from cellvae.png import channel_ranges, compose_cell  # noqa: E402
 def raw_cells(n=6, seed=0):
     """uint16 H×W×3 crops in BBBC021 order (DAPI, Tubulin, Actin) with distinct channel levels."""
     rng = np.random.default_rng(seed)
-    return [(rng.integers(0, 1000, (20 + i, 16, 3)) + np.array([30000, 2000, 10000])).astype(np.uint16)
-            for i in range(n)]
+    return [
+        (rng.integers(0, 1000, (20 + i, 16, 3)) + np.array([30000, 2000, 10000])).astype(np.uint16) for i in range(n)
+    ]
 
 
 def test_npy_and_tiff_are_composed_exactly_as_the_png_stage(tmp_path):
@@ -25,7 +26,7 @@ def test_npy_and_tiff_are_composed_exactly_as_the_png_stage(tmp_path):
     for i, cell in enumerate(cells):
         np.save(tmp_path / f"c{i}.npy", cell)
         tifffile.imwrite(tmp_path / f"c{i}.tif", cell)
-    rgb = [cell[..., [1, 2, 0]] for cell in cells]           # -> tubulin, actin, dapi
+    rgb = [cell[..., [1, 2, 0]] for cell in cells]  # -> tubulin, actin, dapi
     ranges = channel_ranges(rgb, (0.5, 99.8))
     expected = np.stack([compose_cell(cell, ranges, 32) for cell in rgb])
     for pattern in ("*.npy", "*.tif"):
@@ -66,7 +67,7 @@ def shards(tmp_path, sizes=(10, 7), side=8):
     start = 0
     for index, size in enumerate(sizes):
         cells = np.zeros((size, side, side, 3), np.uint8)
-        cells[:, 0, 0, 0] = np.arange(start, start + size)    # each cell's id in one pixel
+        cells[:, 0, 0, 0] = np.arange(start, start + size)  # each cell's id in one pixel
         start += size
         paths.append(tmp_path / f"shard{index}.npy")
         write_shard(paths[-1], cells)
@@ -91,15 +92,17 @@ def test_shard_is_npy_and_kept_when_unchanged(tmp_path):
 @pytest.mark.parametrize("cache_bytes", [0, 1 << 20])
 def test_each_epoch_is_a_seeded_permutation_independent_of_where_training_started(tmp_path, cache_bytes):
     paths = shards(tmp_path)
-    full = list(cell_dataset(paths, 4, shuffle=True, seed=3, epochs=3, shuffle_buffer=100,
-                             cache_bytes=cache_bytes))
-    batches_per_epoch = 5                                     # 3 of 4 cells + 1 of 3, + ... : ceil(17 / 4)
-    epochs = [ids(full[e * batches_per_epoch:(e + 1) * batches_per_epoch]) for e in range(3)]
+    full = list(cell_dataset(paths, 4, shuffle=True, seed=3, epochs=3, shuffle_buffer=100, cache_bytes=cache_bytes))
+    batches_per_epoch = 5  # 3 of 4 cells + 1 of 3, + ... : ceil(17 / 4)
+    epochs = [ids(full[e * batches_per_epoch : (e + 1) * batches_per_epoch]) for e in range(3)]
     for order in epochs:
         assert sorted(order) == list(range(17))
     assert epochs[0] != epochs[1] != epochs[2]
-    resumed = list(cell_dataset(paths, 4, shuffle=True, seed=3, first_epoch=2, epochs=3, shuffle_buffer=100,
-                                cache_bytes=cache_bytes))
+    resumed = list(
+        cell_dataset(
+            paths, 4, shuffle=True, seed=3, first_epoch=2, epochs=3, shuffle_buffer=100, cache_bytes=cache_bytes
+        )
+    )
     assert ids(resumed) == epochs[2]
     other_seed = ids(cell_dataset(paths, 4, shuffle=True, seed=4, epochs=1, shuffle_buffer=100))
     assert other_seed != epochs[0]

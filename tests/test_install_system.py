@@ -4,6 +4,7 @@ what to install and installs nothing.
 The script runs as an unprivileged user (nobody, where the tests run as root) with a PATH of its own: a stand-in
 dpkg-query plays the package database (nothing or everything installed), stand-in sudo and apt-get record what
 they were asked, and no javac, so every run is the same on any machine and installs nothing."""
+
 import os
 import re
 import shutil
@@ -58,12 +59,20 @@ def run_as_user(folder: Path, group: str):
     only folder on PATH."""
     demote = {"user": NOBODY, "group": NOBODY, "extra_groups": []} if os.geteuid() == 0 else {}
     script = shutil.copy(SCRIPT, folder / SCRIPT.name)
-    return subprocess.run([shutil.which("bash"), str(script), group], capture_output=True, text=True, timeout=60,
-                          cwd=folder, env={"PATH": str(folder), "HOME": str(folder)}, **demote)
+    return subprocess.run(
+        [shutil.which("bash"), str(script), group],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=folder,
+        env={"PATH": str(folder), "HOME": str(folder)},
+        **demote,
+    )
 
 
-@pytest.mark.parametrize("group, packages, others", [("pipeline", PIPELINE, TEST_SERVERS),
-                                                     ("test", TEST_SERVERS, PIPELINE)])
+@pytest.mark.parametrize(
+    "group, packages, others", [("pipeline", PIPELINE, TEST_SERVERS), ("test", TEST_SERVERS, PIPELINE)]
+)
 def test_without_root_or_sudo_it_names_the_packages_and_installs_nothing(bin_dir, group, packages, others):
     installed(bin_dir, everything=False)
     apt = recorder(bin_dir, "apt-get")
@@ -82,8 +91,10 @@ def test_with_sudo_it_installs_exactly_the_missing_packages_of_the_group(bin_dir
     apt = recorder(bin_dir, "apt-get")
     result = run_as_user(bin_dir, "pipeline")
     assert result.returncode == 0, result.stderr
-    assert apt.read_text().splitlines() == ["update -qq",
-                                            "install -y -qq --no-install-recommends " + " ".join(PIPELINE)]
+    assert apt.read_text().splitlines() == [
+        "update -qq",
+        "install -y -qq --no-install-recommends " + " ".join(PIPELINE),
+    ]
     assert len(sudo.read_text().splitlines()) == 2
 
 
@@ -111,13 +122,14 @@ def test_an_unknown_group_is_refused(bin_dir):
 
 def test_make_setup_installs_the_pipeline_group_and_make_test_adds_the_servers():
     """The Makefile wiring: setup → pipeline packages only; test → setup-test → the test servers."""
-    plan = subprocess.run(["make", "-n", "-B", "-C", str(REPO), "setup-test"], capture_output=True, text=True,
-                          timeout=60).stdout
+    plan = subprocess.run(
+        ["make", "-n", "-B", "-C", str(REPO), "setup-test"], capture_output=True, text=True, timeout=60
+    ).stdout
     assert "install_system.sh pipeline" in plan and "install_system.sh test" in plan
-    setup = subprocess.run(["make", "-n", "-B", "-C", str(REPO), "setup"], capture_output=True, text=True,
-                           timeout=60).stdout
+    setup = subprocess.run(
+        ["make", "-n", "-B", "-C", str(REPO), "setup"], capture_output=True, text=True, timeout=60
+    ).stdout
     assert "install_system.sh pipeline" in setup and "install_system.sh test" not in setup
     assert "link_profiles.sh" in setup
-    test = subprocess.run(["make", "-n", "-C", str(REPO), "test"], capture_output=True, text=True,
-                          timeout=60).stdout
+    test = subprocess.run(["make", "-n", "-C", str(REPO), "test"], capture_output=True, text=True, timeout=60).stdout
     assert "install_system.sh test" in test

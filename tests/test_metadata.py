@@ -2,8 +2,16 @@ import pandas as pd
 import pytest
 
 from cellvae.fetch import FetchError, fetch_metadata
-from cellvae.metadata import (IMAGE_COLUMNS, MOA_COLUMNS, MetadataError, file_record, read_image_table,
-                              read_moa_table, select_fields, write_selection)
+from cellvae.metadata import (
+    IMAGE_COLUMNS,
+    MOA_COLUMNS,
+    MetadataError,
+    file_record,
+    read_image_table,
+    read_moa_table,
+    select_fields,
+    write_selection,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +34,7 @@ def test_all_fields_and_channel_files(real_tables):
     selected = select_fields(*real_tables)
     assert len(selected) == 13200
     row = selected[selected["plate"] == "Week4_27481"].iloc[0]
-    assert not row.file_dapi.startswith("Week")       # Week4 names carry no prefix
+    assert not row.file_dapi.startswith("Week")  # Week4 names carry no prefix
     assert "_w1" in row.file_dapi and "_w2" in row.file_tubulin and "_w4" in row.file_actin
     week1 = selected[selected["plate"] == "Week1_22123"].iloc[0]
     assert week1.file_dapi.startswith("Week1_150607_") and week1.week == "Week1"
@@ -55,8 +63,13 @@ def test_missing_column_names_file_and_column(tmp_path, shared_bbbc021):
 def test_write_selection_and_record(tmp_path, shared_bbbc021):
     metadata = shared_bbbc021 / "metadata"
     out = tmp_path / "selected.csv"
-    write_selection(metadata / "BBBC021_v1_image.csv", metadata / "BBBC021_v1_moa.csv", out,
-                    plates=["Week2_24121"], compounds=["DMSO"])
+    write_selection(
+        metadata / "BBBC021_v1_image.csv",
+        metadata / "BBBC021_v1_moa.csv",
+        out,
+        plates=["Week2_24121"],
+        compounds=["DMSO"],
+    )
     written = pd.read_csv(out)
     assert len(written) == 24 and not list(tmp_path.glob("*.tmp"))
     record = file_record(metadata / "BBBC021_v1_moa.csv")
@@ -64,12 +77,17 @@ def test_write_selection_and_record(tmp_path, shared_bbbc021):
     assert record["sha256"] == "cddb6c6b72c043fd25f3a41d84624d4817927a1d76fe87dc829674181dd62719"
 
 
-EMPTY_TABLES = {"0 bytes": "", "header only": None}   # None: the table's own header line, no rows
+EMPTY_TABLES = {"0 bytes": "", "header only": None}  # None: the table's own header line, no rows
 
 
 @pytest.mark.parametrize("content", EMPTY_TABLES.values(), ids=EMPTY_TABLES.keys())
-@pytest.mark.parametrize("name, columns, read", [("BBBC021_v1_image.csv", list(IMAGE_COLUMNS), read_image_table),
-                                                 ("BBBC021_v1_moa.csv", MOA_COLUMNS, read_moa_table)])
+@pytest.mark.parametrize(
+    "name, columns, read",
+    [
+        ("BBBC021_v1_image.csv", list(IMAGE_COLUMNS), read_image_table),
+        ("BBBC021_v1_moa.csv", MOA_COLUMNS, read_moa_table),
+    ],
+)
 def test_an_empty_table_names_the_file_and_what_was_expected(tmp_path, content, name, columns, read):
     path = tmp_path / name
     path.write_text(",".join(columns) + "\n" if content is None else content)

@@ -27,9 +27,20 @@ def test_ssim_is_scikit_images_per_image_mean():
     rng = np.random.default_rng(2)
     cells = rng.integers(0, 256, (3, 16, 16, 3)).astype(np.uint8)
     noisy = np.clip(cells / 255 + rng.normal(0, 0.1, cells.shape), 0, 1)
-    expected = np.mean([structural_similarity(a / 255, b, channel_axis=-1, gaussian_weights=True, sigma=1.5,
-                                              use_sample_covariance=False, data_range=1.0)
-                        for a, b in zip(cells, noisy)])
+    expected = np.mean(
+        [
+            structural_similarity(
+                a / 255,
+                b,
+                channel_axis=-1,
+                gaussian_weights=True,
+                sigma=1.5,
+                use_sample_covariance=False,
+                data_range=1.0,
+            )
+            for a, b in zip(cells, noisy)
+        ]
+    )
     assert reconstruction_metrics(cells, lambda x: noisy, masked=False)["ssim"] == pytest.approx(expected)
 
 
@@ -49,5 +60,5 @@ def test_cell_metrics_count_only_pixels_inside_the_mask():
 def test_masked_inputs_are_told_from_windows():
     window = np.full((10, 10, 3), 300, np.uint16)
     crop = window.copy()
-    crop[0, 0] = 0                                     # outside the segmented cell
+    crop[0, 0] = 0  # outside the segmented cell
     assert inputs_are_masked([crop, crop]) and not inputs_are_masked([crop, window])

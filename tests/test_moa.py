@@ -1,4 +1,5 @@
 """MoA evaluator: hand-made cases with known answers, normalizations, the CLI on the real Ljosa profiles."""
+
 import json
 
 import numpy as np
@@ -41,9 +42,13 @@ def test_orthogonal_profiles_are_all_matched():
 
 def test_nearest_neighbour_of_the_same_compound_is_skipped():
     # A1 at two concentrations is nearly identical; NSC must skip it and match A2 (same MoA) over B1.
-    rows = [("Week1_1", "B02", "A1", 1.0, "A", 1.0, 0.0), ("Week1_1", "B03", "A1", 3.0, "A", 0.99, 0.01),
-            ("Week1_1", "B04", "A2", 1.0, "A", 0.8, 0.6), ("Week1_1", "B05", "B1", 1.0, "B", 0.7, 0.714),
-            ("Week1_1", "B06", "B2", 1.0, "B", 0.0, 1.0)]
+    rows = [
+        ("Week1_1", "B02", "A1", 1.0, "A", 1.0, 0.0),
+        ("Week1_1", "B03", "A1", 3.0, "A", 0.99, 0.01),
+        ("Week1_1", "B04", "A2", 1.0, "A", 0.8, 0.6),
+        ("Week1_1", "B05", "B1", 1.0, "B", 0.7, 0.714),
+        ("Week1_1", "B06", "B2", 1.0, "B", 0.0, 1.0),
+    ]
     wells, features = wells_table(rows)
     result = moa.evaluate_wells(wells, features, "none")
     first = result["matches"][0]
@@ -57,10 +62,15 @@ def test_nearest_neighbour_of_the_same_compound_is_skipped():
 def test_nscb_excludes_the_same_batch_and_single_batch_moas():
     # A1 (Week1) is closest to A2, then B1 (Week2), then A3 (Week3). NSC matches A2; NSCB cannot (A2 shares
     # Week1) and matches B1. MoA C lives in Week4 only: left out of NSCB.
-    rows = [("Week1_1", "B02", "A1", 1.0, "A", 1.0, 0.0), ("Week1_1", "B03", "A2", 1.0, "A", 0.9, 0.1),
-            ("Week3_1", "B03", "A3", 1.0, "A", 0.5, 0.5),
-            ("Week2_1", "B02", "B1", 1.0, "B", 0.8, 0.2), ("Week3_1", "B02", "B2", 1.0, "B", 0.0, 1.0),
-            ("Week4_1", "B02", "C1", 1.0, "C", 0.3, 1.0), ("Week4_1", "B03", "C2", 1.0, "C", 0.3, 1.0)]
+    rows = [
+        ("Week1_1", "B02", "A1", 1.0, "A", 1.0, 0.0),
+        ("Week1_1", "B03", "A2", 1.0, "A", 0.9, 0.1),
+        ("Week3_1", "B03", "A3", 1.0, "A", 0.5, 0.5),
+        ("Week2_1", "B02", "B1", 1.0, "B", 0.8, 0.2),
+        ("Week3_1", "B02", "B2", 1.0, "B", 0.0, 1.0),
+        ("Week4_1", "B02", "C1", 1.0, "C", 0.3, 1.0),
+        ("Week4_1", "B03", "C2", 1.0, "C", 0.3, 1.0),
+    ]
     wells, features = wells_table(rows)
     result = moa.evaluate_wells(wells, features, "none")
     by_compound = {m["compound"]: m for m in result["matches"]}
@@ -79,10 +89,14 @@ def test_single_compound_leaves_nsc_undefined():
 
 
 def test_plate_dmso_standardizes_against_each_plates_controls():
-    rows = [("Week1_1", "B02", "DMSO", 0.0, "DMSO", 10.0, 5.0), ("Week1_1", "B03", "DMSO", 0.0, "DMSO", 12.0, 5.0),
-            ("Week1_1", "B04", "A1", 1.0, "A", 13.0, 7.0),
-            ("Week1_2", "B02", "DMSO", 0.0, "DMSO", 0.0, 1.0), ("Week1_2", "B03", "DMSO", 0.0, "DMSO", 4.0, 3.0),
-            ("Week1_2", "B04", "A1", 1.0, "A", 6.0, 3.0)]
+    rows = [
+        ("Week1_1", "B02", "DMSO", 0.0, "DMSO", 10.0, 5.0),
+        ("Week1_1", "B03", "DMSO", 0.0, "DMSO", 12.0, 5.0),
+        ("Week1_1", "B04", "A1", 1.0, "A", 13.0, 7.0),
+        ("Week1_2", "B02", "DMSO", 0.0, "DMSO", 0.0, 1.0),
+        ("Week1_2", "B03", "DMSO", 0.0, "DMSO", 4.0, 3.0),
+        ("Week1_2", "B04", "A1", 1.0, "A", 6.0, 3.0),
+    ]
     wells, features = wells_table(rows)
     values = moa.plate_dmso(wells, features.to_numpy(float))
     # plate 1: feature 0 mean 11 sd 1 → 2; feature 1 is constant in DMSO → pooled DMSO sd
@@ -111,25 +125,40 @@ def test_nan_and_constant_features_are_dropped():
 
 
 def test_median_aggregation_resists_an_outlier_well():
-    rows = [("Week1_1", "B02", "A1", 1.0, "A", 1.0, 0.0), ("Week1_1", "B03", "A1", 1.0, "A", 1.0, 0.0),
-            ("Week1_1", "B04", "A1", 1.0, "A", -50.0, 50.0), ("Week1_1", "B05", "A2", 1.0, "A", 1.0, 0.1),
-            ("Week1_1", "B06", "B1", 1.0, "B", -1.0, 1.0), ("Week1_1", "B07", "B2", 1.0, "B", -1.0, 1.1)]
+    rows = [
+        ("Week1_1", "B02", "A1", 1.0, "A", 1.0, 0.0),
+        ("Week1_1", "B03", "A1", 1.0, "A", 1.0, 0.0),
+        ("Week1_1", "B04", "A1", 1.0, "A", -50.0, 50.0),
+        ("Week1_1", "B05", "A2", 1.0, "A", 1.0, 0.1),
+        ("Week1_1", "B06", "B1", 1.0, "B", -1.0, 1.0),
+        ("Week1_1", "B07", "B2", 1.0, "B", -1.0, 1.1),
+    ]
     wells, features = wells_table(rows)
     assert moa.evaluate_wells(wells, features, "none", "median")["nsc"] == 1.0
     assert moa.evaluate_wells(wells, features, "none", "mean")["nsc"] < 1.0
 
 
 def test_plate_without_dmso_is_a_clear_error():
-    wells, features = wells_table([("Week1_1", "B02", "A1", 1.0, "A", 1.0), ("Week1_2", "B02", "DMSO", 0.0, "DMSO", 1.0)])
+    wells, features = wells_table(
+        [("Week1_1", "B02", "A1", 1.0, "A", 1.0), ("Week1_2", "B02", "DMSO", 0.0, "DMSO", 1.0)]
+    )
     with pytest.raises(ValueError, match="plate Week1_1 has no DMSO"):
         moa.plate_dmso(wells, features.to_numpy(float))
 
 
 def test_cli_reproduces_the_published_means_figure(shared_bbbc021, capsys):
     """Ljosa et al. 2013: 83% NSC for per-well means of CellProfiler features, 103 treatments, 12 MoAs."""
-    args = ["moa-eval", "--well-profiles", str(shared_bbbc021 / "profiles/ljosa_jbiomolscreen_2013_per_well_mean.csv.gz"),
-            "--image-metadata", str(shared_bbbc021 / "metadata/BBBC021_v1_image.csv"),
-            "--moa", str(shared_bbbc021 / "metadata/BBBC021_v1_moa.csv"), "--normalize", "plate-dmso"]
+    args = [
+        "moa-eval",
+        "--well-profiles",
+        str(shared_bbbc021 / "profiles/ljosa_jbiomolscreen_2013_per_well_mean.csv.gz"),
+        "--image-metadata",
+        str(shared_bbbc021 / "metadata/BBBC021_v1_image.csv"),
+        "--moa",
+        str(shared_bbbc021 / "metadata/BBBC021_v1_moa.csv"),
+        "--normalize",
+        "plate-dmso",
+    ]
     assert cli(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n_treatments"] == 103 and result["n_moas"] == 12 and result["n_compounds"] == 38
@@ -147,8 +176,9 @@ def test_cli_names_a_bad_file(tmp_path, capsys):
     assert "wells.csv: needs plate and well columns" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("content, problem", [("", "the file is empty"),
-                                              ("plate,well,f0\n", "has a header but no rows")])
+@pytest.mark.parametrize(
+    "content, problem", [("", "the file is empty"), ("plate,well,f0\n", "has a header but no rows")]
+)
 def test_cli_names_an_empty_profile_table_and_what_was_expected(tmp_path, capsys, content, problem):
     wells = tmp_path / "wells.csv"
     wells.write_text(content)
@@ -156,8 +186,10 @@ def test_cli_names_an_empty_profile_table_and_what_was_expected(tmp_path, capsys
     meta.write_text("x\n")
     assert cli(["moa-eval", "--well-profiles", str(wells), "--image-metadata", str(meta), "--moa", str(meta)]) == 1
     error = capsys.readouterr().err.strip()
-    assert error == (f"moa-eval: {wells}: {problem}; expected per-well profiles: a header (plate, well, then one "
-                     "column per feature) and one row per well")
+    assert error == (
+        f"moa-eval: {wells}: {problem}; expected per-well profiles: a header (plate, well, then one "
+        "column per feature) and one row per well"
+    )
 
 
 def test_cli_names_an_empty_image_metadata_file(tmp_path, capsys):

@@ -41,10 +41,12 @@ def test_architecture_layers():
     vae = build_vae(32, 4, dropout=0.25)
     convs = [layer for layer in vae.encoder.layers if isinstance(layer, layers.Conv2D)]
     assert [(c.filters, c.kernel_size, c.strides) for c in convs] == [
-        (32, (3, 3), (2, 2)), (64, (3, 3), (2, 2)), (64, (3, 3), (2, 2))]
+        (32, (3, 3), (2, 2)),
+        (64, (3, 3), (2, 2)),
+        (64, (3, 3), (2, 2)),
+    ]
     deconvs = [layer for layer in vae.decoder.layers if isinstance(layer, layers.Conv2DTranspose)]
-    assert [(d.filters, d.strides) for d in deconvs] == [(64, (2, 2)), (64, (2, 2)), (32, (2, 2)),
-                                                         (3, (1, 1))]
+    assert [(d.filters, d.strides) for d in deconvs] == [(64, (2, 2)), (64, (2, 2)), (32, (2, 2)), (3, (1, 1))]
     assert deconvs[-1].activation.__name__ == "sigmoid"
     for model in (vae.encoder, vae.decoder):
         assert sum(isinstance(layer, layers.Dropout) for layer in model.layers) == 3
@@ -122,8 +124,7 @@ def test_gaussian_reconstruction_term_is_the_optimal_sigma_nll():
     rng = np.random.default_rng(7)
     x, x_hat = random_images(4, 8, seed=8), random_images(4, 8, seed=9)
     mu, log_var = rng.normal(size=(2, 4, 3)).astype("float32")
-    _, reconstruction, kl = (float(v) for v in vae_loss(x, x_hat, mu, log_var, 1000.0,
-                                                         reconstruction_loss="gaussian"))
+    _, reconstruction, kl = (float(v) for v in vae_loss(x, x_hat, mu, log_var, 1000.0, reconstruction_loss="gaussian"))
     squared = ((x - x_hat) ** 2).astype(np.float64)
     variance = squared.mean()
     pixels = 8 * 8 * 3
@@ -132,7 +133,8 @@ def test_gaussian_reconstruction_term_is_the_optimal_sigma_nll():
     assert kl == pytest.approx(numpy_vae_loss(x, x_hat, mu, log_var, 1.0)[2], rel=1e-5)
     # independent of r_loss_factor; the same image-size balance at any size (per pixel it is one NLL term)
     assert float(vae_loss(x, x_hat, mu, log_var, 1.0, reconstruction_loss="gaussian")[1]) == pytest.approx(
-        reconstruction, rel=1e-6)
+        reconstruction, rel=1e-6
+    )
 
 
 def test_wide_architecture_and_unknown_names():
@@ -194,19 +196,25 @@ def test_fit_reports_loss_terms_and_save_load_round_trip(tmp_path):
     vae.compile(optimizer=keras.optimizers.Adam(5e-4), jit_compile=False)
     images = random_images(16)
     history = vae.fit(images, validation_data=(images[:8],), epochs=1, batch_size=8, verbose=0)
-    assert set(history.history) == {"loss", "reconstruction_loss", "kl_loss",
-                                    "val_loss", "val_reconstruction_loss", "val_kl_loss"}
+    assert set(history.history) == {
+        "loss",
+        "reconstruction_loss",
+        "kl_loss",
+        "val_loss",
+        "val_reconstruction_loss",
+        "val_kl_loss",
+    }
     logs = {name: values[0] for name, values in history.history.items()}
     assert logs["loss"] == pytest.approx(logs["reconstruction_loss"] + logs["kl_loss"], rel=1e-4)
 
     vae.save(tmp_path / "vae.keras")
     loaded = load_vae(tmp_path / "vae.keras")
     assert isinstance(loaded, VAE)
-    assert (loaded.image_size, loaded.latent_dim, loaded.dropout, loaded.r_loss_factor) == (
-        32, 4, 0.1, 100.0)
+    assert (loaded.image_size, loaded.latent_dim, loaded.dropout, loaded.r_loss_factor) == (32, 4, 0.1, 100.0)
     assert (loaded.architecture, loaded.reconstruction_loss) == ("thesis", "mse")
-    np.testing.assert_array_equal(ops.convert_to_numpy(vae.reconstruct(images)),
-                                  ops.convert_to_numpy(loaded.reconstruct(images)))
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(vae.reconstruct(images)), ops.convert_to_numpy(loaded.reconstruct(images))
+    )
     for original, restored in zip(vae.weights, loaded.weights):
         np.testing.assert_array_equal(original.numpy(), restored.numpy())
 
@@ -220,19 +228,29 @@ def test_kl_weight_is_beta_and_warmup_follows_the_optimizer_steps():
 
     vae = build_vae(16, 2, kl_weight=0.5)
     vae.compile(optimizer="adam", jit_compile=False)
-    assert vae.beta(training=True) == 0.5                  # no warm-up: the configured beta
+    assert vae.beta(training=True) == 0.5  # no warm-up: the configured beta
     vae.set_kl_warmup(warmup_epochs=4, steps_per_epoch=10)
     vae.optimizer.build(vae.trainable_variables)
-    for steps, training, expected in [(0, True, 0.125), (9, True, 0.125), (10, True, 0.25), (10, False, 0.125),
-                                      (35, True, 0.5), (100, True, 0.5)]:
+    for steps, training, expected in [
+        (0, True, 0.125),
+        (9, True, 0.125),
+        (10, True, 0.25),
+        (10, False, 0.125),
+        (35, True, 0.5),
+        (100, True, 0.5),
+    ]:
         vae.optimizer.iterations.assign(steps)
         assert float(vae.beta(training)) == pytest.approx(expected)
 
 
 def test_batch_norm_momentum_is_configurable_and_saved(tmp_path):
     vae = build_vae(16, 2, batch_norm_momentum=0.8)
-    momenta = {layer.momentum for model in (vae.encoder, vae.decoder) for layer in model.layers
-               if isinstance(layer, layers.BatchNormalization)}
+    momenta = {
+        layer.momentum
+        for model in (vae.encoder, vae.decoder)
+        for layer in model.layers
+        if isinstance(layer, layers.BatchNormalization)
+    }
     assert momenta == {0.8}
     vae.save(tmp_path / "vae.keras")
     assert load_vae(tmp_path / "vae.keras").batch_norm_momentum == 0.8
@@ -242,9 +260,13 @@ def test_batch_norm_momentum_is_configurable_and_saved(tmp_path):
 def test_uint8_images_are_scaled_by_the_model():
     vae = build_vae(16, 2)
     images = np.random.default_rng(3).integers(0, 256, (2, 16, 16, 3)).astype(np.uint8)
-    np.testing.assert_allclose(ops.convert_to_numpy(vae.reconstruct(images)),
-                               ops.convert_to_numpy(vae.reconstruct(images.astype("float32") / 255)), rtol=1e-6)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(vae.reconstruct(images)),
+        ops.convert_to_numpy(vae.reconstruct(images.astype("float32") / 255)),
+        rtol=1e-6,
+    )
     vae.compile(optimizer="adam", jit_compile=False)
     outputs = vae(images.astype("float32") / 255)
     assert float(vae.compute_loss(x=images, y_pred=outputs)) == pytest.approx(
-        float(vae.compute_loss(x=images.astype("float32") / 255, y_pred=outputs)), rel=1e-6)
+        float(vae.compute_loss(x=images.astype("float32") / 255, y_pred=outputs)), rel=1e-6
+    )

@@ -1,15 +1,19 @@
 """Every profile dry-runs (placeholder cluster settings) and asks for what it should; aws-gpu is in test_s3.py
 (its storage needs an S3 server)."""
+
 import re
 
 import pytest
 import yaml
-
 from live_servers import CELLPROFILER, REPO, snakemake, tiny_config
 
 pytestmark = pytest.mark.skipif(not CELLPROFILER.exists(), reason=f"CellProfiler not installed at {CELLPROFILER}")
-SLURM_ENV = {"CELLVAE_SLURM_ACCOUNT": "acct-x", "CELLVAE_SLURM_PARTITION": "cpu-x",
-             "CELLVAE_SLURM_GPU_PARTITION": "gpu-x", "CELLVAE_SLURM_GPU_MODEL": "a100"}
+SLURM_ENV = {
+    "CELLVAE_SLURM_ACCOUNT": "acct-x",
+    "CELLVAE_SLURM_PARTITION": "cpu-x",
+    "CELLVAE_SLURM_GPU_PARTITION": "gpu-x",
+    "CELLVAE_SLURM_GPU_MODEL": "a100",
+}
 UNSET = {name: "" for name in SLURM_ENV}
 
 

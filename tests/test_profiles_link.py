@@ -1,9 +1,9 @@
 """envs/link_profiles.sh (make setup) makes `snakemake --profile aws-gpu` and `--profile slurm-gpu` work by name
 from the repository root; run with a throw-away HOME, so the user's own Snakemake profiles are never touched.
 (`--profile aws-gpu` by name needs an S3 server: tests/test_s3.py runs it against its Ceph gateway.)"""
+
 import os
 import subprocess
-
 
 from live_servers import REPO, SNAKEMAKE
 
@@ -25,8 +25,14 @@ def link(home):
 
 def dry_run(home, workdir, *args, env=None):
     """`snakemake --profile NAME -n ...` from the repository root, as that user."""
-    return subprocess.run([str(SNAKEMAKE), "-n", "--directory", str(workdir), *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=600, env={**home_env(home), **(env or {})})
+    return subprocess.run(
+        [str(SNAKEMAKE), "-n", "--directory", str(workdir), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**home_env(home), **(env or {})},
+    )
 
 
 def test_links_each_cluster_profile_once_and_never_the_default(tmp_path):
@@ -36,7 +42,7 @@ def test_links_each_cluster_profile_once_and_never_the_default(tmp_path):
     for name in NAMED:
         assert (folder / name).is_symlink() and (folder / name).resolve() == REPO / "profiles" / name
         assert f"profile {name}: linked" in first
-    assert link(tmp_path) == ""                      # idempotent: nothing to do, nothing said
+    assert link(tmp_path) == ""  # idempotent: nothing to do, nothing said
 
 
 def test_an_existing_profile_of_the_user_is_kept_and_reported(tmp_path):
@@ -51,17 +57,28 @@ def test_an_existing_profile_of_the_user_is_kept_and_reported(tmp_path):
 
 def test_xdg_config_home_is_where_the_links_go(tmp_path):
     config_home = tmp_path / "xdg"
-    result = subprocess.run(["bash", str(LINK)], capture_output=True, text=True, timeout=60,
-                            env={**home_env(tmp_path / "home"), "XDG_CONFIG_HOME": str(config_home)})
+    result = subprocess.run(
+        ["bash", str(LINK)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**home_env(tmp_path / "home"), "XDG_CONFIG_HOME": str(config_home)},
+    )
     assert result.returncode == 0, result.stderr
     assert sorted(path.name for path in (config_home / "snakemake").iterdir()) == NAMED
 
 
 def test_named_slurm_profile_dry_runs_from_the_repository_root(tmp_path):
     link(tmp_path / "home")
-    result = dry_run(tmp_path / "home", tmp_path / "work", "--profile", "slurm-gpu",
-                     "--configfile", str(REPO / "config" / "config.yaml"),
-                     env={"CELLVAE_SLURM_ACCOUNT": "acct-x", "CELLVAE_SLURM_PARTITION": "cpu-x"})
+    result = dry_run(
+        tmp_path / "home",
+        tmp_path / "work",
+        "--profile",
+        "slurm-gpu",
+        "--configfile",
+        str(REPO / "config" / "config.yaml"),
+        env={"CELLVAE_SLURM_ACCOUNT": "acct-x", "CELLVAE_SLURM_PARTITION": "cpu-x"},
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "Using profiles slurm-gpu" in output
@@ -71,4 +88,3 @@ def test_named_slurm_profile_dry_runs_from_the_repository_root(tmp_path):
 def test_named_profile_is_not_found_without_the_links(tmp_path):
     result = dry_run(tmp_path / "home", tmp_path / "work", "--profile", "slurm-gpu")
     assert result.returncode != 0 and "no profile.yaml (or config.yaml) found" in result.stderr
-

@@ -1,5 +1,6 @@
 """Response profiles (cellvae.profiles): field selection for profiling, separation statistics, well
 aggregation, the per-model profile stage on tiny PNG sets, and real DMSO vs cycloheximide crops."""
+
 import json
 import math
 import os
@@ -21,28 +22,47 @@ def image_and_moa_tables():
     """Two plates: DMSO in B02/C02, taxol in B03 and the positive control G02, drug X in B04 (plate 2 only)."""
     rows = []
     for plate in ("Week1_1", "Week2_1"):
-        for well, compound, concentration in (("B02", "DMSO", 0.0), ("C02", "DMSO", 0.0), ("B03", "taxol", 1.0),
-                                              ("G02", "taxol", 1.0), ("B04", "X", 2.0)):
+        for well, compound, concentration in (
+            ("B02", "DMSO", 0.0),
+            ("C02", "DMSO", 0.0),
+            ("B03", "taxol", 1.0),
+            ("G02", "taxol", 1.0),
+            ("B04", "X", 2.0),
+        ):
             if compound == "X" and plate == "Week1_1":
                 continue
-            rows.append({"plate": plate, "well": well, "site": 1, "compound": compound,
-                         "concentration": concentration, "replicate": 1, "image_number": len(rows),
-                         "path": plate, "file_dapi": "d", "file_tubulin": "t", "file_actin": "a",
-                         "week": plate.split("_")[0]})
-    moa = pd.DataFrame({"compound": ["DMSO", "taxol"], "concentration": [0.0, 1.0],
-                        "moa": ["DMSO", "Microtubule stabilizers"]})
+            rows.append(
+                {
+                    "plate": plate,
+                    "well": well,
+                    "site": 1,
+                    "compound": compound,
+                    "concentration": concentration,
+                    "replicate": 1,
+                    "image_number": len(rows),
+                    "path": plate,
+                    "file_dapi": "d",
+                    "file_tubulin": "t",
+                    "file_actin": "a",
+                    "week": plate.split("_")[0],
+                }
+            )
+    moa = pd.DataFrame(
+        {"compound": ["DMSO", "taxol"], "concentration": [0.0, 1.0], "moa": ["DMSO", "Microtubule stabilizers"]}
+    )
     return pd.DataFrame(rows), moa
 
 
 def test_selection_is_the_union_with_purpose_flags():
     images, moa = image_and_moa_tables()
-    selected = training_and_profiled_fields(images, moa, compounds=["DMSO"],
-                                            profile={"compounds": "all", "moas": "all", "exclude_wells": ["G02"]})
+    selected = training_and_profiled_fields(
+        images, moa, compounds=["DMSO"], profile={"compounds": "all", "moas": "all", "exclude_wells": ["G02"]}
+    )
     flags = selected.set_index(["plate", "well"])[["train", "profile"]]
-    assert flags.loc[("Week1_1", "B02")].tolist() == [True, True]        # DMSO: trained on and the reference
-    assert flags.loc[("Week2_1", "B03")].tolist() == [False, True]       # taxol: profiled only
-    assert ("Week1_1", "G02") not in flags.index                          # positive control excluded
-    assert ("Week2_1", "B04") not in flags.index                          # X has no MoA: not profiled
+    assert flags.loc[("Week1_1", "B02")].tolist() == [True, True]  # DMSO: trained on and the reference
+    assert flags.loc[("Week2_1", "B03")].tolist() == [False, True]  # taxol: profiled only
+    assert ("Week1_1", "G02") not in flags.index  # positive control excluded
+    assert ("Week2_1", "B04") not in flags.index  # X has no MoA: not profiled
     assert len(selected) == 6
     only_training = training_and_profiled_fields(images, moa, compounds=["DMSO"])
     assert only_training["train"].all() and not only_training["profile"].any() and len(only_training) == 4
@@ -51,13 +71,15 @@ def test_selection_is_the_union_with_purpose_flags():
 def test_profiling_dmso_only_on_plates_with_profiled_treatments_and_a_clear_error():
     images, moa = image_and_moa_tables()
     images = images[~((images["plate"] == "Week2_1") & (images["compound"] == "taxol"))]
-    selected = training_and_profiled_fields(images, moa, compounds=["X"], profile={"compounds": ["taxol"],
-                                            "moas": "all", "exclude_wells": []})
+    selected = training_and_profiled_fields(
+        images, moa, compounds=["X"], profile={"compounds": ["taxol"], "moas": "all", "exclude_wells": []}
+    )
     assert set(selected.loc[selected["profile"], "plate"]) == {"Week1_1"}
     assert set(selected.loc[selected["train"], "compound"]) == {"X"}
     with pytest.raises(MetadataError, match="profile.compounds/moas/exclude_wells select no treated field"):
-        training_and_profiled_fields(images, moa, profile={"compounds": "all", "moas": "all",
-                                                           "exclude_wells": ["B03", "G02"]})
+        training_and_profiled_fields(
+            images, moa, profile={"compounds": "all", "moas": "all", "exclude_wells": ["B03", "G02"]}
+        )
 
 
 def wells_of(n_cells, n_wells, prefix):
@@ -84,22 +106,32 @@ def test_cross_validation_never_puts_one_well_on_both_sides():
     data = offsets[wells] + rng.normal(scale=0.3, size=(len(wells), 16))
     control, treated = data[wells < 6], data[wells >= 6]
     grouped = profiles.lda_cv_accuracy(control, treated, wells[wells < 6], wells[wells >= 6], 3, 0)
-    by_cell = profiles.lda_cv_accuracy(control, treated, np.arange((wells < 6).sum()),
-                                       1000 + np.arange((wells >= 6).sum()), 3, 0)
+    by_cell = profiles.lda_cv_accuracy(
+        control, treated, np.arange((wells < 6).sum()), 1000 + np.arange((wells >= 6).sum()), 3, 0
+    )
     assert by_cell > 0.9 and grouped < 0.75, (by_cell, grouped)
 
 
 def test_distance_is_in_units_of_dmso_spread():
     control = np.array([[1.0, 0], [-1, 0], [0, 1], [0, -1], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 0], [-1, 0]])
-    result = profiles.separation(control, control + [3.0, 4.0], wells_of(10, 2, "c"), wells_of(10, 2, "t"),
-                                 folds=2)   # RMS spread 1, centroid shift 5
+    result = profiles.separation(
+        control, control + [3.0, 4.0], wells_of(10, 2, "c"), wells_of(10, 2, "t"), folds=2
+    )  # RMS spread 1, centroid shift 5
     assert result["distance_to_dmso"] == pytest.approx(5.0) and result["accuracy"] == 1.0
     assert (result["n_wells"], result["n_dmso_wells"]) == (2, 2)
 
 
 def test_well_profiles_average_cells_per_well():
-    cells = pd.DataFrame({"plate": ["P", "P", "P"], "well": ["B02", "B02", "B03"], "compound": ["DMSO", "DMSO", "t"],
-                          "concentration": [0.0, 0.0, 1.0], "moa": ["DMSO", "DMSO", "M"], "batch": ["Week1"] * 3})
+    cells = pd.DataFrame(
+        {
+            "plate": ["P", "P", "P"],
+            "well": ["B02", "B02", "B03"],
+            "compound": ["DMSO", "DMSO", "t"],
+            "concentration": [0.0, 0.0, 1.0],
+            "moa": ["DMSO", "DMSO", "M"],
+            "batch": ["Week1"] * 3,
+        }
+    )
     wells = profiles.well_profiles(cells, np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]))
     assert wells[["well", "z0", "z1", "n_cells"]].values.tolist() == [["B02", 2.0, 3.0, 2], ["B03", 5.0, 6.0, 1]]
 
@@ -116,8 +148,18 @@ def disc_pngs(directory, plate, well, n_cells, colour, radius, size=16, seed=0):
         image = (disc[..., None] * np.array(colour) * rng.uniform(0.8, 1.0)).astype(np.uint8)
         path = directory / f"{plate}_{well}_c{label}.png"
         Image.fromarray(image).save(path)
-        records.append({"path": str(path), "plate": plate, "well": well, "site": 1, "field": "f", "label": label,
-                        "crop_height": size, "crop_width": size})
+        records.append(
+            {
+                "path": str(path),
+                "plate": plate,
+                "well": well,
+                "site": 1,
+                "field": "f",
+                "label": label,
+                "crop_height": size,
+                "crop_width": size,
+            }
+        )
     return records
 
 
@@ -130,8 +172,12 @@ def profiled_run(tmp_path_factory):
 
     keras.utils.set_random_seed(0)
     root = tmp_path_factory.mktemp("profiles")
-    design = [("DMSO", 0.0, "DMSO", (0, 0, 255), 3), ("a1", 1.0, "A", (255, 0, 0), 6),
-              ("a2", 1.0, "A", (230, 20, 0), 6), ("b1", 1.0, "B", (0, 255, 0), 3)]
+    design = [
+        ("DMSO", 0.0, "DMSO", (0, 0, 255), 3),
+        ("a1", 1.0, "A", (255, 0, 0), 6),
+        ("a2", 1.0, "A", (230, 20, 0), 6),
+        ("b1", 1.0, "B", (0, 255, 0), 3),
+    ]
     manifests, fields = [], []
     for plate_index, plate in enumerate(["Week1_1", "Week2_1"]):
         records = []
@@ -139,18 +185,39 @@ def profiled_run(tmp_path_factory):
             for replicate in range(2):
                 well = f"B{index * 2 + replicate + 2:02d}"
                 records += disc_pngs(root / plate, plate, well, 8, colour, radius, seed=plate_index * 100 + index)
-                fields.append({"plate": plate, "week": plate.split("_")[0], "well": well, "site": 1,
-                               "compound": compound, "concentration": concentration, "moa": moa_name,
-                               "train": compound == "DMSO", "profile": True})
+                fields.append(
+                    {
+                        "plate": plate,
+                        "week": plate.split("_")[0],
+                        "well": well,
+                        "site": 1,
+                        "compound": compound,
+                        "concentration": concentration,
+                        "moa": moa_name,
+                        "train": compound == "DMSO",
+                        "profile": True,
+                    }
+                )
         manifests.append(root / f"{plate}.csv")
         pd.DataFrame(records).to_csv(manifests[-1], index=False)
     selected = root / "selected.csv"
     pd.DataFrame(fields).to_csv(selected, index=False)
     model = root / "model.keras"
     build_vae(16, 3).save(model)
-    settings = dict(normalize="plate-dmso", aggregate="mean", batch_size=16, cv_folds=3, max_cells_per_class=100,
-                    embedding_points=100, traversal_dims=2, traversal_steps=3, traversal_extent=2.0,
-                    interpolation_steps=3, interpolation_rows=2, seed=0)
+    settings = dict(
+        normalize="plate-dmso",
+        aggregate="mean",
+        batch_size=16,
+        cv_folds=3,
+        max_cells_per_class=100,
+        embedding_points=100,
+        traversal_dims=2,
+        traversal_steps=3,
+        traversal_extent=2.0,
+        interpolation_steps=3,
+        interpolation_rows=2,
+        seed=0,
+    )
     out = root / "z3"
     profiles.profile_model(model, [str(path) for path in manifests], selected, out, settings, log=lambda m: None)
     return out
@@ -163,7 +230,7 @@ def test_profile_model_writes_profiles_scores_and_figures(profiled_run):
     assert len(wells) == 16 and set(wells["n_cells"]) == {8}
     result = json.loads((profiled_run / "moa.json").read_text())
     assert result["n_treatments"] == 3 and result["latent_dim"] == 3 and result["nsc_evaluated"] == 3
-    assert result["nscb"] is None and "another batch" in result["nscb_undefined"]   # every treatment in both weeks
+    assert result["nscb"] is None and "another batch" in result["nscb_undefined"]  # every treatment in both weeks
     separation = pd.read_csv(profiled_run / "separation.csv")
     assert separation["compound"].tolist() == ["a1", "a2", "b1"]
     assert (separation["accuracy"] > 0.85).all() and (separation["distance_to_dmso"] > 1).all()
@@ -183,7 +250,8 @@ def test_profiled_cells_need_the_profile_flags(tmp_path):
     selected = tmp_path / "selected.csv"
     pd.DataFrame({"plate": ["P"], "well": ["B02"], "site": [1]}).to_csv(selected, index=False)
     manifest = tmp_path / "cells.csv"
-    pd.DataFrame({"path": ["x.png"], "plate": ["P"], "well": ["B02"], "site": [1], "label": [1]}).to_csv(manifest,
-                                                                                                      index=False)
+    pd.DataFrame({"path": ["x.png"], "plate": ["P"], "well": ["B02"], "site": [1], "label": [1]}).to_csv(
+        manifest, index=False
+    )
     with pytest.raises(ValueError, match="has no profile column"):
         profiles.profiled_cells([manifest], selected)

@@ -1,6 +1,7 @@
 """The demo pipeline with every input and output in a bucket of a real S3 server (Ceph radosgw on 127.0.0.1).
 
 Keys reach Snakemake and its jobs only through SNAKEMAKE_STORAGE_S3_* environment variables."""
+
 import os
 import secrets
 import subprocess
@@ -9,7 +10,6 @@ import time
 import boto3
 import pytest
 import yaml
-
 from live_servers import REPO, SNAKEMAKE, rados_gateway, require, snakemake, tiny_config
 
 pytestmark = [pytest.mark.s3, pytest.mark.e2e]
@@ -22,12 +22,19 @@ def s3(tmp_path_factory):
     require("radosgw", "ceph-mon", "ceph-osd")
     access_key, secret_key = "cellvae" + secrets.token_hex(6), secrets.token_hex(20)
     with rados_gateway(tmp_path_factory.mktemp("ceph"), PORT, access_key, secret_key) as gateway:
-        gateway.env = {"SNAKEMAKE_STORAGE_S3_ENDPOINT_URL": gateway.endpoint,
-                       "SNAKEMAKE_STORAGE_S3_ACCESS_KEY": access_key,
-                       "SNAKEMAKE_STORAGE_S3_SECRET_KEY": secret_key}
+        gateway.env = {
+            "SNAKEMAKE_STORAGE_S3_ENDPOINT_URL": gateway.endpoint,
+            "SNAKEMAKE_STORAGE_S3_ACCESS_KEY": access_key,
+            "SNAKEMAKE_STORAGE_S3_SECRET_KEY": secret_key,
+        }
         gateway.secret = secret_key
-        gateway.client = boto3.client("s3", endpoint_url=gateway.endpoint, region_name="us-east-1",
-                                      aws_access_key_id=access_key, aws_secret_access_key=secret_key)
+        gateway.client = boto3.client(
+            "s3",
+            endpoint_url=gateway.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+        )
         yield gateway
 
 
@@ -48,12 +55,21 @@ def first_run(s3, tmp_path_factory):
     """The whole demo into the bucket, with the S3 gateway restarted while jobs are reading and writing."""
     workdir = tmp_path_factory.mktemp("s3-run")
     (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
-    command = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(workdir / "config.yaml"), *STORAGE]
+    command = [
+        str(SNAKEMAKE),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        *STORAGE,
+    ]
     started = time.monotonic()
     with open(workdir / "snakemake.out", "w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **s3.env})
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **s3.env}
+        )
         try:
             deadline = time.monotonic() + 600
             while not any("/results/illumination/" in key for key in objects(s3)):
@@ -65,19 +81,28 @@ def first_run(s3, tmp_path_factory):
         finally:
             if process.poll() is None:
                 process.kill()
-    print(f"tiny demo with S3 storage: {time.monotonic() - started:.0f} s (gateway restarted at "
-          f"{s3.restarted_at:.0f} s)")
+    print(
+        f"tiny demo with S3 storage: {time.monotonic() - started:.0f} s (gateway restarted at {s3.restarted_at:.0f} s)"
+    )
     assert returncode == 0, (workdir / "snakemake.out").read_text()[-6000:]
     return workdir
 
 
 def test_every_output_is_in_the_bucket_and_none_is_local(s3, first_run):
     keys = set(objects(s3))
-    expected = ["results/analysis/metrics.csv", "results/analysis/reconstructions.png",
-                "results/models/z4/model.keras", "results/dataset/manifest.csv"]
+    expected = [
+        "results/analysis/metrics.csv",
+        "results/analysis/reconstructions.png",
+        "results/models/z4/model.keras",
+        "results/dataset/manifest.csv",
+    ]
     for plate in PLATES:
-        expected += [f"results/illumination/{plate}/illum_DAPI.npy", f"results/segmentation/{plate}/cells.csv",
-                     f"results/png/{plate}/crop_sizes.png", f"results/benchmarks/segmentation/{plate}.tsv"]
+        expected += [
+            f"results/illumination/{plate}/illum_DAPI.npy",
+            f"results/segmentation/{plate}/cells.csv",
+            f"results/png/{plate}/crop_sizes.png",
+            f"results/benchmarks/segmentation/{plate}.tsv",
+        ]
         assert any(key.startswith(f"{PREFIX}/results/png/{plate}/cells/") and key.endswith(".png") for key in keys)
         assert any(key.startswith(f"{PREFIX}/results/segmentation/{plate}/crops/") for key in keys)
     assert {f"{PREFIX}/{path}" for path in expected} <= keys
@@ -120,18 +145,29 @@ def test_credentials_appear_in_no_file_log_or_report(s3, first_run):
 def test_aws_gpu_profile_dry_runs_against_the_bucket(s3, tmp_path):
     """`--profile aws-gpu` by name, as a user runs it after make setup (envs/link_profiles.sh links it into a
     throw-away HOME), from the repository root with placeholder Batch settings; its storage is this S3 server."""
-    home = {**{key: value for key, value in os.environ.items() if key != "XDG_CONFIG_HOME"},
-            "HOME": str(tmp_path / "home")}
-    linked = subprocess.run(["bash", str(REPO / "envs" / "link_profiles.sh")], capture_output=True, text=True,
-                            timeout=60, env=home)
+    home = {
+        **{key: value for key, value in os.environ.items() if key != "XDG_CONFIG_HOME"},
+        "HOME": str(tmp_path / "home"),
+    }
+    linked = subprocess.run(
+        ["bash", str(REPO / "envs" / "link_profiles.sh")], capture_output=True, text=True, timeout=60, env=home
+    )
     assert linked.returncode == 0, linked.stderr
-    placeholders = {"CELLVAE_AWS_REGION": "us-east-1", "CELLVAE_S3_PREFIX": f"s3://{BUCKET}/aws-dry-run",
-                    "CELLVAE_BATCH_JOB_QUEUE_GPU": "arn:aws:batch:us-east-1:123456789012:job-queue/gpu",
-                    "CELLVAE_BATCH_JOB_ROLE_ARN": "arn:aws:iam::123456789012:role/cellvae-job",
-                    "CELLVAE_ECR_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/cellvae:test"}
-    result = subprocess.run([str(SNAKEMAKE), "-n", "--directory", str(tmp_path / "work"), "--profile", "aws-gpu"],
-                            capture_output=True, text=True, timeout=300, cwd=REPO,
-                            env={**home, **s3.env, **placeholders})
+    placeholders = {
+        "CELLVAE_AWS_REGION": "us-east-1",
+        "CELLVAE_S3_PREFIX": f"s3://{BUCKET}/aws-dry-run",
+        "CELLVAE_BATCH_JOB_QUEUE_GPU": "arn:aws:batch:us-east-1:123456789012:job-queue/gpu",
+        "CELLVAE_BATCH_JOB_ROLE_ARN": "arn:aws:iam::123456789012:role/cellvae-job",
+        "CELLVAE_ECR_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/cellvae:test",
+    }
+    result = subprocess.run(
+        [str(SNAKEMAKE), "-n", "--directory", str(tmp_path / "work"), "--profile", "aws-gpu"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**home, **s3.env, **placeholders},
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "Using profiles aws-gpu" in output

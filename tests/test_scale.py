@@ -1,4 +1,5 @@
 """Planning at scale: a local source without the image archives, and a URL source, dry-run the whole DAG."""
+
 import re
 import shutil
 import subprocess
@@ -17,8 +18,18 @@ PLATES = ["Week1_22123", "Week4_27481"]
 
 def snakemake(workdir, config, *args, check=True):
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(workdir / "config.yaml"), "--cores", "1", *args]
+    command = [
+        str(SNAKEMAKE),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        "1",
+        *args,
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
@@ -28,8 +39,11 @@ def snakemake(workdir, config, *args, check=True):
 def planned(workdir, config, *args):
     """{rule: count} of a dry run."""
     output = snakemake(workdir, config, "-n", "--quiet", "rules", *args).stdout
-    return {match[1]: int(match[2]) for match in re.finditer(r"^(\w+)\s+(\d+)$", output, re.MULTILINE)
-            if match[1] != "total"}
+    return {
+        match[1]: int(match[2])
+        for match in re.finditer(r"^(\w+)\s+(\d+)$", output, re.MULTILINE)
+        if match[1] != "total"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +51,15 @@ def no_archives(tmp_path_factory):
     """A local source with the metadata CSVs but no image archives, and a workdir whose selection is made."""
     root = tmp_path_factory.mktemp("scale")
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    settings = {**config["synthetic"], "plates": PLATES, "width": 64, "height": 64, "cells_per_field": 1,
-                "wells_per_compound": 1, "sites_per_well": 1}
+    settings = {
+        **config["synthetic"],
+        "plates": PLATES,
+        "width": 64,
+        "height": 64,
+        "cells_per_field": 1,
+        "wells_per_compound": 1,
+        "sites_per_well": 1,
+    }
     generate_mini_bbbc021(root / "source", settings)
     for archive in (root / "source").glob("*.zip"):
         archive.unlink()
@@ -54,7 +75,11 @@ def test_local_source_without_archives_dry_runs(no_archives):
     workdir, config = no_archives
     jobs = planned(workdir, config)
     assert {rule: jobs.get(rule) for rule in ["fetch_images", "illumination", "segmentation", "png_synthesis"]} == {
-        "fetch_images": 2, "illumination": 2, "segmentation": 2, "png_synthesis": 2}
+        "fetch_images": 2,
+        "illumination": 2,
+        "segmentation": 2,
+        "png_synthesis": 2,
+    }
 
 
 def test_missing_archive_fails_at_fetch_time_naming_it(no_archives):

@@ -1,4 +1,5 @@
 """Segmentation: per-cell measurements in Python, and cells touching the field border dropped and counted."""
+
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ CELLPROFILER = REPO / ".venv-cellprofiler" / "bin" / "cellprofiler"
 ANALYSIS = REPO / "pipelines" / "analysis.cppipe"
 
 needs_cellprofiler = pytest.mark.skipif(
-    not CELLPROFILER.exists(), reason=f"{CELLPROFILER} absent: run 'make setup' to install CellProfiler")
+    not CELLPROFILER.exists(), reason=f"{CELLPROFILER} absent: run 'make setup' to install CellProfiler"
+)
 
 
 def test_measure_cells_matches_a_hand_made_label_image():
@@ -50,7 +52,7 @@ def test_analysis_pipeline_drops_cells_touching_the_border():
 def dome(shape, centre, radius, peak):
     """A paraboloid spot: peak at centre, 0 from radius on (one intensity maximum, smooth edges)."""
     rows, cols = np.indices(shape)
-    distance2 = ((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) / radius ** 2
+    distance2 = ((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2) / radius**2
     return peak * np.clip(1 - distance2, 0, None)
 
 

@@ -1,6 +1,7 @@
 """The demo pipeline through --profile profiles/slurm-gpu on a real single-node Slurm (fake GPU) on 127.0.0.1.
 
 Only the partition (CELLVAE_SLURM_PARTITION) and the account (--slurm-no-account) are test settings."""
+
 import os
 import re
 import subprocess
@@ -8,7 +9,6 @@ import time
 
 import pytest
 import yaml
-
 from live_servers import REPO, require, slurm_cluster, snakemake, tiny_config
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
@@ -23,28 +23,50 @@ def slurm_run(tmp_path_factory):
     with slurm_cluster(tmp_path_factory.mktemp("slurm-state")) as slurm_env:
         env = {**slurm_env, "CELLVAE_SLURM_PARTITION": PARTITION}
         started = time.monotonic()
-        result = snakemake(workdir, "--profile", str(REPO / "profiles" / "slurm-gpu"), "--slurm-no-account",
-                           env=env)
+        result = snakemake(workdir, "--profile", str(REPO / "profiles" / "slurm-gpu"), "--slurm-no-account", env=env)
         print(f"tiny demo through Slurm: {time.monotonic() - started:.0f} s")
-        jobs = subprocess.run(["squeue", "--states=all", "--noheader", "--format=%i|%k|%P|%T"],
-                              capture_output=True, text=True, check=True, env={**os.environ, **env}).stdout
+        jobs = subprocess.run(
+            ["squeue", "--states=all", "--noheader", "--format=%i|%k|%P|%T"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, **env},
+        ).stdout
         details = {}
         for line in jobs.splitlines():
             job_id, comment, partition, state = line.strip().split("|")
-            shown = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True,
-                                   check=True, env={**os.environ, **env}).stdout
-            details[job_id] = {"rule": comment.removeprefix("rule_").split("_wildcards_")[0],
-                               "partition": partition, "state": state, "scontrol": shown}
-        rerun = snakemake(workdir, "-n", "--profile", str(REPO / "profiles" / "slurm-gpu"), "--slurm-no-account",
-                          env=env)
+            shown = subprocess.run(
+                ["scontrol", "show", "job", job_id],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, **env},
+            ).stdout
+            details[job_id] = {
+                "rule": comment.removeprefix("rule_").split("_wildcards_")[0],
+                "partition": partition,
+                "state": state,
+                "scontrol": shown,
+            }
+        rerun = snakemake(
+            workdir, "-n", "--profile", str(REPO / "profiles" / "slurm-gpu"), "--slurm-no-account", env=env
+        )
     yield workdir, result, details, rerun
 
 
 def test_every_rule_ran_as_a_slurm_job_and_completed(slurm_run):
     workdir, _, details, _ = slurm_run
     rules = {job["rule"] for job in details.values()}
-    assert {"fetch_images", "illumination", "segmentation", "png_synthesis", "dataset", "train_vae",
-            "analyze_model", "compare_models"} <= rules
+    assert {
+        "fetch_images",
+        "illumination",
+        "segmentation",
+        "png_synthesis",
+        "dataset",
+        "train_vae",
+        "analyze_model",
+        "compare_models",
+    } <= rules
     assert {job["state"] for job in details.values()} == {"COMPLETED"}
     assert {job["partition"] for job in details.values()} == {PARTITION}
     assert (workdir / "results/analysis/metrics.csv").exists()

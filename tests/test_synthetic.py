@@ -17,8 +17,8 @@ from cellvae.synthetic import generate_mini_bbbc021
 
 REAL_METADATA = Path(__file__).resolve().parents[2] / "shared" / "bbbc021" / "metadata"
 needs_real_metadata = pytest.mark.skipif(
-    not (REAL_METADATA / "BBBC021_v1_image.csv").exists(),
-    reason=f"real BBBC021 metadata not found at {REAL_METADATA}")
+    not (REAL_METADATA / "BBBC021_v1_image.csv").exists(), reason=f"real BBBC021 metadata not found at {REAL_METADATA}"
+)
 SETTINGS = {
     "seed": 2020,
     "plates": ["Week1_22123", "Week4_27481"],
@@ -30,9 +30,11 @@ SETTINGS = {
     "cells_per_field": 10,
 }
 CHANNELS = ("DAPI", "Tubulin", "Actin")
-NAME = re.compile(r"^(?P<prefix>.*?)(?P<well>[B-G]\d\d)_s(?P<site>\d)_w(?P<wave>[124])"
-                  r"(?P<uuid>[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12})"
-                  r"\.tif$")
+NAME = re.compile(
+    r"^(?P<prefix>.*?)(?P<well>[B-G]\d\d)_s(?P<site>\d)_w(?P<wave>[124])"
+    r"(?P<uuid>[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12})"
+    r"\.tif$"
+)
 
 
 def settings(**changes) -> dict:
@@ -62,8 +64,11 @@ def dataset(tmp_path_factory) -> Path:
 
 def test_writes_exactly_the_source_files(dataset):
     assert sorted(p.name for p in dataset.iterdir()) == [
-        "BBBC021_v1_image.csv", "BBBC021_v1_images_Week1_22123.zip",
-        "BBBC021_v1_images_Week4_27481.zip", "BBBC021_v1_moa.csv"]
+        "BBBC021_v1_image.csv",
+        "BBBC021_v1_images_Week1_22123.zip",
+        "BBBC021_v1_images_Week4_27481.zip",
+        "BBBC021_v1_moa.csv",
+    ]
 
 
 @needs_real_metadata
@@ -94,8 +99,7 @@ def test_image_csv_content(dataset):
     for _, table in images.groupby("TableNumber"):
         assert table["ImageNumber"].tolist() == list(range(1, len(table) + 1))
     for channel in CHANNELS:
-        expected = "Week" + images["TableNumber"].astype(str) + "/" + images[
-            "Image_Metadata_Plate_DAPI"]
+        expected = "Week" + images["TableNumber"].astype(str) + "/" + images["Image_Metadata_Plate_DAPI"]
         assert (images[f"Image_PathName_{channel}"] == expected).all()
     dmso = images[images["Image_Metadata_Compound"] == "DMSO"]
     taxol = images[images["Image_Metadata_Compound"] == "taxol"]
@@ -109,8 +113,8 @@ def test_image_csv_content(dataset):
 
 def test_moa_csv(dataset):
     assert (dataset / "BBBC021_v1_moa.csv").read_text() == (
-        '"compound",concentration,"moa"\n"DMSO",0.000000,"DMSO"\n'
-        '"taxol",0.300000,"Microtubule stabilizers"\n')
+        '"compound",concentration,"moa"\n"DMSO",0.000000,"DMSO"\n"taxol",0.300000,"Microtubule stabilizers"\n'
+    )
     moa = pd.read_csv(dataset / "BBBC021_v1_moa.csv")
     assert moa.columns.tolist() == ["compound", "concentration", "moa"]
 
@@ -135,13 +139,24 @@ def test_file_names_follow_the_week_conventions(dataset):
     assert len(uuids) == 3 * len(images)
 
 
-@pytest.mark.parametrize("plate, prefix", [
-    ("Week1_22141", "Week1_150607_"), ("Week2_24121", "Week2_180607_"),
-    ("Week3_25421", "Week3_290607_"), ("Week4_27481", ""), ("Week5_28901", "Week5_130707_"),
-    ("Week6_31641", "Week6_200607_"), ("Week7_34341", "Week7_230707_"),
-    ("Week7_34381", "Week7_230707_"), ("Week7_34641", "Week7_7__"), ("Week7_34681", "Week7_7__"),
-    ("Week8_38203", "Week8_4sites_"), ("Week9_39206", "Week9_090907_"),
-    ("Week10_40111", "Week10_200907_")])
+@pytest.mark.parametrize(
+    "plate, prefix",
+    [
+        ("Week1_22141", "Week1_150607_"),
+        ("Week2_24121", "Week2_180607_"),
+        ("Week3_25421", "Week3_290607_"),
+        ("Week4_27481", ""),
+        ("Week5_28901", "Week5_130707_"),
+        ("Week6_31641", "Week6_200607_"),
+        ("Week7_34341", "Week7_230707_"),
+        ("Week7_34381", "Week7_230707_"),
+        ("Week7_34641", "Week7_7__"),
+        ("Week7_34681", "Week7_7__"),
+        ("Week8_38203", "Week8_4sites_"),
+        ("Week9_39206", "Week9_090907_"),
+        ("Week10_40111", "Week10_200907_"),
+    ],
+)
 def test_plate_prefixes(plate, prefix):
     assert synthetic.plate_week_and_prefix(plate)[1] == prefix
 
@@ -155,8 +170,7 @@ def test_prefixes_and_tables_match_every_real_plate():
         assert (rows["TableNumber"] == week % 10).all(), plate
 
 
-@pytest.mark.parametrize("plate", ["Week11_12345", "Plate_1", "week1_22123", "Week7_99999",
-                                   "Week0_1", "Week01_22123"])
+@pytest.mark.parametrize("plate", ["Week11_12345", "Plate_1", "week1_22123", "Week7_99999", "Week0_1", "Week01_22123"])
 def test_unknown_plate_is_rejected_by_name(tmp_path, plate):
     with pytest.raises(ValueError, match=re.escape(repr(plate))):
         generate_mini_bbbc021(tmp_path, settings(plates=[plate]))
@@ -166,8 +180,9 @@ def test_unknown_plate_is_rejected_by_name(tmp_path, plate):
 def test_zip_members_match_the_csv(dataset):
     images = read_images(dataset)
     for plate, rows in images.groupby("Image_Metadata_Plate_DAPI", sort=False):
-        expected = [f"{plate}/{name}" for _, row in rows.iterrows()
-                    for name in row[[f"Image_FileName_{c}" for c in CHANNELS]]]
+        expected = [
+            f"{plate}/{name}" for _, row in rows.iterrows() for name in row[[f"Image_FileName_{c}" for c in CHANNELS]]
+        ]
         with zipfile.ZipFile(dataset / f"BBBC021_v1_images_{plate}.zip") as archive:
             assert archive.namelist() == expected
             assert all(info.compress_type == zipfile.ZIP_DEFLATED for info in archive.infolist())
@@ -196,13 +211,10 @@ def test_same_seed_gives_identical_bytes_and_another_seed_does_not(dataset, tmp_
     generate_mini_bbbc021(tmp_path / "other", settings(seed=7))
     for path in dataset.iterdir():
         assert (tmp_path / "again" / path.name).read_bytes() == path.read_bytes(), path.name
-    assert (tmp_path / "other" / "BBBC021_v1_image.csv").read_bytes() != (
-        dataset / "BBBC021_v1_image.csv").read_bytes()
-    assert (tmp_path / "other" / "BBBC021_v1_moa.csv").read_bytes() == (
-        dataset / "BBBC021_v1_moa.csv").read_bytes()
+    assert (tmp_path / "other" / "BBBC021_v1_image.csv").read_bytes() != (dataset / "BBBC021_v1_image.csv").read_bytes()
+    assert (tmp_path / "other" / "BBBC021_v1_moa.csv").read_bytes() == (dataset / "BBBC021_v1_moa.csv").read_bytes()
     first, other = read_images(dataset).iloc[0], read_images(tmp_path / "other").iloc[0]
-    assert not np.array_equal(load_channel(dataset, first, "DAPI"),
-                              load_channel(tmp_path / "other", other, "DAPI"))
+    assert not np.array_equal(load_channel(dataset, first, "DAPI"), load_channel(tmp_path / "other", other, "DAPI"))
 
 
 def test_illumination_is_uneven_and_differs_between_plates(dataset):
@@ -225,17 +237,24 @@ def test_treated_tubulin_differs_from_dmso(dataset):
     images = read_images(dataset)
     stats = {}
     for compound, rows in images.groupby("Image_Metadata_Compound"):
-        tubulin = np.stack([load_channel(dataset, row, "Tubulin").astype(float)
-                            for _, row in rows.iterrows()])
+        tubulin = np.stack([load_channel(dataset, row, "Tubulin").astype(float) for _, row in rows.iterrows()])
         stats[compound] = (tubulin.mean(), np.percentile(tubulin, 99.5))
     assert stats["taxol"][0] > 1.15 * stats["DMSO"][0]
     assert stats["taxol"][1] > 1.3 * stats["DMSO"][1]  # bright microtubule bundles
 
 
 def test_full_size_field(tmp_path):
-    generate_mini_bbbc021(tmp_path, settings(plates=["Week10_40111"], wells_per_compound=1,
-                                             sites_per_well=1, width=1280, height=1024,
-                                             cells_per_field=120))
+    generate_mini_bbbc021(
+        tmp_path,
+        settings(
+            plates=["Week10_40111"],
+            wells_per_compound=1,
+            sites_per_well=1,
+            width=1280,
+            height=1024,
+            cells_per_field=120,
+        ),
+    )
     images = read_images(tmp_path)
     assert images["TableNumber"].tolist() == [0, 0]  # as the real file writes Week10
     for channel in CHANNELS:
@@ -243,13 +262,24 @@ def test_full_size_field(tmp_path):
         assert image.shape == (1024, 1280) and image.dtype == np.uint16
 
 
-@pytest.mark.parametrize("key, value", [
-    ("wells_per_compound", 7), ("wells_per_compound", 0), ("sites_per_well", 0),
-    ("width", 0), ("height", -512), ("width", 512.0), ("cells_per_field", 0), ("seed", "x"),
-    ("plates", []), ("plates", ["Week1_22123", "Week1_22123"]),
-    ("treated", {"compound": "taxol", "concentration": 0, "moa": "Microtubule stabilizers"}),
-    ("treated", {"compound": "DMSO", "concentration": 0.3, "moa": "DMSO"}),
-    ("treated", {"compound": "taxol", "concentration": 0.3})])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("wells_per_compound", 7),
+        ("wells_per_compound", 0),
+        ("sites_per_well", 0),
+        ("width", 0),
+        ("height", -512),
+        ("width", 512.0),
+        ("cells_per_field", 0),
+        ("seed", "x"),
+        ("plates", []),
+        ("plates", ["Week1_22123", "Week1_22123"]),
+        ("treated", {"compound": "taxol", "concentration": 0, "moa": "Microtubule stabilizers"}),
+        ("treated", {"compound": "DMSO", "concentration": 0.3, "moa": "DMSO"}),
+        ("treated", {"compound": "taxol", "concentration": 0.3}),
+    ],
+)
 def test_bad_settings_are_rejected_by_key(tmp_path, key, value):
     with pytest.raises(ValueError, match=key):
         generate_mini_bbbc021(tmp_path, settings(**{key: value}))

@@ -20,8 +20,13 @@ from PIL import Image  # noqa: E402
 
 from cellvae.dataset import write_shards  # noqa: E402
 from cellvae.model import load_vae  # noqa: E402
-from cellvae.train import (HISTORY_COLUMNS, accelerator_present, load_images, resolve_switch,  # noqa: E402
-                           train_vae)
+from cellvae.train import (
+    HISTORY_COLUMNS,
+    accelerator_present,
+    load_images,
+    resolve_switch,  # noqa: E402
+    train_vae,
+)
 
 # Keras's own TensorFlow variable conversion when saving; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -29,8 +34,18 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 ROOT = Path(__file__).resolve().parents[1]
 BBBC021 = ROOT.parent / "shared" / "bbbc021"
 SINGLE_CELLS = BBBC021 / "images" / "single_cells"
-SETTINGS = dict(batch_size=16, learning_rate=5e-4, r_loss_factor=1000.0, batch_norm=True,
-                dropout=0.0, seed=1, mixed_precision=False, xla=False, log=lambda message: None, verbose=0)
+SETTINGS = dict(
+    batch_size=16,
+    learning_rate=5e-4,
+    r_loss_factor=1000.0,
+    batch_norm=True,
+    dropout=0.0,
+    seed=1,
+    mixed_precision=False,
+    xla=False,
+    log=lambda message: None,
+    verbose=0,
+)
 
 
 def blob_images(directory, n_cells, size=32, seed=0):
@@ -53,9 +68,18 @@ def blob_images(directory, n_cells, size=32, seed=0):
 def write_blob_manifest(directory, n_cells=64, size=32, wells=4, seed=0):
     """A manifest of blob PNGs with their shards; every 4th well is validation."""
     paths = blob_images(directory, n_cells, size, seed)
-    rows = [{"path": str(path), "plate": "P1", "well": f"B{i % wells:02d}", "site": 1, "label": 0,
-             "compound": "DMSO", "split": "validation" if i % wells == 0 else "train"}
-            for i, path in enumerate(paths)]
+    rows = [
+        {
+            "path": str(path),
+            "plate": "P1",
+            "well": f"B{i % wells:02d}",
+            "site": 1,
+            "label": 0,
+            "compound": "DMSO",
+            "split": "validation" if i % wells == 0 else "train",
+        }
+        for i, path in enumerate(paths)
+    ]
     manifest = directory / "manifest.csv"
     write_shards(pd.DataFrame(rows), directory / "shards").to_csv(manifest, index=False)
     return manifest
@@ -77,7 +101,12 @@ def trained(tmp_path_factory):
 def test_train_vae_writes_model_history_checkpoint_and_summary(trained):
     out_dir, summary = trained
     assert sorted(p.name for p in out_dir.iterdir()) == [
-        "checkpoint.json", "checkpoints", "history.csv", "model.keras", "training.json"]
+        "checkpoint.json",
+        "checkpoints",
+        "history.csv",
+        "model.keras",
+        "training.json",
+    ]
     assert [p.name for p in (out_dir / "checkpoints").iterdir()] == ["epoch-0004.keras"]
     assert json.loads((out_dir / "checkpoint.json").read_text())["epoch"] == 4
     history = pd.read_csv(out_dir / "history.csv")
@@ -85,8 +114,7 @@ def test_train_vae_writes_model_history_checkpoint_and_summary(trained):
     assert history["epoch"].tolist() == [1, 2, 3, 4]
     assert np.isfinite(history.drop(columns="epoch").to_numpy()).all()
     assert (history["seconds"] > 0).all() and (history["images_per_second"] > 0).all()
-    np.testing.assert_allclose(history["loss"], history["reconstruction_loss"] + history["kl_loss"],
-                               rtol=1e-4)
+    np.testing.assert_allclose(history["loss"], history["reconstruction_loss"] + history["kl_loss"], rtol=1e-4)
     written = json.loads((out_dir / "training.json").read_text())
     assert written["images_per_second"] == pytest.approx(summary["images_per_second"])
     assert summary["n_train"] == 96 and summary["n_validation"] == 32
@@ -156,18 +184,33 @@ def test_manifest_errors_are_clear(tmp_path):
 
 def run_cli(*args, **kwargs):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", "cellvae", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "cellvae", *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True, **kwargs
+    )
 
 
-@pytest.mark.skipif(not (SINGLE_CELLS / "DMSO").is_dir(),
-                    reason=f"shared BBBC021 single-cell crops not found at {SINGLE_CELLS}")
+@pytest.mark.skipif(
+    not (SINGLE_CELLS / "DMSO").is_dir(), reason=f"shared BBBC021 single-cell crops not found at {SINGLE_CELLS}"
+)
 def test_train_and_evaluate_commands_on_real_bbbc021_crops(tmp_path):
     """uint16 .npy crops (DAPI, Tubulin, Actin) of sites 1-2 train, site 3 is held out."""
     images = SINGLE_CELLS / "DMSO"
     common = ["--images", images, "--size", 16, "--config", "none", "--batch-size", 16]
-    trained = run_cli("train", *common, "--pattern", "*_1?.npy", "--validation-pattern", "*_s3_*_1?.npy",
-                      "--latent-dim", 4, "--epochs", 2, "--out", tmp_path / "z4", timeout=300)
+    trained = run_cli(
+        "train",
+        *common,
+        "--pattern",
+        "*_1?.npy",
+        "--validation-pattern",
+        "*_s3_*_1?.npy",
+        "--latent-dim",
+        4,
+        "--epochs",
+        2,
+        "--out",
+        tmp_path / "z4",
+        timeout=300,
+    )
     assert trained.returncode == 0, trained.stderr
     summary = json.loads((tmp_path / "z4" / "training.json").read_text())
     n_site3 = len(list(images.glob("*_s3_*_1?.npy")))
@@ -175,13 +218,21 @@ def test_train_and_evaluate_commands_on_real_bbbc021_crops(tmp_path):
     preprocessing = json.loads((tmp_path / "z4" / "preprocessing.json").read_text())
     assert preprocessing["size"] == 16 and len(preprocessing["ranges_rgb"]) == 3
 
-    evaluated = run_cli("evaluate", "--model", tmp_path / "z4" / "model.keras", "--images", images,
-                        "--pattern", "*_s3_*_1?.npy", timeout=300)
+    evaluated = run_cli(
+        "evaluate",
+        "--model",
+        tmp_path / "z4" / "model.keras",
+        "--images",
+        images,
+        "--pattern",
+        "*_s3_*_1?.npy",
+        timeout=300,
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     metrics = json.loads(evaluated.stdout.strip().splitlines()[-1])
     assert {"similarity_s", "mse", "psnr", "ssim"} <= set(metrics) and metrics["n_cells"] == n_site3
     assert 0 < metrics["similarity_s"] < 1 and -1 < metrics["ssim"] < 1
-    held_out = np.load(tmp_path / "z4" / "data" / "validation.npy")   # the same cells, composed alike
+    held_out = np.load(tmp_path / "z4" / "data" / "validation.npy")  # the same cells, composed alike
     vae = load_vae(tmp_path / "z4" / "model.keras")
     x = held_out.astype("float32") / 255
     mse = float(np.mean((x - ops.convert_to_numpy(vae.reconstruct(x))) ** 2))
@@ -189,8 +240,20 @@ def test_train_and_evaluate_commands_on_real_bbbc021_crops(tmp_path):
 
 
 def test_train_command_reports_a_missing_folder(tmp_path):
-    result = run_cli("train", "--images", tmp_path / "nowhere", "--latent-dim", 2, "--epochs", 1,
-                     "--out", tmp_path / "out", "--config", "none", timeout=120)
+    result = run_cli(
+        "train",
+        "--images",
+        tmp_path / "nowhere",
+        "--latent-dim",
+        2,
+        "--epochs",
+        1,
+        "--out",
+        tmp_path / "out",
+        "--config",
+        "none",
+        timeout=120,
+    )
     assert result.returncode != 0 and "image folder not found" in result.stderr
 
 
@@ -226,17 +289,39 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path):
 def test_sigkilled_training_resumes_from_its_last_completed_epoch(tmp_path):
     blob_images(tmp_path / "cells", n_cells=400, size=32)
     out = tmp_path / "model"
-    command = [sys.executable, "-m", "cellvae", "train", "--images", tmp_path / "cells", "--latent-dim", 4,
-               "--epochs", 4, "--out", out, "--config", "none", "--size", 32, "--batch-size", 4,
-               "--mixed-precision", "false", "--xla", "false"]
+    command = [
+        sys.executable,
+        "-m",
+        "cellvae",
+        "train",
+        "--images",
+        tmp_path / "cells",
+        "--latent-dim",
+        4,
+        "--epochs",
+        4,
+        "--out",
+        out,
+        "--config",
+        "none",
+        "--size",
+        32,
+        "--batch-size",
+        4,
+        "--mixed-precision",
+        "false",
+        "--xla",
+        "false",
+    ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.Popen(list(map(str, command)), cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        list(map(str, command)), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 240
         while not (out / "history.csv").is_file() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        time.sleep(0.5)                                        # into the next epoch (100 steps)
+        time.sleep(0.5)  # into the next epoch (100 steps)
         process.send_signal(signal.SIGKILL)
     finally:
         process.kill()
@@ -257,8 +342,9 @@ def test_beta_and_kl_warmup_weight_the_kl_term(tmp_path):
     history = pd.read_csv(tmp_path / "beta" / "history.csv")
     beta = np.array([0.25, 0.5, 0.5])
     np.testing.assert_allclose(history["loss"], history["reconstruction_loss"] + beta * history["kl_loss"], rtol=1e-4)
-    np.testing.assert_allclose(history["val_loss"], history["val_reconstruction_loss"] + beta * history["val_kl_loss"],
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        history["val_loss"], history["val_reconstruction_loss"] + beta * history["val_kl_loss"], rtol=1e-4
+    )
 
 
 def test_gradient_clipping_reaches_the_optimizer(tmp_path):
@@ -270,14 +356,15 @@ def test_gradient_clipping_reaches_the_optimizer(tmp_path):
 
 def test_mixed_precision_and_xla_switches_on_cpu(tmp_path):
     manifest = write_blob_manifest(tmp_path / "cells", n_cells=32, size=16)
-    summary = train_vae(manifest, tmp_path / "fast", latent_dim=4, epochs=1,
-                        **{**SETTINGS, "mixed_precision": True, "xla": True})
+    summary = train_vae(
+        manifest, tmp_path / "fast", latent_dim=4, epochs=1, **{**SETTINGS, "mixed_precision": True, "xla": True}
+    )
     assert summary["mixed_precision"] is True and summary["xla"] is True
     assert np.isfinite(pd.read_csv(tmp_path / "fast" / "history.csv")["loss"]).all()
     vae = load_vae(tmp_path / "fast" / "model.keras")
     assert vae.encoder.layers[1].dtype_policy.name == "mixed_float16"
     assert ops.convert_to_numpy(vae.reconstruct(np.zeros((1, 16, 16, 3), "float32"))).dtype == np.float32
-    assert keras.mixed_precision.global_policy().name == "float32"     # restored after training
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored after training
     assert resolve_switch("auto", "xla") == accelerator_present()
     with pytest.raises(ValueError, match="train.xla must be"):
         resolve_switch("yes", "xla")
@@ -294,18 +381,24 @@ def test_a_moved_run_folder_resumes_by_content(tmp_path):
     table = pd.read_csv(moved_cells / "manifest.csv")
     table["shard"] = [str(moved_cells / Path(shard).relative_to(tmp_path / "cells")) for shard in table["shard"]]
     table.to_csv(moved_cells / "manifest.csv", index=False)
-    summary = train_vae(moved_cells / "manifest.csv", tmp_path / "elsewhere" / "run", latent_dim=4, epochs=2,
-                        **SETTINGS)
+    summary = train_vae(
+        moved_cells / "manifest.csv", tmp_path / "elsewhere" / "run", latent_dim=4, epochs=2, **SETTINGS
+    )
     assert summary["resumed_after_epoch"] == 1
 
 
 def test_cosine_schedule_and_augmentation_train(tmp_path):
     manifest = write_blob_manifest(tmp_path / "cells", n_cells=32, size=16)
-    settings = {**SETTINGS, "lr_schedule": "cosine", "augment": True, "architecture": "wide",
-                "reconstruction_loss": "gaussian"}
+    settings = {
+        **SETTINGS,
+        "lr_schedule": "cosine",
+        "augment": True,
+        "architecture": "wide",
+        "reconstruction_loss": "gaussian",
+    }
     summary = train_vae(manifest, tmp_path / "run", latent_dim=4, epochs=2, **settings)
     assert (summary["architecture"], summary["reconstruction_loss"], summary["augment"]) == ("wide", "gaussian", True)
     checkpoint = keras.saving.load_model(tmp_path / "run" / "checkpoints" / "epoch-0002.keras")
-    assert float(checkpoint.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)   # decayed to 0 at the end
+    assert float(checkpoint.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # decayed to 0 at the end
     with pytest.raises(ValueError, match="train.lr_schedule must be one of"):
         train_vae(manifest, tmp_path / "bad", latent_dim=4, epochs=1, **{**SETTINGS, "lr_schedule": "step"})

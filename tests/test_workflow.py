@@ -1,4 +1,5 @@
 """End to end: the real Snakemake DAG with CellProfiler and TensorFlow on a tiny synthetic config."""
+
 import json
 import os
 import re
@@ -8,19 +9,30 @@ import zipfile
 import pandas as pd
 import pytest
 import yaml
-
 from live_servers import CELLPROFILER, REPO, SNAKEMAKE, tiny_config
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not CELLPROFILER.exists(), reason=f"CellProfiler not installed at {CELLPROFILER}: run make setup"),
+    pytest.mark.skipif(
+        not CELLPROFILER.exists(), reason=f"CellProfiler not installed at {CELLPROFILER}: run make setup"
+    ),
 ]
 
 
 def snakemake(workdir, config, *args, check=True):
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args]
+    command = [
+        str(SNAKEMAKE),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        "2",
+        *args,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
@@ -70,8 +82,13 @@ def test_whole_dag_runs_and_writes_every_output(finished_run):
     png_manifest = pd.read_csv(workdir / f"results/png/{plates[0]}/cells.csv")
     assert (png_manifest["scale"] == 0.3).all()
     assert (workdir / "results/models/z4/model.keras").exists()
-    for figure in ["reconstructions.png", "loss_curves.png", "model_vs_baselines.png", "z4/generated.png",
-                   "z4/latent_histograms.png"]:
+    for figure in [
+        "reconstructions.png",
+        "loss_curves.png",
+        "model_vs_baselines.png",
+        "z4/generated.png",
+        "z4/latent_histograms.png",
+    ]:
         assert (workdir / "results/analysis" / figure).stat().st_size > 1000
     assert set(manifest["compound"]) == {"DMSO"}
     moa = json.loads((workdir / "results/profile/z4/moa.json").read_text())
@@ -79,8 +96,17 @@ def test_whole_dag_runs_and_writes_every_output(finished_run):
     assert pd.read_csv(workdir / "results/profile/summary.csv")["mean_accuracy_vs_dmso"].iloc[0] > 0.5
     snakemake(workdir, config, "--report", str(workdir / "report.html"))
     report = (workdir / "report.html").read_text(errors="ignore")
-    for figure in ["reconstructions.png", "model_vs_baselines.png", "loss_curves.png", "generated.png",
-                   "latent_histograms.png", "crop_sizes.png", "embedding.png", "cost.csv", "metrics.csv"]:
+    for figure in [
+        "reconstructions.png",
+        "model_vs_baselines.png",
+        "loss_curves.png",
+        "generated.png",
+        "latent_histograms.png",
+        "crop_sizes.png",
+        "embedding.png",
+        "cost.csv",
+        "metrics.csv",
+    ]:
         assert figure in report, figure
 
 
@@ -92,22 +118,38 @@ def test_second_run_has_nothing_to_do(finished_run):
 def test_adding_a_latent_dim_adds_only_its_jobs(finished_run):
     workdir, config = finished_run
     jobs = planned_jobs(workdir, {**config, "latent_dims": [4, 6]})
-    assert jobs == {"train_vae": 1, "analyze_model": 1, "compare_models": 1, "profile_model": 1,
-                    "compare_profiles": 1, "cost": 1, "all": 1}
+    assert jobs == {
+        "train_vae": 1,
+        "analyze_model": 1,
+        "compare_models": 1,
+        "profile_model": 1,
+        "compare_profiles": 1,
+        "cost": 1,
+        "all": 1,
+    }
 
 
 def test_model_variants_train_side_by_side_with_their_settings(finished_run):
     workdir, config = finished_run
-    variants = {**config, "models": {"thesis": {"architecture": "thesis", "reconstruction_loss": "mse"},
-                                     "default": {}}}
+    variants = {**config, "models": {"thesis": {"architecture": "thesis", "reconstruction_loss": "mse"}, "default": {}}}
     jobs = planned_jobs(workdir, variants)
-    assert jobs == {"train_vae": 2, "analyze_model": 2, "compare_models": 1, "profile_model": 2,
-                    "compare_profiles": 1, "cost": 1, "all": 1}
+    assert jobs == {
+        "train_vae": 2,
+        "analyze_model": 2,
+        "compare_models": 1,
+        "profile_model": 2,
+        "compare_profiles": 1,
+        "cost": 1,
+        "all": 1,
+    }
     output = snakemake(workdir, variants, "-n", "--printshellcmds").stdout
     assert "results/models/thesis-z4/model.keras" in output and "results/models/default-z4/model.keras" in output
     bad = {**config, "models": {"thesis": {"architecture": "thesis", "lossfn": "mse"}}}
     result = snakemake(workdir, bad, "-n", check=False)
-    assert result.returncode != 0 and "config key models.thesis: lossfn not a train: setting" in result.stdout + result.stderr
+    assert (
+        result.returncode != 0
+        and "config key models.thesis: lossfn not a train: setting" in result.stdout + result.stderr
+    )
 
 
 def test_profile_setting_change_reruns_only_the_profile_stage(finished_run):
@@ -120,9 +162,18 @@ def test_profile_setting_change_reruns_only_the_profile_stage(finished_run):
 def test_png_size_change_reruns_synthesis_onward_not_cellprofiler(finished_run):
     workdir, config = finished_run
     jobs = planned_jobs(workdir, {**config, "png": {**config["png"], "size": 40}})
-    assert jobs == {"png_scale": 1, "png_synthesis": 2, "dataset": 1, "train_vae": 1, "analyze_model": 1,
-                    "compare_models": 1, "profile_model": 1, "compare_profiles": 1, "cost": 1,
-                    "all": 1}
+    assert jobs == {
+        "png_scale": 1,
+        "png_synthesis": 2,
+        "dataset": 1,
+        "train_vae": 1,
+        "analyze_model": 1,
+        "compare_models": 1,
+        "profile_model": 1,
+        "compare_profiles": 1,
+        "cost": 1,
+        "all": 1,
+    }
 
 
 def test_deleting_one_plates_crops_reruns_only_that_plates_chain(finished_run):

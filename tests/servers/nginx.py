@@ -1,4 +1,5 @@
 """A real nginx on 127.0.0.1 serving a folder, for fetch tests and benchmarks; its access log counts bytes."""
+
 from __future__ import annotations
 
 import os
@@ -53,11 +54,30 @@ class Nginx:
         for _ in range(5):  # the free port may be taken between probing and binding: try another
             self.port = _free_port()
             conf = self.prefix / "nginx.conf"
-            conf.write_text(CONF.format(user="user root;" if os.geteuid() == 0 else "", prefix=self.prefix,
-                                        port=self.port, root=self.root, slow_rate=self.slow_rate))
+            conf.write_text(
+                CONF.format(
+                    user="user root;" if os.geteuid() == 0 else "",
+                    prefix=self.prefix,
+                    port=self.port,
+                    root=self.root,
+                    slow_rate=self.slow_rate,
+                )
+            )
             self.process = subprocess.Popen(
-                [self.binary, "-p", str(self.prefix), "-c", str(conf), "-e", str(self.prefix / "error.log"),
-                 "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                [
+                    self.binary,
+                    "-p",
+                    str(self.prefix),
+                    "-c",
+                    str(conf),
+                    "-e",
+                    str(self.prefix / "error.log"),
+                    "-g",
+                    "daemon off;",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and self.process.poll() is None:
                 try:
