@@ -13,7 +13,7 @@ include: "rules/dataset.smk"
 include: "rules/train.smk"
 include: "rules/analysis.smk"
 include: "rules/cost.smk"
-include: "rules/profile.smk"
+include: "rules/response.smk"
 
 
 report: "report/workflow.rst"

@@ -11,7 +11,7 @@ cycloheximide (Week4_27801, Week4_27821), of which no cell was seen in training.
 2. Response on the held-out plates: features side by side — VAE mu, PCA-k of the pixels, an untrained encoder
    of the same architecture, classic per-cell features (scikit-image regionprops on an Otsu mask) —
    (a) DMSO-vs-cycloheximide balanced accuracy of a shrinkage LDA trained on one plate, tested on the other;
-   (b) per plate, each concentration's centroid distance from DMSO in DMSO spreads (cellvae.profiles.separation),
+   (b) per plate, each concentration's centroid distance from DMSO in DMSO spreads (cellvae.response.separation),
    and whether it grows with concentration.
 Trained models are kept under --out and reused by a rerun (delete the folder to retrain).
 Ablations (--models no-augment thesis-architecture constant-lr thesis-sigma): the default with one ingredient
@@ -43,7 +43,7 @@ from cellvae.baselines import Baselines  # noqa: E402
 from cellvae.inputs import compose_arrays, read_image, write_shard  # noqa: E402
 from cellvae.metrics import reconstruction_metrics  # noqa: E402
 from cellvae.model import build_vae, load_vae  # noqa: E402
-from cellvae.profiles import centroid_distance, encode_images  # noqa: E402
+from cellvae.response import centroid_distance, encode_images  # noqa: E402
 from cellvae.train import train_on_shards  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@ profiles).
 
 One row per image: its path (and the manifest's columns, when --images names a manifest), then z0 … z{k-1}.
 Images are composed as for the model's training (preprocessing.json beside the model); --images and --where
-work as for train. The response-profile stage encodes with the same function (cellvae.profiles.encode_images).
+work as for train. The response-profile stage encodes with the same function (cellvae.response.encode_images).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be a positive integer, got {args.batch_size}")
-    from cellvae.profiles import encode_images
+    from cellvae.response import encode_images
 
     vae, table, cells, _, _ = model_inputs(args)
     mu = encode_images(vae, cells, args.batch_size)

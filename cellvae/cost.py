@@ -19,7 +19,7 @@ STAGES = {
     "fetch_images": "fetch",
     "illumination": "illumination",
     "segmentation": "segmentation",
-    "png_synthesis": "PNG synthesis",
+    "compose_pngs": "PNG synthesis",
     "dataset": "dataset",
     "train_vae": "training",
     "analyze_model": "analysis",

@@ -67,7 +67,7 @@ def decode_pngs(paths) -> np.ndarray:
         except OSError as error:
             raise ValueError(f"unreadable PNG {path}: {error}") from None
         if cells[-1].shape != cells[0].shape:
-            raise ValueError(f"PNG {path} is {cells[-1].shape}, others {cells[0].shape}: rerun png_synthesis")
+            raise ValueError(f"PNG {path} is {cells[-1].shape}, others {cells[0].shape}: rerun compose_pngs")
     return np.stack(cells)
 
 

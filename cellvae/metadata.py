@@ -135,45 +135,45 @@ def select_profiled_fields(
     ]
     if treated.empty:
         raise MetadataError(
-            "config keys profile.compounds/moas/exclude_wells select no treated field with an "
-            "MoA: widen the selection or set profile.enabled: false"
+            "config keys response.compounds/moas/exclude_wells select no treated field with an "
+            "MoA: widen the selection or set response.enabled: false"
         )
     controls = select_fields(images, moa, sorted(treated["plate"].unique()), [CONTROL])
     return pd.concat([treated, controls]).sort_values(["plate", "well", "site"]).reset_index(drop=True)
 
 
 def training_and_profiled_fields(
-    images, moa, plates="all", compounds="all", moas="all", profile: dict | None = None
+    images, moa, plates="all", compounds="all", moas="all", response: dict | None = None
 ) -> pd.DataFrame:
-    """The union of the training selection and (profile given) the profiling selection, each segmented once.
+    """The union of the training selection and (response given) the profiling selection, each segmented once.
 
-    Boolean columns train and profile say which selection(s) a field belongs to.
+    Boolean columns train and response say which selection(s) a field belongs to.
     """
     training = select_fields(images, moa, plates, compounds, moas)
     keys = ["plate", "well", "site"]
-    if profile is None:
-        return training.assign(train=True, profile=False)
+    if response is None:
+        return training.assign(train=True, response=False)
     profiled = select_profiled_fields(
         images,
         moa,
         plates,
-        profile.get("compounds", "all"),
-        profile.get("moas", "all"),
-        profile.get("exclude_wells", ()),
+        response.get("compounds", "all"),
+        response.get("moas", "all"),
+        response.get("exclude_wells", ()),
     )
     union = pd.concat([training, profiled]).drop_duplicates(keys).sort_values(keys).reset_index(drop=True)
     index = union.set_index(keys).index
     union["train"] = index.isin(training.set_index(keys).index)
-    union["profile"] = index.isin(profiled.set_index(keys).index)
+    union["response"] = index.isin(profiled.set_index(keys).index)
     return union
 
 
 def write_selection(
-    image_csv, moa_csv, out_csv, plates="all", compounds="all", moas="all", profile: dict | None = None
+    image_csv, moa_csv, out_csv, plates="all", compounds="all", moas="all", response: dict | None = None
 ) -> pd.DataFrame:
-    """Select fields (training, and profiling where profile is given) and write them atomically to out_csv."""
+    """Select fields (training, and profiling where response is given) and write them atomically to out_csv."""
     selected = training_and_profiled_fields(
-        read_image_table(image_csv), read_moa_table(moa_csv), plates, compounds, moas, profile
+        read_image_table(image_csv), read_moa_table(moa_csv), plates, compounds, moas, response
     )
     tmp = f"{out_csv}.tmp"
     selected.to_csv(tmp, index=False)

@@ -137,11 +137,11 @@ def final_outputs(wildcards):
         *expand("results/png/{plate}/crop_sizes.png", plate=selected_plates()),
         # single-cell crops are a product too: deleting a plate's crops reruns that plate's chain
         # (not with a storage provider: the S3 plugin caches a folder's absence from the DAG's start, so a target
-        # folder looks missing at the end; the crops are png_synthesis inputs anyway)
+        # folder looks missing at the end; the crops are compose_pngs inputs anyway)
         *(
             []
             if workflow.storage_settings.default_storage_provider
             else expand("results/segmentation/{plate}/crops", plate=selected_plates())
         ),
-        *(["results/profile/summary.csv"] if lookup(dpath="profile/enabled", within=config) else []),
+        *(["results/response/summary.csv"] if lookup(dpath="response/enabled", within=config) else []),
     ]

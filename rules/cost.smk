@@ -10,7 +10,7 @@ def benchmark_files(wildcards):
     ]
     if lookup(dpath="synthetic/enabled", within=config):
         files.append("results/benchmarks/synthesize_bbbc021.tsv")
-    for rule_name in ["fetch_images", "illumination", "segmentation", "png_synthesis"]:
+    for rule_name in ["fetch_images", "illumination", "segmentation", "compose_pngs"]:
         files += expand("results/benchmarks/{rule}/{plate}.tsv", rule=rule_name, plate=plates)
     for rule_name in ["train_vae", "analyze_model"]:
         files += expand("results/benchmarks/{rule}/{model}.tsv", rule=rule_name, model=MODELS)

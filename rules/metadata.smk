@@ -1,5 +1,5 @@
 # Metadata tables from the source, then the field selection (a checkpoint: it decides the plates): the union of
-# the training fields and, with profile.enabled, the treated fields to profile and their plates' DMSO fields.
+# the training fields and, with response.enabled, the treated fields to profile and their plates' DMSO fields.
 rule fetch_metadata:
     input:
         image_csv=source_input("BBBC021_v1_image.csv"),
@@ -37,9 +37,9 @@ checkpoint select_images:
         plates=lookup(dpath="plates", within=config),
         compounds=lookup(dpath="compounds", within=config),
         moas=lookup(dpath="moas", within=config, default="all"),
-        profile_enabled=lookup(dpath="profile/enabled", within=config),
-        profile_compounds=lookup(dpath="profile/compounds", within=config),
-        profile_moas=lookup(dpath="profile/moas", within=config),
-        profile_exclude_wells=lookup(dpath="profile/exclude_wells", within=config),
+        response_enabled=lookup(dpath="response/enabled", within=config),
+        response_compounds=lookup(dpath="response/compounds", within=config),
+        response_moas=lookup(dpath="response/moas", within=config),
+        response_exclude_wells=lookup(dpath="response/exclude_wells", within=config),
     script:
         "../scripts/select_images.py"

@@ -25,7 +25,7 @@ rule png_scale:
 
 
 # Single cells as size×size RGB PNGs (R = Tubulin, G = Actin, B = DAPI), a QC table and a crop-size histogram.
-rule png_synthesis:
+rule compose_pngs:
     input:
         cells=rules.segmentation.output.cells,
         crops=rules.segmentation.output.crops,
@@ -43,13 +43,13 @@ rule png_synthesis:
             labels={"plate": "{plate}", "figure": "crop sizes"},
         ),
     log:
-        "results/logs/png_synthesis/{plate}.log",
+        "results/logs/compose_pngs/{plate}.log",
     benchmark:
-        "results/benchmarks/png_synthesis/{plate}.tsv"
+        "results/benchmarks/compose_pngs/{plate}.tsv"
     conda:
         "../envs/workflow.yaml"
     params:
         size=lookup(dpath="png/size", within=config),
         percentiles=lookup(dpath="png/percentiles", within=config),
     script:
-        "../scripts/png_synthesis.py"
+        "../scripts/compose_pngs.py"

@@ -5,13 +5,13 @@ from cellvae.runlog import logged
 
 with logged(snakemake.log[0]):
     params = snakemake.params
-    profile = (
+    response = (
         {
-            "compounds": params.profile_compounds,
-            "moas": params.profile_moas,
-            "exclude_wells": params.profile_exclude_wells,
+            "compounds": params.response_compounds,
+            "moas": params.response_moas,
+            "exclude_wells": params.response_exclude_wells,
         }
-        if params.profile_enabled
+        if params.response_enabled
         else None
     )
     selected = write_selection(
@@ -21,9 +21,9 @@ with logged(snakemake.log[0]):
         params.plates,
         params.compounds,
         params.moas,
-        profile,
+        response,
     )
-    for purpose in ("train", "profile"):
+    for purpose in ("train", "response"):
         chosen = selected[selected[purpose]]
         print(
             f"{purpose}: {len(chosen)} fields, {chosen.groupby(['plate', 'well']).ngroups} wells, "

@@ -133,7 +133,7 @@ def test_embed_writes_one_row_per_image_with_the_posterior_mean(trained, tmp_pat
     assert set(table["plate"]) == {HELD_OUT} and (table["site"] == 1).all()
 
     from cellvae.model import load_vae
-    from cellvae.profiles import encode_images
+    from cellvae.response import encode_images
 
     vae = load_vae(trained / "model.keras")
     held_out = np.load(trained / "data" / "validation.npy")

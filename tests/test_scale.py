@@ -74,11 +74,11 @@ def no_archives(tmp_path_factory):
 def test_local_source_without_archives_dry_runs(no_archives):
     workdir, config = no_archives
     jobs = planned(workdir, config)
-    assert {rule: jobs.get(rule) for rule in ["fetch_images", "illumination", "segmentation", "png_synthesis"]} == {
+    assert {rule: jobs.get(rule) for rule in ["fetch_images", "illumination", "segmentation", "compose_pngs"]} == {
         "fetch_images": 2,
         "illumination": 2,
         "segmentation": 2,
-        "png_synthesis": 2,
+        "compose_pngs": 2,
     }
 
 

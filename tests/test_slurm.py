@@ -61,7 +61,7 @@ def test_every_rule_ran_as_a_slurm_job_and_completed(slurm_run):
         "fetch_images",
         "illumination",
         "segmentation",
-        "png_synthesis",
+        "compose_pngs",
         "dataset",
         "train_vae",
         "analyze_model",

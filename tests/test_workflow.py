@@ -64,7 +64,7 @@ def test_whole_dag_runs_and_writes_every_output(finished_run):
     selected = pd.read_csv(workdir / "results/metadata/selected_images.csv")
     assert sorted(selected["plate"].unique()) == sorted(plates)
     assert set(selected.loc[selected["train"], "compound"]) == {"DMSO"}
-    assert set(selected.loc[selected["profile"], "compound"]) == {"DMSO", config["synthetic"]["treated"]["compound"]}
+    assert set(selected.loc[selected["response"], "compound"]) == {"DMSO", config["synthetic"]["treated"]["compound"]}
     for plate in plates:
         assert (workdir / f"results/illumination/{plate}/illum_DAPI.npy").exists()
         cells = pd.read_csv(workdir / f"results/segmentation/{plate}/cells.csv")
@@ -91,9 +91,9 @@ def test_whole_dag_runs_and_writes_every_output(finished_run):
     ]:
         assert (workdir / "results/analysis" / figure).stat().st_size > 1000
     assert set(manifest["compound"]) == {"DMSO"}
-    moa = json.loads((workdir / "results/profile/z4/moa.json").read_text())
+    moa = json.loads((workdir / "results/response/z4/moa.json").read_text())
     assert moa["nsc"] is None and "1 compound" in moa["nsc_undefined"] and moa["n_treatments"] == 1
-    assert pd.read_csv(workdir / "results/profile/summary.csv")["mean_accuracy_vs_dmso"].iloc[0] > 0.5
+    assert pd.read_csv(workdir / "results/response/summary.csv")["mean_accuracy_vs_dmso"].iloc[0] > 0.5
     snakemake(workdir, config, "--report", str(workdir / "report.html"))
     report = (workdir / "report.html").read_text(errors="ignore")
     for figure in [
@@ -122,8 +122,8 @@ def test_adding_a_latent_dim_adds_only_its_jobs(finished_run):
         "train_vae": 1,
         "analyze_model": 1,
         "compare_models": 1,
-        "profile_model": 1,
-        "compare_profiles": 1,
+        "response_profiles": 1,
+        "compare_responses": 1,
         "cost": 1,
         "all": 1,
     }
@@ -137,8 +137,8 @@ def test_model_variants_train_side_by_side_with_their_settings(finished_run):
         "train_vae": 2,
         "analyze_model": 2,
         "compare_models": 1,
-        "profile_model": 2,
-        "compare_profiles": 1,
+        "response_profiles": 2,
+        "compare_responses": 1,
         "cost": 1,
         "all": 1,
     }
@@ -154,9 +154,9 @@ def test_model_variants_train_side_by_side_with_their_settings(finished_run):
 
 def test_profile_setting_change_reruns_only_the_profile_stage(finished_run):
     workdir, config = finished_run
-    profile = {**config["profile"], "analysis": {**config["profile"]["analysis"], "normalize": "none"}}
-    jobs = planned_jobs(workdir, {**config, "profile": profile})
-    assert jobs == {"profile_model": 1, "compare_profiles": 1, "all": 1}
+    response = {**config["response"], "analysis": {**config["response"]["analysis"], "normalize": "none"}}
+    jobs = planned_jobs(workdir, {**config, "response": response})
+    assert jobs == {"response_profiles": 1, "compare_responses": 1, "all": 1}
 
 
 def test_png_size_change_reruns_synthesis_onward_not_cellprofiler(finished_run):
@@ -164,13 +164,13 @@ def test_png_size_change_reruns_synthesis_onward_not_cellprofiler(finished_run):
     jobs = planned_jobs(workdir, {**config, "png": {**config["png"], "size": 40}})
     assert jobs == {
         "png_scale": 1,
-        "png_synthesis": 2,
+        "compose_pngs": 2,
         "dataset": 1,
         "train_vae": 1,
         "analyze_model": 1,
         "compare_models": 1,
-        "profile_model": 1,
-        "compare_profiles": 1,
+        "response_profiles": 1,
+        "compare_responses": 1,
         "cost": 1,
         "all": 1,
     }
@@ -184,7 +184,7 @@ def test_deleting_one_plates_crops_reruns_only_that_plates_chain(finished_run):
     output = snakemake(workdir, config, "-n").stdout
     assert "rule illumination" not in output and "rule fetch_images" not in output
     assert output.count("rule segmentation:") == 1 and f"results/segmentation/{plate}/cells.csv" in output
-    assert output.count("rule png_synthesis:") == 1 and f"results/png/{plate}/cells" in output
+    assert output.count("rule compose_pngs:") == 1 and f"results/png/{plate}/cells" in output
     snakemake(workdir, config)
     assert crops.is_dir()
     assert "Nothing to be done" in snakemake(workdir, config, "-n").stdout

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from cellvae.profiles import compare_profiles
+from cellvae.response import compare_responses
 from cellvae.runlog import logged
 
 with logged(snakemake.log[0]):
-    table = compare_profiles([Path(path).parent for path in snakemake.input.moa], snakemake.output.table)
+    table = compare_responses([Path(path).parent for path in snakemake.input.moa], snakemake.output.table)
     print(table.to_string(index=False))

@@ -28,9 +28,9 @@ def profiled_cells(png_manifests: list, selected_csv, dataset_manifest=None) -> 
     or unknown (no dataset manifest given)."""
     cells = pd.concat([pd.read_csv(path) for path in png_manifests], ignore_index=True)
     fields = pd.read_csv(selected_csv)
-    if "profile" not in fields:
-        raise ValueError(f"{selected_csv} has no profile column: rerun select_images with profile.enabled")
-    fields = fields[fields["profile"]].rename(columns={"week": "batch"})
+    if "response" not in fields:
+        raise ValueError(f"{selected_csv} has no response column: rerun select_images with response.enabled")
+    fields = fields[fields["response"]].rename(columns={"week": "batch"})
     cells = cells.merge(
         fields[["plate", "well", "site", "compound", "concentration", "moa", "batch"]],
         on=["plate", "well", "site"],
@@ -313,7 +313,7 @@ def _save_figure(figure, path) -> None:
     atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=110))
 
 
-def profile_model(
+def response_profiles(
     model_path, png_manifests: list, selected_csv, out_dir, settings: dict, log=print, dataset_manifest=None
 ) -> dict:
     """cells.csv.gz, wells.csv, moa.json, separation.csv and four figures for one trained model.
@@ -360,7 +360,7 @@ def profile_model(
     return result
 
 
-def compare_profiles(model_dirs: list, out_csv) -> pd.DataFrame:
+def compare_responses(model_dirs: list, out_csv) -> pd.DataFrame:
     """One row per model (its folder's name: z16, or thesis-z75 with variants): NSC, NSCB (empty where undefined)
     and the separation from DMSO."""
     rows = []

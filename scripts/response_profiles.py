@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from cellvae.profiles import profile_model
+from cellvae.response import response_profiles
 from cellvae.runlog import logged
 
 with logged(snakemake.log[0]):
-    profile_model(
+    response_profiles(
         snakemake.input.model,
         list(snakemake.input.manifests),
         snakemake.input.selected,

@@ -39,7 +39,7 @@ def planned_resources(output):
 
 def test_default_profile_dry_runs_the_whole_plan(selected):
     plan = planned_resources(snakemake(selected, "-n").stdout)
-    assert {"illumination", "segmentation", "png_synthesis", "train_vae", "cost"} <= set(plan)
+    assert {"illumination", "segmentation", "compose_pngs", "train_vae", "cost"} <= set(plan)
 
 
 def test_slurm_profile_asks_a_gpu_for_training_only_with_account_and_partitions_from_the_environment(selected):

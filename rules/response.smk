@@ -1,6 +1,6 @@
 # Response profiles: every profiled cell encoded by each trained VAE (mu), wells → treatments, MoA accuracy
 # (NSC/NSCB) and separation from DMSO, latent traversals/interpolations/embedding; then a table across models.
-PROFILE_FIGURES = {
+RESPONSE_FIGURES = {
     "confusion": "MoA confusion (NSC)",
     "embedding": "2-D embedding",
     "traversals": "latent traversals",
@@ -8,7 +8,7 @@ PROFILE_FIGURES = {
 }
 
 
-rule profile_model:
+rule response_profiles:
     input:
         model=rules.train_vae.output.model,
         manifests=per_plate("results/png/{plate}/cells.csv"),
@@ -18,48 +18,48 @@ rule profile_model:
     output:
         **{
             name: report(
-                f"results/profile/{{model}}/{name}.png",
-                caption=f"../report/profile_{name}.rst",
+                f"results/response/{{model}}/{name}.png",
+                caption=f"../report/response_{name}.rst",
                 category="Response profiles",
                 subcategory="{model}",
                 labels={"model": "{model}", "figure": label},
             )
-            for name, label in PROFILE_FIGURES.items()
+            for name, label in RESPONSE_FIGURES.items()
         },
-        cells="results/profile/{model}/cells.csv.gz",
-        wells="results/profile/{model}/wells.csv",
-        moa="results/profile/{model}/moa.json",
-        separation="results/profile/{model}/separation.csv",
+        cells="results/response/{model}/cells.csv.gz",
+        wells="results/response/{model}/wells.csv",
+        moa="results/response/{model}/moa.json",
+        separation="results/response/{model}/separation.csv",
     log:
-        "results/logs/profile_model/{model}.log",
+        "results/logs/response_profiles/{model}.log",
     benchmark:
-        "results/benchmarks/profile_model/{model}.tsv"
+        "results/benchmarks/response_profiles/{model}.tsv"
     wildcard_constraints:
         model=MODEL_PATTERN,
     conda:
         "../envs/tensorflow.yaml"
     params:
-        settings=lookup(dpath="profile/analysis", within=config),
+        settings=lookup(dpath="response/analysis", within=config),
     script:
-        "../scripts/profile_model.py"
+        "../scripts/response_profiles.py"
 
 
-rule compare_profiles:
+rule compare_responses:
     input:
-        moa=expand("results/profile/{model}/moa.json", model=MODELS),
-        separation=expand("results/profile/{model}/separation.csv", model=MODELS),
+        moa=expand("results/response/{model}/moa.json", model=MODELS),
+        separation=expand("results/response/{model}/separation.csv", model=MODELS),
     output:
         table=report(
-            "results/profile/summary.csv",
-            caption="../report/profile_summary.rst",
+            "results/response/summary.csv",
+            caption="../report/response_summary.rst",
             category="Response profiles",
             labels={"figure": "accuracy per latent dim"},
         ),
     log:
-        "results/logs/compare_profiles.log",
+        "results/logs/compare_responses.log",
     benchmark:
-        "results/benchmarks/compare_profiles.tsv"
+        "results/benchmarks/compare_responses.tsv"
     conda:
         "../envs/tensorflow.yaml"
     script:
-        "../scripts/profile_compare.py"
+        "../scripts/compare_responses.py"

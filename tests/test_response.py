@@ -1,4 +1,4 @@
-"""Response profiles (cellvae.profiles): field selection for profiling, separation statistics, well
+"""Response profiles (cellvae.response): field selection for profiling, separation statistics, well
 aggregation, the per-model profile stage on tiny PNG sets, and real DMSO vs cycloheximide crops."""
 
 import json
@@ -12,7 +12,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from cellvae import profiles  # noqa: E402
+from cellvae import response  # noqa: E402
 from cellvae.metadata import MetadataError, training_and_profiled_fields  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -56,29 +56,29 @@ def image_and_moa_tables():
 def test_selection_is_the_union_with_purpose_flags():
     images, moa = image_and_moa_tables()
     selected = training_and_profiled_fields(
-        images, moa, compounds=["DMSO"], profile={"compounds": "all", "moas": "all", "exclude_wells": ["G02"]}
+        images, moa, compounds=["DMSO"], response={"compounds": "all", "moas": "all", "exclude_wells": ["G02"]}
     )
-    flags = selected.set_index(["plate", "well"])[["train", "profile"]]
+    flags = selected.set_index(["plate", "well"])[["train", "response"]]
     assert flags.loc[("Week1_1", "B02")].tolist() == [True, True]  # DMSO: trained on and the reference
     assert flags.loc[("Week2_1", "B03")].tolist() == [False, True]  # taxol: profiled only
     assert ("Week1_1", "G02") not in flags.index  # positive control excluded
     assert ("Week2_1", "B04") not in flags.index  # X has no MoA: not profiled
     assert len(selected) == 6
     only_training = training_and_profiled_fields(images, moa, compounds=["DMSO"])
-    assert only_training["train"].all() and not only_training["profile"].any() and len(only_training) == 4
+    assert only_training["train"].all() and not only_training["response"].any() and len(only_training) == 4
 
 
 def test_profiling_dmso_only_on_plates_with_profiled_treatments_and_a_clear_error():
     images, moa = image_and_moa_tables()
     images = images[~((images["plate"] == "Week2_1") & (images["compound"] == "taxol"))]
     selected = training_and_profiled_fields(
-        images, moa, compounds=["X"], profile={"compounds": ["taxol"], "moas": "all", "exclude_wells": []}
+        images, moa, compounds=["X"], response={"compounds": ["taxol"], "moas": "all", "exclude_wells": []}
     )
-    assert set(selected.loc[selected["profile"], "plate"]) == {"Week1_1"}
+    assert set(selected.loc[selected["response"], "plate"]) == {"Week1_1"}
     assert set(selected.loc[selected["train"], "compound"]) == {"X"}
-    with pytest.raises(MetadataError, match="profile.compounds/moas/exclude_wells select no treated field"):
+    with pytest.raises(MetadataError, match="response.compounds/moas/exclude_wells select no treated field"):
         training_and_profiled_fields(
-            images, moa, profile={"compounds": "all", "moas": "all", "exclude_wells": ["B03", "G02"]}
+            images, moa, response={"compounds": "all", "moas": "all", "exclude_wells": ["B03", "G02"]}
         )
 
 
@@ -91,10 +91,10 @@ def test_lda_accuracy_separates_shifted_classes_and_not_identical_ones():
     control = rng.normal(size=(200, 4))
     control_wells, treated_wells = wells_of(200, 10, "c"), wells_of(100, 5, "t")
     shifted = rng.normal(size=(100, 4)) + [3, 0, 0, 0]
-    assert profiles.lda_cv_accuracy(control, shifted, control_wells, treated_wells, 5, 0) > 0.9
+    assert response.lda_cv_accuracy(control, shifted, control_wells, treated_wells, 5, 0) > 0.9
     same = rng.normal(size=(100, 4))
-    assert 0.35 < profiles.lda_cv_accuracy(control, same, control_wells, treated_wells, 5, 0) < 0.65
-    assert math.isnan(profiles.lda_cv_accuracy(control, shifted, control_wells, ["t0"] * 100, 5, 0))
+    assert 0.35 < response.lda_cv_accuracy(control, same, control_wells, treated_wells, 5, 0) < 0.65
+    assert math.isnan(response.lda_cv_accuracy(control, shifted, control_wells, ["t0"] * 100, 5, 0))
 
 
 def test_cross_validation_never_puts_one_well_on_both_sides():
@@ -105,8 +105,8 @@ def test_cross_validation_never_puts_one_well_on_both_sides():
     wells = np.repeat(np.arange(12), 40)
     data = offsets[wells] + rng.normal(scale=0.3, size=(len(wells), 16))
     control, treated = data[wells < 6], data[wells >= 6]
-    grouped = profiles.lda_cv_accuracy(control, treated, wells[wells < 6], wells[wells >= 6], 3, 0)
-    by_cell = profiles.lda_cv_accuracy(
+    grouped = response.lda_cv_accuracy(control, treated, wells[wells < 6], wells[wells >= 6], 3, 0)
+    by_cell = response.lda_cv_accuracy(
         control, treated, np.arange((wells < 6).sum()), 1000 + np.arange((wells >= 6).sum()), 3, 0
     )
     assert by_cell > 0.9 and grouped < 0.75, (by_cell, grouped)
@@ -114,7 +114,7 @@ def test_cross_validation_never_puts_one_well_on_both_sides():
 
 def test_distance_is_in_units_of_dmso_spread():
     control = np.array([[1.0, 0], [-1, 0], [0, 1], [0, -1], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 0], [-1, 0]])
-    result = profiles.separation(
+    result = response.separation(
         control, control + [3.0, 4.0], wells_of(10, 2, "c"), wells_of(10, 2, "t"), folds=2
     )  # RMS spread 1, centroid shift 5
     assert result["distance_to_dmso"] == pytest.approx(5.0) and result["accuracy"] == 1.0
@@ -132,7 +132,7 @@ def test_well_profiles_average_cells_per_well():
             "batch": ["Week1"] * 3,
         }
     )
-    wells = profiles.well_profiles(cells, np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]))
+    wells = response.well_profiles(cells, np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]))
     assert wells[["well", "z0", "z1", "n_cells"]].values.tolist() == [["B02", 2.0, 3.0, 2], ["B03", 5.0, 6.0, 1]]
 
 
@@ -195,7 +195,7 @@ def profiled_run(tmp_path_factory):
                         "concentration": concentration,
                         "moa": moa_name,
                         "train": compound == "DMSO",
-                        "profile": True,
+                        "response": True,
                     }
                 )
         manifests.append(root / f"{plate}.csv")
@@ -219,7 +219,7 @@ def profiled_run(tmp_path_factory):
         seed=0,
     )
     out = root / "z3"
-    profiles.profile_model(model, [str(path) for path in manifests], selected, out, settings, log=lambda m: None)
+    response.response_profiles(model, [str(path) for path in manifests], selected, out, settings, log=lambda m: None)
     return out
 
 
@@ -241,17 +241,17 @@ def test_profile_model_writes_profiles_scores_and_figures(profiled_run):
 
 
 def test_compare_profiles_tabulates_each_model(profiled_run, tmp_path):
-    table = profiles.compare_profiles([profiled_run], tmp_path / "summary.csv")
+    table = response.compare_responses([profiled_run], tmp_path / "summary.csv")
     assert table["latent_dim"].tolist() == [3] and table["n_treatments"].tolist() == [3]
     assert pd.read_csv(tmp_path / "summary.csv")["mean_accuracy_vs_dmso"].iloc[0] > 0.85
 
 
-def test_profiled_cells_need_the_profile_flags(tmp_path):
+def test_profiled_cells_need_the_response_flags(tmp_path):
     selected = tmp_path / "selected.csv"
     pd.DataFrame({"plate": ["P"], "well": ["B02"], "site": [1]}).to_csv(selected, index=False)
     manifest = tmp_path / "cells.csv"
     pd.DataFrame({"path": ["x.png"], "plate": ["P"], "well": ["B02"], "site": [1], "label": [1]}).to_csv(
         manifest, index=False
     )
-    with pytest.raises(ValueError, match="has no profile column"):
-        profiles.profiled_cells([manifest], selected)
+    with pytest.raises(ValueError, match="has no response column"):
+        response.profiled_cells([manifest], selected)
