@@ -1,12 +1,12 @@
 # make demo: set up, run the pipeline on the default (synthetic mini BBBC021) config, write the report.
-# make test: set up, add the servers the tests start (setup-test), run the whole test suite.
+# make test: set up, add the servers the tests start (setup-test), run the linters (lint), then the whole test suite.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 CP_VENV := .venv-cellprofiler
 CORES ?= all
 
-.PHONY: setup setup-test system system-test profiles demo test clean
+.PHONY: setup setup-test system system-test profiles demo lint test clean
 
 # what the pipeline needs: Debian packages, the two venvs, the cluster profiles by name (--profile aws-gpu)
 setup: system $(VENV)/.installed $(CP_VENV)/.installed profiles
@@ -39,7 +39,14 @@ demo: setup
 	$(VENV)/bin/snakemake --report results/report.html
 	@echo "Report: results/report.html"
 
-test: setup-test
+# Snakemake's linter (profiles/default applies), then the formatters and linter of rules and Python, checking only
+lint: $(VENV)/.installed
+	$(VENV)/bin/snakemake --lint
+	$(VENV)/bin/snakefmt --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: setup-test lint
 	$(VENV)/bin/python -m pytest
 
 clean:

@@ -8,19 +8,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from live_servers import rados_gateway, slurm_cluster, snakemake, tiny_config  # noqa: E402
+from live_servers import rados_gateway, slurm_cluster  # noqa: E402
+from snakemake_runner import snakemake, tiny_config  # noqa: E402
 
 
 def timed_run(root: Path, name: str, *args, env=None) -> float:
     workdir = root / name
     workdir.mkdir()
-    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
     started = time.monotonic()
-    snakemake(workdir, *args, env=env, timeout=3600)
+    snakemake(workdir, *args, config=tiny_config(), env=env, timeout=3600)
     seconds = round(time.monotonic() - started, 1)
     print(f"{name}: {seconds} s", flush=True)
     return seconds

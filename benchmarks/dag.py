@@ -12,7 +12,6 @@ Usage: .venv/bin/python benchmarks/dag.py [--metadata DIR] [--repeats N]
 import argparse
 import re
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,28 +20,12 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+sys.path.insert(0, str(REPO / "tests"))
+from snakemake_runner import snakemake  # noqa: E402
+
+from cellvae.config import with_defaults  # noqa: E402
+
 SELECTIONS = {"dmso": ["DMSO"], "all": "all"}
-
-
-def snakemake(workdir, *args, target="all"):
-    """Run Snakemake on the repo's workflow in workdir with the overlay config; its stdout."""
-    command = [
-        str(SNAKEMAKE),
-        target,
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(REPO / "config/bbbc021.yaml"),
-        str(workdir / "overlay.yaml"),
-        *args,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"snakemake {' '.join(args)} failed in {workdir}:\n{result.stderr[-4000:]}")
-    return result.stdout
 
 
 def planned_jobs(rules_table):
@@ -61,7 +44,7 @@ def measure(metadata, compounds, repeats):
     """(jobs, wall seconds, CPU seconds) of the fastest `snakemake -n` for a selection, in a fresh workdir."""
     with tempfile.TemporaryDirectory(prefix="cellvae-dag.") as tmp:
         workdir = Path(tmp)
-        overlay = {
+        overlay = {  # over config/bbbc021.yaml
             "source": str(metadata),
             "compounds": compounds,
             "cellprofiler": {
@@ -70,12 +53,12 @@ def measure(metadata, compounds, repeats):
                 "analysis_pipeline": str(REPO / "pipelines/analysis.cppipe"),
             },
         }
-        (workdir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
-        snakemake(workdir, "--cores", "1", "--quiet", "all", target="select_images")
+        config = with_defaults(overlay, with_defaults(yaml.safe_load((REPO / "config/bbbc021.yaml").read_text())))
+        snakemake(workdir, "select_images", "--cores", 1, "--quiet", "all", config=config)
         runs = []
         for _ in range(repeats):
             cpu, wall = children_cpu_seconds(), time.perf_counter()
-            output = snakemake(workdir, "-n", "--quiet", "rules")
+            output = snakemake(workdir, "-n", "--quiet", "rules").stdout
             runs.append((time.perf_counter() - wall, children_cpu_seconds() - cpu))
         return (planned_jobs(output), *min(runs))
 

@@ -1,5 +1,5 @@
 """Fetch benchmark: a DMSO-like selection (1 well in 12, as the real DMSO share) of a synthetic plate,
-fetched by byte ranges from a real nginx on 127.0.0.1 with the fetch settings of config/config.yaml.
+fetched by byte ranges from a real nginx on 127.0.0.1 with the default fetch settings (config/config.schema.yaml).
 Bytes are counted from nginx's access log. Last line: bytes_ratio=<served bytes / needed member bytes>.
 
     .venv/bin/python benchmarks/fetch.py
@@ -12,16 +12,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from servers.nginx import Nginx  # noqa: E402
 
+from cellvae.config import defaults  # noqa: E402
 from cellvae.fetch import FetchSettings, archive_name, fetch_plate  # noqa: E402
 from cellvae.metadata import read_image_table  # noqa: E402
-from cellvae.synthetic import generate_mini_bbbc021  # noqa: E402
+from cellvae.synthetic import generate_mini_bbbc021, source_files  # noqa: E402
 
 PLATE = "Week4_27481"
 SYNTHETIC = {
@@ -38,10 +37,10 @@ SELECTED_WELLS = ["D02"]  # 1 of the 12 wells, with unselected wells on both sid
 
 
 def main() -> int:
-    settings = FetchSettings.from_config(yaml.safe_load((REPO / "config" / "config.yaml").read_text())["fetch"])
+    settings = FetchSettings.from_config(defaults()["fetch"])
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        generate_mini_bbbc021(root / "www" / "bbbc021", SYNTHETIC)
+        generate_mini_bbbc021(SYNTHETIC, **source_files(root / "www" / "bbbc021", SYNTHETIC["plates"]))
         table = read_image_table(root / "www" / "bbbc021" / "BBBC021_v1_image.csv")
         selected = root / "selected.csv"
         table[table["well"].isin(SELECTED_WELLS)].to_csv(selected, index=False)

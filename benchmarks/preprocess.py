@@ -24,7 +24,7 @@ import pandas as pd
 
 from cellvae.cellprofiler import FIELD_COLUMNS, run_illumination, run_segmentation
 from cellvae.metadata import read_image_table
-from cellvae.synthetic import generate_mini_bbbc021
+from cellvae.synthetic import generate_mini_bbbc021, source_files
 
 REPO = Path(__file__).resolve().parents[1]
 CELLPROFILER = REPO / ".venv-cellprofiler/bin/cellprofiler"
@@ -46,7 +46,7 @@ def synthetic_plate(root, fields, cells):
         "cells_per_field": cells,
     }
     source = root / "source"
-    generate_mini_bbbc021(source, settings)
+    generate_mini_bbbc021(settings, **source_files(source, settings["plates"]))
     images = root / "images"
     with zipfile.ZipFile(source / f"BBBC021_v1_images_{PLATE}.zip") as archive:
         for info in archive.infolist():

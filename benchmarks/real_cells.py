@@ -7,7 +7,7 @@ on the DMSO cells of the three DMSO-only plates; everything is measured on the t
 cycloheximide (Week4_27801, Week4_27821), of which no cell was seen in training.
 
 1. Reconstruction of the held-out plates' DMSO cells: each model (z = --latent-dims; `thesis` = the thesis
-   settings, `default` = config/config.yaml's train: section), 3 seeds, against zero / mean / median / PCA-k.
+   settings, `default` = the config's train: defaults), 3 seeds, against zero / mean / median / PCA-k.
 2. Response on the held-out plates: features side by side — VAE mu, PCA-k of the pixels, an untrained encoder
    of the same architecture, classic per-cell features (scikit-image regionprops on an Otsu mask) —
    (a) DMSO-vs-cycloheximide balanced accuracy of a shrinkage LDA trained on one plate, tested on the other;
@@ -32,7 +32,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
 from skimage import filters, measure  # noqa: E402
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis  # noqa: E402
 from sklearn.metrics import balanced_accuracy_score  # noqa: E402
@@ -40,11 +39,12 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from cellvae.baselines import Baselines  # noqa: E402
+from cellvae.config import defaults  # noqa: E402
 from cellvae.inputs import compose_arrays, read_image, write_shard  # noqa: E402
 from cellvae.metrics import reconstruction_metrics  # noqa: E402
 from cellvae.model import build_vae, load_vae  # noqa: E402
 from cellvae.response import centroid_distance, encode_images  # noqa: E402
-from cellvae.train import train_on_shards  # noqa: E402
+from cellvae.train import train_on_shards, training_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT.parent / "shared" / "bbbc021" / "images" / "single_cells_by_plate" / "manifest.csv"
@@ -60,7 +60,7 @@ THESIS = dict(
     kl_weight=1.0,
     kl_warmup_epochs=0,
 )
-MODELS = {  # name: settings over config/config.yaml's train: section (the default)
+MODELS = {  # name: settings over the config's train: section at its defaults (the default model)
     "thesis": THESIS,
     "default": {},
     # ablations: the default with one ingredient taken away
@@ -72,9 +72,8 @@ MODELS = {  # name: settings over config/config.yaml's train: section (the defau
 
 
 def model_settings(name: str) -> dict:
-    """Training settings of a named model (MODELS) over the default config's train: section."""
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["train"]
-    return {**config, **MODELS[name]}
+    """Training settings of a named model (MODELS) over the config's train: defaults."""
+    return {**defaults()["train"], **MODELS[name]}
 
 
 def load_crops(manifest_csv: Path) -> tuple[pd.DataFrame, list]:
@@ -149,7 +148,7 @@ def train_model(name, k, seed, epochs, shard, out: Path, log) -> Path:
     digest = hashlib.sha256(json.dumps([settings, epochs], sort_keys=True).encode()).hexdigest()[:8]
     folder = out / "models" / f"{name}-z{k}-seed{seed}-{digest}"
     if not (folder / "model.keras").is_file():
-        train_on_shards([shard], [], folder, k, epochs, log=log, verbose=0, **settings)
+        train_on_shards([shard], [], k, epochs, **training_files(folder), log=log, verbose=0, **settings)
     return folder
 
 
@@ -178,8 +177,9 @@ def main(argv=None) -> int:
     test_plates = sorted(set(table["plate"]) - set(args.train_plates))
     response_plates = sorted(set(table.loc[~dmso, "plate"]) - set(args.train_plates))
     train_raw = [cell for cell, keep in zip(raw, dmso & in_train) if keep]
-    train_cells, ranges = compose_arrays(train_raw, args.size)
-    test_cells, _ = compose_arrays(raw, args.size, ranges=ranges)
+    percentiles = defaults()["png"]["percentiles"]
+    train_cells, ranges = compose_arrays(train_raw, args.size, percentiles)
+    test_cells, _ = compose_arrays(raw, args.size, percentiles, ranges=ranges)
     shard = args.out / f"train-{args.size}px.npy"
     write_shard(shard, train_cells)
     held_out = ~in_train & dmso

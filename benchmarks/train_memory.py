@@ -20,17 +20,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def child(shard, size, cache_mb, shuffle_buffer, batch_size):
     """Train one epoch on the shard and print the peak RSS (MiB) as JSON."""
-    from cellvae.train import train_on_shards
+    from cellvae.train import train_on_shards, training_files
 
     with tempfile.TemporaryDirectory() as out:
         summary = train_on_shards(
             [shard],
             [],
-            out,
             latent_dim=16,
             epochs=1,
+            **training_files(out),
             log=lambda message: None,
             verbose=0,
+            architecture="thesis",  # as measured (benchmarks/RESULTS.md)
+            reconstruction_loss="mse",
+            augment=False,
+            lr_schedule="constant",
+            learning_rate=5e-4,
             batch_size=batch_size,
             cache_mb=cache_mb,
             shuffle_buffer=shuffle_buffer,

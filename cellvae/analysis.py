@@ -17,9 +17,10 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from cellvae.baselines import Baselines
+from cellvae.dataset import read_dataset_manifest, shard_split, split_paths
+from cellvae.files import atomic_write, read_pngs
 from cellvae.metrics import METRICS, reconstruction_metrics
 from cellvae.model import load_vae
-from cellvae.train import atomic_write, load_images, read_manifest, shard_split, split_paths
 
 BATCH_SIZE = 128
 BASELINE_MAX_CELLS = 20_000  # training cells the baselines are fitted on (a seeded sample beyond that)
@@ -121,23 +122,33 @@ def plot_latent_histograms(mu, ks_table, n_dims):
     return figure
 
 
-def analyze_model(model_path, manifest_csv, out_dir, n_generated=20, n_latent_histograms=20, seed=0) -> dict:
-    """metrics.json (the model's metrics and its baselines'), baselines.npz, latent_ks.csv, generated.png
-    and latent_histograms.png of one model."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def analyze_model(
+    model_path,
+    manifest_csv,
+    *,
+    metrics_json,
+    baselines_npz,
+    ks_csv,
+    generated_png,
+    latent_histograms_png,
+    n_generated=20,
+    n_latent_histograms=20,
+    seed=0,
+) -> dict:
+    """One model's metrics (its own and its baselines') in metrics_json, the fitted baselines in baselines_npz,
+    the per-dimension KS table in ks_csv, and the generated_png and latent_histograms_png figures."""
     vae = load_vae(model_path)
-    manifest = read_manifest(manifest_csv)
-    images = load_images(split_paths(manifest, "validation", manifest_csv))
+    manifest = read_dataset_manifest(manifest_csv)
+    images = read_pngs(split_paths(manifest, "validation", manifest_csv))
 
     metrics, mu = evaluate(vae, images)
     baselines = Baselines.fit(training_cells(manifest_csv), vae.latent_dim, seed=seed)
-    baselines.save(out_dir / "baselines.npz")
+    baselines.save(baselines_npz)
     metrics["baselines"] = baseline_metrics(baselines, images)
     metrics["baselines"]["pca"]["k"] = baselines.k
-    atomic_write(out_dir / "metrics.json", lambda path: path.write_text(json.dumps(metrics, indent=2) + "\n"))
+    atomic_write(metrics_json, lambda path: path.write_text(json.dumps(metrics, indent=2) + "\n"))
     ks_table = latent_ks_table(mu)
-    atomic_write(out_dir / "latent_ks.csv", lambda path: ks_table.to_csv(path, index=False))
+    atomic_write(ks_csv, lambda path: ks_table.to_csv(path, index=False))
 
     z = np.random.default_rng(seed).standard_normal((n_generated, vae.latent_dim))
     generated = ops.convert_to_numpy(vae.decode(z.astype("float32")))
@@ -145,9 +156,9 @@ def analyze_model(model_path, manifest_csv, out_dir, n_generated=20, n_latent_hi
         image_grid(
             generated, min(10, n_generated), f"{n_generated} cells decoded from z ~ N(0, I), z = {vae.latent_dim}"
         ),
-        out_dir / "generated.png",
+        generated_png,
     )
-    save_figure(plot_latent_histograms(mu, ks_table, n_latent_histograms), out_dir / "latent_histograms.png")
+    save_figure(plot_latent_histograms(mu, ks_table, n_latent_histograms), latent_histograms_png)
     return metrics
 
 
@@ -239,33 +250,48 @@ def sort_key(value):
 
 
 def compare_models(
-    model_dirs: list, analysis_dirs: list, manifest_csv, out_dir, n_reconstructions=8, seed=0
+    labels: list,
+    *,
+    models: list,
+    histories: list,
+    summaries: list,
+    metrics: list,
+    baselines: list,
+    manifest_csv,
+    metrics_csv,
+    reconstructions_png,
+    loss_curves_png,
+    training_speed_png,
+    model_vs_baselines_png,
+    n_reconstructions=8,
+    seed=0,
 ) -> pd.DataFrame:
-    """metrics.csv (one row per model and per baseline, column method), reconstructions.png, loss_curves.png,
-    training_speed.png and model_vs_baselines.png across models.
+    """metrics_csv (one row per model and per baseline, column method) and the reconstructions, loss-curve,
+    training-speed and model-vs-baselines figures across models.
 
-    Each model_dir holds model.keras, training.json and history.csv (train_vae); each
-    analysis_dir the metrics.json of analyze_model for the same model.
+    Per model, in the order of labels (z16, or thesis-z75 with variants): its model.keras, history.csv and
+    training.json (train_vae), and its metrics.json and baselines.npz (analyze_model).
     """
-    if len(model_dirs) != len(analysis_dirs):
-        raise ValueError(f"{len(model_dirs)} model dirs but {len(analysis_dirs)} analysis dirs")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = read_manifest(manifest_csv)
+    per_model = [models, histories, summaries, metrics, baselines]
+    if any(len(files) != len(labels) for files in per_model):
+        raise ValueError(
+            f"{len(labels)} models but {', '.join(str(len(files)) for files in per_model)} "
+            "models, histories, summaries, metrics and baselines files"
+        )
+    manifest = read_dataset_manifest(manifest_csv)
     paths = split_paths(manifest, "validation", manifest_csv)
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(len(paths), size=min(n_reconstructions, len(paths)), replace=False))
-    originals = load_images([paths[i] for i in chosen]).astype("float32") / 255.0
+    originals = read_pngs([paths[i] for i in chosen]).astype("float32") / 255.0
 
-    rows, baseline_rows, reconstructions, histories = [], {}, {}, {}
-    for model_dir, analysis_dir in zip(map(Path, model_dirs), map(Path, analysis_dirs)):
-        metrics = json.loads((analysis_dir / "metrics.json").read_text())
-        baselines = metrics.pop("baselines")
-        training = json.loads((model_dir / "training.json").read_text())
-        history = pd.read_csv(model_dir / "history.csv")
-        label = model_dir.name  # z16, or thesis-z75 with variants
+    rows, baseline_rows, reconstructions, loss_histories = [], {}, {}, {}
+    for label, model_path, history_csv, summary_json, metrics_json, baselines_npz in zip(labels, *per_model):
+        model_metrics = json.loads(Path(metrics_json).read_text())
+        baseline_metrics_by_name = model_metrics.pop("baselines")
+        training = json.loads(Path(summary_json).read_text())
+        history = pd.read_csv(history_csv)
         final = history.iloc[-1]
-        for name, values in baselines.items():
+        for name, values in baseline_metrics_by_name.items():
             key = f"pca-{values['k']}" if name == "pca" else name
             baseline_rows[key] = {
                 "method": key,
@@ -277,7 +303,7 @@ def compare_models(
             {
                 "method": "vae",
                 "model": label,
-                **metrics,
+                **model_metrics,
                 "parameters": training["parameters"],
                 "epochs": training["epochs"],
                 "train_seconds": training["seconds"],
@@ -295,18 +321,18 @@ def compare_models(
                 },
             }
         )
-        vae = load_vae(model_dir / "model.keras")
+        vae = load_vae(model_path)
         reconstructions[f"VAE {label}"] = ops.convert_to_numpy(vae.reconstruct(originals))
-        pca = Baselines.load(analysis_dir / "baselines.npz")
+        pca = Baselines.load(baselines_npz)
         if f"PCA-{pca.k}" not in reconstructions:
             reconstructions[f"PCA-{pca.k}"] = pca.reconstructors()["pca"](originals)
-        histories[label] = history
+        loss_histories[label] = history
 
     table = pd.concat([pd.DataFrame(rows), pd.DataFrame(baseline_rows.values())], ignore_index=True)
     table = table.sort_values(["latent_dim", "method"], key=lambda column: column.map(sort_key)).reset_index(drop=True)
-    atomic_write(out_dir / "metrics.csv", lambda path: table.to_csv(path, index=False))
-    save_figure(plot_reconstructions(originals, reconstructions), out_dir / "reconstructions.png")
-    save_figure(plot_loss_curves(histories), out_dir / "loss_curves.png")
-    save_figure(plot_training_speed(table[table["method"] == "vae"]), out_dir / "training_speed.png")
-    save_figure(plot_model_vs_baselines(table), out_dir / "model_vs_baselines.png")
+    atomic_write(metrics_csv, lambda path: table.to_csv(path, index=False))
+    save_figure(plot_reconstructions(originals, reconstructions), reconstructions_png)
+    save_figure(plot_loss_curves(loss_histories), loss_curves_png)
+    save_figure(plot_training_speed(table[table["method"] == "vae"]), training_speed_png)
+    save_figure(plot_model_vs_baselines(table), model_vs_baselines_png)
     return table

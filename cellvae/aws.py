@@ -1,4 +1,4 @@
-"""`python -m cellvae aws deploy|env|destroy`: the AWS side of profiles/aws-gpu as one CloudFormation stack.
+"""`cellvae aws deploy|env|destroy`: the AWS side of profiles/aws-gpu as one CloudFormation stack.
 
 The stack (infra/aws/cellvae-batch.yaml) holds the workflow bucket, the job image repository, the Batch
 queues, the job role and the budget; `env` turns its outputs into the variables the profile reads
@@ -7,20 +7,16 @@ queues, the job role and the budget; `env` turns its outputs into the variables 
 
 from __future__ import annotations
 
-import argparse
 import base64
-import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import boto3
 import yaml
-from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+from botocore.exceptions import ClientError, WaiterError
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "infra" / "aws" / "cellvae-batch.yaml"
-DEFAULT_STACK = "cellvae"
 CAPABILITIES = ["CAPABILITY_IAM"]
 WAIT = {"Delay": 10, "MaxAttempts": 360}  # up to an hour: GPU compute environments can take a while
 
@@ -85,7 +81,7 @@ def stack_outputs(cfn, stack: str) -> dict[str, str]:
     """OutputKey -> OutputValue of a stack that must exist."""
     found = find_stack(cfn, stack)
     if found is None:
-        raise AwsError(f"stack {stack!r} not found in {cfn.meta.region_name}: run `python -m cellvae aws deploy` first")
+        raise AwsError(f"stack {stack!r} not found in {cfn.meta.region_name}: run `cellvae aws deploy` first")
     return {o["OutputKey"]: o["OutputValue"] for o in found.get("Outputs", [])}
 
 
@@ -263,87 +259,3 @@ def destroy(session: boto3.Session, stack: str, empty: bool) -> str:
     cfn.delete_stack(StackName=stack)
     _wait(cfn, "stack_delete_complete", stack)
     return f"{removed}deleted stack {stack!r} in {session.region_name}"
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, value
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m cellvae aws", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--stack-name", default=DEFAULT_STACK, help=f"CloudFormation stack (default {DEFAULT_STACK})")
-    common.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION / your AWS config)")
-
-    dep = commands.add_parser("deploy", parents=[common], help="create or update the stack")
-    dep.add_argument("--image-tag", help="job image tag to record in the stack (template parameter ImageTag)")
-    dep.add_argument("--alert-email", help="budget alert address (needed on create)")
-    dep.add_argument("--monthly-budget-usd", help="monthly budget; alerts at BudgetAlertPercent of it")
-    dep.add_argument("--gpu-family", choices=["g5", "p3"], help="GPU instance family for training")
-    dep.add_argument(
-        "--on-demand-fallback", choices=["true", "false"], help="add on-demand compute environments after the spot ones"
-    )
-    dep.add_argument(
-        "--parameter",
-        action="append",
-        type=_key_value,
-        default=[],
-        metavar="KEY=VALUE",
-        help="any other template parameter (repeatable)",
-    )
-    dep.add_argument(
-        "--push",
-        metavar="LOCAL_IMAGE",
-        help="after deploying, docker-tag LOCAL_IMAGE as <repository>:<image tag> and push it (needs docker)",
-    )
-
-    commands.add_parser("env", parents=[common], help="print `export NAME=value` lines for profiles/aws-gpu")
-
-    des = commands.add_parser("destroy", parents=[common], help="delete the stack")
-    des.add_argument(
-        "--empty-bucket",
-        action="store_true",
-        help="permanently delete everything in the workflow bucket first (else a non-empty bucket stops destroy)",
-    )
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        session = make_session(args.region)
-        if args.command == "deploy":
-            named = {
-                "ImageTag": args.image_tag,
-                "AlertEmail": args.alert_email,
-                "MonthlyBudgetUsd": args.monthly_budget_usd,
-                "GpuInstanceFamily": args.gpu_family,
-                "OnDemandFallback": args.on_demand_fallback,
-            }
-            parameters = dict(args.parameter) | {k: v for k, v in named.items() if v is not None}
-            docker = find_docker() if args.push else None
-            outputs = deploy(session, args.stack_name, parameters)
-            if docker:
-                push_image(session, docker, args.push, outputs["JobImage"])
-            print(
-                f"stack {args.stack_name!r} ready in {session.region_name}; job image {outputs['JobImage']}"
-                f'{" (pushed)" if args.push else ""}. Next: eval "$(python -m cellvae aws env)"',
-                file=sys.stderr,
-            )
-        elif args.command == "env":
-            cfn = session.client("cloudformation")
-            for name, value in profile_env(stack_outputs(cfn, args.stack_name)).items():
-                print(f"export {name}={shlex.quote(value)}")
-        else:
-            print(destroy(session, args.stack_name, args.empty_bucket), file=sys.stderr)
-    except AwsError as error:
-        print(f"aws {args.command}: {error}", file=sys.stderr)
-        return 1
-    except (ClientError, BotoCoreError) as error:
-        print(f"aws {args.command}: {error}", file=sys.stderr)
-        return 1
-    return 0

@@ -18,11 +18,12 @@ import pandas as pd
 import tifffile
 from skimage.measure import regionprops_table
 
-CHANNELS = ["DAPI", "Tubulin", "Actin"]
-FILE_COLUMNS = {channel: f"file_{channel.lower()}" for channel in CHANNELS}
+from cellvae.channels import STAINS, crop_column, file_column
+
+FILE_COLUMNS = {stain: file_column(stain) for stain in STAINS}
 FIELD_COLUMNS = ["plate", "well", "site", *FILE_COLUMNS.values()]
 QUARANTINE_COLUMNS = ["plate", "well", "site", "file", "reason"]
-CROP_COLUMNS = [f"crop_{channel.lower()}" for channel in CHANNELS]
+CROP_COLUMNS = [crop_column(stain) for stain in STAINS]
 CELL_COLUMNS = [
     "plate",
     "well",
@@ -39,8 +40,6 @@ CELL_COLUMNS = [
     *CROP_COLUMNS,
 ]
 FIELDS_SUMMARY_COLUMNS = ["plate", "well", "site", "field", "nuclei", "cells", "border_cells"]
-ILLUMINATION_OUTPUTS = ["quarantine.csv", "fields.csv", *(f"illum_{channel}.npy" for channel in CHANNELS)]
-SEGMENTATION_OUTPUTS = ["cells.csv", "fields_summary.csv", "crops", "measurements"]
 FIELD_IMAGES = "fields"  # analysis.cppipe's SaveImages folder: <DAPI stem>_Corr<Channel>.tiff, <DAPI stem>_Cells.npy
 
 
@@ -128,18 +127,18 @@ def _copy_as_npy(fields, image_dir, raw_dir):
         np.save(raw_dir / _npy_name(name), tifffile.imread(Path(image_dir) / name))
 
 
-def _load_data(fields, raw_dir, illum_dir=None):
-    """The LoadData CSV table: metadata, raw channels (.npy copies in raw_dir) and optionally illumination
-    functions."""
+def _load_data(fields, raw_dir, functions=None):
+    """The LoadData CSV table: metadata, raw channels (.npy copies in raw_dir) and optionally the illumination
+    functions (channel -> .npy path)."""
     table = pd.DataFrame(
         {"Metadata_Plate": fields["plate"], "Metadata_Well": fields["well"], "Metadata_Site": fields["site"]}
     )
     for channel, column in FILE_COLUMNS.items():
         table[f"FileName_Orig{channel}"] = fields[column].map(_npy_name)
         table[f"PathName_Orig{channel}"] = str(Path(raw_dir).resolve())
-        if illum_dir is not None:
-            table[f"FileName_Illum{channel}"] = f"illum_{channel}.npy"
-            table[f"PathName_Illum{channel}"] = str(Path(illum_dir).resolve())
+        if functions is not None:
+            table[f"FileName_Illum{channel}"] = Path(functions[channel]).name
+            table[f"PathName_Illum{channel}"] = str(Path(functions[channel]).resolve().parent)
     return table
 
 
@@ -187,41 +186,47 @@ def _run_cellprofiler(executable, pipeline, load_data, work_dir, plate, log_path
     return output
 
 
-def _publish(staging, out_dir):
-    """Move every entry of staging into out_dir, replacing what is there."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for entry in staging.iterdir():
-        _remove(out_dir, [entry.name])
-        os.replace(entry, out_dir / entry.name)
+def _publish(moves):
+    """Move each staged file or folder onto its output path (staged -> output), replacing what is there."""
+    for staged, path in moves.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _remove([path])
+        os.replace(staged, path)
 
 
-def _remove(out_dir, names):
+def _remove(paths):
     """Delete earlier outputs, so that a failed run never leaves a complete-looking set behind."""
-    for path in (out_dir / name for name in names):
+    for path in map(Path, paths):
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         elif path.exists() or path.is_symlink():
             path.unlink()
 
 
-def _work_dir(out_dir):
-    """A scratch dir beside out_dir (same file system, so results move into place atomically)."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+def _work_dir(output):
+    """A scratch dir beside an output (same file system, so results move into place atomically)."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
 
 
-def run_illumination(fields, image_dir, out_dir, executable, pipeline, log_path):
-    """Check the plate's fields, then compute illum_<Channel>.npy (float32) with one CellProfiler run.
+def _check_stains(functions):
+    if sorted(functions) != sorted(STAINS):
+        raise ValueError(f"illumination functions given for {sorted(functions)}; expected one per stain {STAINS}")
 
-    Writes out_dir/quarantine.csv, out_dir/fields.csv (readable fields) and the three functions.
+
+def run_illumination(fields, image_dir, executable, pipeline, log_path, *, functions, fields_csv, quarantine_csv):
+    """Check the plate's fields, then compute each stain's illumination function (float32 .npy; functions:
+    stain -> path) with one CellProfiler run; write the readable fields to fields_csv and the quarantined
+    files to quarantine_csv.
     """
     executable = _resolve_executable(executable)
-    out_dir = Path(out_dir)
+    _check_stains(functions)
     plate = _plate(fields)
-    _remove(out_dir, ILLUMINATION_OUTPUTS)
+    _remove([*functions.values(), fields_csv, quarantine_csv])
     with _open_log(log_path) as log:
         readable, quarantined = check_fields(fields, image_dir, lambda line: log.write(line + "\n"))
-    work_dir = _work_dir(out_dir)
+    work_dir = _work_dir(fields_csv)
     try:
         _copy_as_npy(readable, image_dir, work_dir / "raw")
         output = _run_cellprofiler(
@@ -229,12 +234,14 @@ def run_illumination(fields, image_dir, out_dir, executable, pipeline, log_path)
         )
         staging = work_dir / "staging"
         staging.mkdir()
-        for channel in CHANNELS:
-            function = np.load(output / f"illum_{channel}.npy").astype(np.float32)
-            np.save(staging / f"illum_{channel}.npy", function)
+        moves = {}
+        for stain, path in functions.items():
+            function = np.load(output / f"illum_{stain}.npy").astype(np.float32)
+            np.save(staging / f"illum_{stain}.npy", function)
+            moves[staging / f"illum_{stain}.npy"] = path
         quarantined.to_csv(staging / "quarantine.csv", index=False)
         readable.to_csv(staging / "fields.csv", index=False)
-        _publish(staging, out_dir)
+        _publish({**moves, staging / "quarantine.csv": quarantine_csv, staging / "fields.csv": fields_csv})
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -246,7 +253,7 @@ def measure_cells(labels, channels):
     skimage regionprops, with CellProfiler's definitions: area in pixels, bounding box minimum inclusive and
     maximum exclusive, centre = mean pixel position, x = column.
     """
-    stack = np.stack([channels[channel] for channel in CHANNELS], axis=-1) / 65535.0
+    stack = np.stack([channels[channel] for channel in STAINS], axis=-1) / 65535.0
     props = pd.DataFrame(
         regionprops_table(labels, stack, properties=["label", "bbox", "area", "centroid", "intensity_mean"])
     )
@@ -262,7 +269,7 @@ def measure_cells(labels, channels):
             "center_y": props["centroid-0"],
         }
     )
-    for index, channel in enumerate(CHANNELS):
+    for index, channel in enumerate(STAINS):
         table[f"intensity_mean_{channel.lower()}"] = props[f"intensity_mean-{index}"]
         table[f"intensity_integrated_{channel.lower()}"] = props[f"intensity_mean-{index}"] * table["area"]
     return table
@@ -276,23 +283,24 @@ def _saved_field_image(images, stem, suffix, plate, log_path):
     return np.load(path) if path.suffix == ".npy" else tifffile.imread(path)
 
 
-def crop_and_measure(fields, output, plate, log_path):
-    """Measure every cell of the fields' saved label matrices and cut its bounding box out of the saved
-    corrected channels, zero outside the cell, into output/crops/<Channel>/ (uint16 TIFF); then delete the
+def crop_and_measure(fields, images, crops_dir, plate, log_path):
+    """Measure every cell of the fields' label matrices saved in images and cut its bounding box out of the
+    saved corrected channels, zero outside the cell, into crops_dir/<Channel>/ (uint16 TIFF); then delete the
     full-size field images.
 
     ``fields``: one row per field with plate, well, site, field (DAPI file name) and cells (CellProfiler's
-    count, checked against the label matrix). Returns the cells table with crop paths and measurements.
+    count, checked against the label matrix). Returns the cells table with measurements and crop paths
+    (relative to crops_dir).
     """
-    images = output / FIELD_IMAGES
-    for channel in CHANNELS:
-        (output / "crops" / channel).mkdir(parents=True, exist_ok=True)
+    images, crops_dir = Path(images), Path(crops_dir)
+    for channel in STAINS:
+        (crops_dir / channel).mkdir(parents=True, exist_ok=True)
     tables = []
     for field in fields.itertuples(index=False):
         stem = Path(field.field).stem
         labels = _saved_field_image(images, stem, "Cells.npy", plate, log_path)
         channels = {
-            channel: _saved_field_image(images, stem, f"Corr{channel}.tiff", plate, log_path) for channel in CHANNELS
+            channel: _saved_field_image(images, stem, f"Corr{channel}.tiff", plate, log_path) for channel in STAINS
         }
         cells = measure_cells(labels, channels)
         if cells["label"].tolist() != list(range(1, field.cells + 1)):
@@ -300,8 +308,8 @@ def crop_and_measure(fields, output, plate, log_path):
                 f"{field.field} (plate {plate}): its label image does not hold labels 1..{field.cells} "
                 f"(CellProfiler's cell count); see {log_path}"
             )
-        for channel in CHANNELS:
-            cells[f"crop_{channel.lower()}"] = f"crops/{channel}/{stem}_Cells_" + cells["label"].astype(str) + ".tiff"
+        for channel in STAINS:
+            cells[f"crop_{channel.lower()}"] = f"{channel}/{stem}_Cells_" + cells["label"].astype(str) + ".tiff"
         for cell in cells.itertuples(index=False):
             box = (slice(cell.bbox_min_y, cell.bbox_max_y), slice(cell.bbox_min_x, cell.bbox_max_x))
             outside = labels[box] != cell.label
@@ -309,7 +317,7 @@ def crop_and_measure(fields, output, plate, log_path):
                 crop = pixels[box].copy()
                 crop[outside] = 0
                 tifffile.imwrite(
-                    output / getattr(cell, f"crop_{channel.lower()}"),
+                    crops_dir / getattr(cell, f"crop_{channel.lower()}"),
                     crop,
                     photometric="minisblack",
                     metadata=None,
@@ -340,26 +348,39 @@ def _field_counts(fields, measurements):
     return summary[FIELDS_SUMMARY_COLUMNS]
 
 
-def run_segmentation(fields_csv, image_dir, illum_dir, out_dir, executable, pipeline, log_path):
-    """Segment nuclei and cells (one CellProfiler run), measure and crop each cell per channel, tabulate them.
+def run_segmentation(
+    fields_csv,
+    image_dir,
+    functions,
+    executable,
+    pipeline,
+    log_path,
+    *,
+    cells_csv,
+    summary_csv,
+    crops_dir,
+    measurements_dir,
+):
+    """Segment nuclei and cells (one CellProfiler run, with the illumination functions: stain -> .npy path),
+    measure and crop each cell per stain, tabulate them.
 
-    Writes out_dir/cells.csv, out_dir/fields_summary.csv (nuclei, cells and border-discarded cells per field),
-    out_dir/crops/<Channel>/*.tiff, and in out_dir/measurements/ CellProfiler's Image.csv and the per-cell
-    measurements Cells.csv (cells.csv's columns plus intensities).
+    Writes cells_csv (crop paths relative to crops_dir), summary_csv (nuclei, cells and border-discarded cells
+    per field), crops_dir/<Stain>/*.tiff, and in measurements_dir CellProfiler's Image.csv and the per-cell
+    measurements Cells.csv (cells_csv's columns plus intensities).
     """
     executable = _resolve_executable(executable)
-    out_dir = Path(out_dir)
+    _check_stains(functions)
     fields = pd.read_csv(fields_csv)[FIELD_COLUMNS]
     plate = _plate(fields)
-    _remove(out_dir, SEGMENTATION_OUTPUTS)
-    work_dir = _work_dir(out_dir)
+    _remove([cells_csv, summary_csv, crops_dir, measurements_dir])
+    work_dir = _work_dir(cells_csv)
     try:
         _copy_as_npy(fields, image_dir, work_dir / "raw")
         output = _run_cellprofiler(
-            executable, pipeline, _load_data(fields, work_dir / "raw", illum_dir), work_dir, plate, log_path
+            executable, pipeline, _load_data(fields, work_dir / "raw", functions), work_dir, plate, log_path
         )
         summary = _field_counts(fields, output / "measurements")
-        cells = crop_and_measure(summary, output, plate, log_path)
+        cells = crop_and_measure(summary, output / FIELD_IMAGES, output / "crops", plate, log_path)
         cells[CELL_COLUMNS].to_csv(output / "cells.csv", index=False)
         cells.drop(columns=CROP_COLUMNS).to_csv(output / "measurements" / "Cells.csv", index=False)
         summary.to_csv(output / "fields_summary.csv", index=False)
@@ -368,6 +389,13 @@ def run_segmentation(fields_csv, image_dir, illum_dir, out_dir, executable, pipe
                 f"plate {plate}: {summary['cells'].sum()} cells in {len(summary)} fields, "
                 f"{summary['border_cells'].sum()} more touching the field border discarded\n"
             )
-        _publish(output, out_dir)
+        _publish(
+            {
+                output / "crops": crops_dir,
+                output / "measurements": measurements_dir,
+                output / "fields_summary.csv": summary_csv,
+                output / "cells.csv": cells_csv,
+            }
+        )
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)

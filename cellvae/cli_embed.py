@@ -13,20 +13,20 @@ from pathlib import Path
 
 import pandas as pd
 
+from cellvae.cli import UsageError
 from cellvae.cli_evaluate import add_model_arguments, model_inputs
 from cellvae.files import atomic_write
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        prog="cellvae embed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("--out", required=True, help="CSV to write (path, metadata, z0 … z{k-1})")
     p.add_argument("--batch-size", type=int, default=256, help="images encoded per batch")
-    args = p.parse_args(argv)
+
+
+def run(args) -> int:
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be a positive integer, got {args.batch_size}")
+        raise UsageError(f"--batch-size must be a positive integer, got {args.batch_size}")
     from cellvae.response import encode_images
 
     vae, table, cells, _, _ = model_inputs(args)

@@ -18,6 +18,7 @@ import numpy as np
 
 from cellvae.baselines import Baselines
 from cellvae.cli_train import BASELINES_NPZ, PREPROCESSING_JSON, add_image_arguments, parse_channel_order, read_inputs
+from cellvae.config import defaults
 from cellvae.inputs import compose_arrays
 from cellvae.metrics import reconstruction_metrics
 
@@ -55,7 +56,7 @@ def model_inputs(args) -> tuple:
     cells, _ = compose_arrays(
         raw,
         vae.image_size,
-        preprocessing.get("percentiles", (0.5, 99.8)),
+        preprocessing.get("percentiles", defaults()["png"]["percentiles"]),  # pipeline models: uint8, unused
         preprocessing.get("scale"),
         preprocessing.get("ranges_rgb"),
     )
@@ -81,12 +82,11 @@ def evaluate_with_baselines(vae, cells, masked: bool, baselines: Baselines | Non
     return result
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        prog="cellvae evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
-    args = p.parse_args(argv)
+
+
+def run(args) -> int:
     vae, _, cells, masked, _ = model_inputs(args)
     baselines_npz = Path(args.model).parent / BASELINES_NPZ
     baselines = Baselines.load(baselines_npz) if baselines_npz.is_file() else None

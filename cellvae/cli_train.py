@@ -26,24 +26,26 @@ import numpy as np
 import yaml
 
 from cellvae.baselines import Baselines
+from cellvae.cli import UsageError
+from cellvae.config import defaults, with_defaults
 from cellvae.files import atomic_write
 from cellvae.inputs import compose_arrays, image_table, read_image, write_shard
 from cellvae.metrics import inputs_are_masked
 from cellvae.png import resolve_scale
-from cellvae.settings import DEFAULTS, training_settings
+from cellvae.settings import DEFAULTS, NUMBERS, training_settings
 
 PREPROCESSING_JSON = "preprocessing.json"
 BASELINES_NPZ = "baselines.npz"
 
 
 def load_config(path) -> dict:
-    """The workflow config (train: and png: sections), or {} when path is None."""
+    """The workflow config file over the defaults (config/config.schema.yaml); the defaults when path is None."""
     if path is None:
-        return {}
+        return defaults()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path} (pass --config FILE or --config none)")
-    return yaml.safe_load(path.read_text()) or {}
+    return with_defaults(yaml.safe_load(path.read_text()) or {})
 
 
 def parse_channel_order(text):
@@ -85,10 +87,7 @@ def read_inputs(sources, where, pattern, channel_order) -> tuple:
     return table, raw, kinds.pop(), inputs_are_masked(raw)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="cellvae train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     add_image_arguments(p)
     add_image_arguments(p, "validation-", required=False)
     p.add_argument("--latent-dim", type=int, required=True)
@@ -106,7 +105,7 @@ def parser() -> argparse.ArgumentParser:
         "tubulin,actin,dapi for .png as the PNG stage writes them, dapi,tubulin,actin "
         "for .npy/TIFF as BBBC021's w1,w2,w4)",
     )
-    p.add_argument("--size", type=int, help="image side in px, a multiple of 8 (default: config png.size, else 128)")
+    p.add_argument("--size", type=int, help="image side in px, a multiple of 8 (default: the config's png.size)")
     p.add_argument(
         "--scale",
         type=lambda text: text if text in ("auto", "fill") else float(text),
@@ -116,30 +115,31 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config",
         default="config/config.yaml",
-        help="workflow config for train: and png: settings ('none': built-in defaults)",
+        help="workflow config for train: and png: settings ('none': the defaults of config/config.schema.yaml)",
     )
     for key, default in DEFAULTS.items():
-        kind = {bool: lambda text: text == "true", type(None): float}.get(type(default), type(default))
+        kind = float if key in NUMBERS else {bool: lambda text: text == "true"}.get(type(default), type(default))
         if key in ("mixed_precision", "xla"):
             kind = switch
         p.add_argument(f"--{key.replace('_', '-')}", type=kind, help=f"override train.{key}")
-    return p
 
 
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+def run(args) -> int:
     config = load_config(None if args.config == "none" else args.config)
     png = config.get("png", {})
-    size = args.size or png.get("size", 128)
+    size = args.size or png["size"]
     if size < 8 or size % 8:
-        raise ValueError(f"--size must be a positive multiple of 8, got {size}")
-    percentiles = tuple(png.get("percentiles", (0.5, 99.8)))
-    scale_setting = args.scale if args.scale is not None else png.get("scale", "auto")
-    settings = {key: value for key, value in config.get("train", {}).items() if key in DEFAULTS}
+        raise UsageError(f"--size must be a positive multiple of 8, got {size}")
+    percentiles = tuple(png["percentiles"])
+    scale_setting = args.scale if args.scale is not None else png["scale"]
+    settings = {key: value for key, value in config["train"].items() if key in DEFAULTS}
     settings.update({key: getattr(args, key) for key in DEFAULTS if getattr(args, key) is not None})
-    settings = training_settings(args.latent_dim, args.epochs, settings)  # refuse bad values before writing
+    try:
+        settings = training_settings(args.latent_dim, args.epochs, settings)  # refuse bad values before writing
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
-    from cellvae.train import train_on_shards  # TensorFlow: only once the arguments are known to be good
+    from cellvae.train import train_on_shards, training_files  # TensorFlow: once the arguments are known good
 
     channel_order = parse_channel_order(args.channel_order)
     table, raw, kind, masked = read_inputs(args.images, args.where, args.pattern, channel_order)
@@ -187,5 +187,5 @@ def main(argv=None) -> int:
         "validation_pattern": args.validation_pattern,
     }
     atomic_write(out / PREPROCESSING_JSON, lambda path: path.write_text(json.dumps(preprocessing, indent=2) + "\n"))
-    train_on_shards(train_shards, validation_shards, out, args.latent_dim, args.epochs, **settings)
+    train_on_shards(train_shards, validation_shards, args.latent_dim, args.epochs, **training_files(out), **settings)
     return 0

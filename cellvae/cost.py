@@ -5,26 +5,13 @@ which is how the cluster and cloud profiles run them (one Slurm job / one AWS Ba
 
 from __future__ import annotations
 
-import argparse
-import os
 import re
 from pathlib import Path
 
 import pandas as pd
 
-STAGES = {
-    "synthesize_bbbc021": "synthetic data",
-    "fetch_metadata": "metadata",
-    "select_images": "metadata",
-    "fetch_images": "fetch",
-    "illumination": "illumination",
-    "segmentation": "segmentation",
-    "compose_pngs": "PNG synthesis",
-    "dataset": "dataset",
-    "train_vae": "training",
-    "analyze_model": "analysis",
-    "compare_models": "analysis",
-}
+from cellvae.files import write_csv
+
 ALL_MODELS = "all models"
 COLUMNS = ["stage", "model", "instance_type", "jobs", "hours", "price_per_hour", "cost"]
 
@@ -65,8 +52,12 @@ def instance_of(rule: str, settings: dict) -> tuple[str, float]:
     return instance["type"], float(instance["price_per_hour"])
 
 
-def cost_table(benchmarks: list[str | Path], settings: dict) -> pd.DataFrame:
-    """One row per (stage, model, instance type) plus a total row; hours and cost rounded for reading."""
+def cost_table(benchmarks: list[str | Path], settings: dict, stages: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per (stage, model, instance type) plus a total row; hours and cost rounded for reading.
+
+    `stages` maps rule names to stages, in the order the table lists them (the workflow's order); a rule not in it
+    is a stage of its own, after them."""
+    stages = stages or {}
     rows = []
     for path in benchmarks:
         rule, model = job_of(path)
@@ -74,7 +65,7 @@ def cost_table(benchmarks: list[str | Path], settings: dict) -> pd.DataFrame:
         hours = job_hours(path)
         rows.append(
             {
-                "stage": STAGES.get(rule, rule),
+                "stage": stages.get(rule, rule),
                 "model": model,
                 "instance_type": instance,
                 "jobs": 1,
@@ -86,7 +77,7 @@ def cost_table(benchmarks: list[str | Path], settings: dict) -> pd.DataFrame:
     if not rows:
         raise CostError("no benchmark files given")
     jobs = pd.DataFrame(rows)
-    order = {stage: index for index, stage in enumerate(dict.fromkeys(STAGES.values()))}
+    order = {stage: index for index, stage in enumerate(dict.fromkeys(stages.values()))}
     table = jobs.groupby(["stage", "model", "instance_type", "price_per_hour"], as_index=False).agg(
         jobs=("jobs", "sum"), hours=("hours", "sum"), cost=("cost", "sum")
     )
@@ -108,30 +99,10 @@ def cost_table(benchmarks: list[str | Path], settings: dict) -> pd.DataFrame:
     return table.round({"hours": 4, "cost": 4})
 
 
-def write_cost_table(benchmarks: list[str | Path], settings: dict, out_csv: str | Path) -> pd.DataFrame:
+def write_cost_table(
+    benchmarks: list[str | Path], settings: dict, stages: dict[str, str], out_csv: str | Path
+) -> pd.DataFrame:
     """Write the cost table atomically (temp file + rename) and return it."""
-    table = cost_table(benchmarks, settings)
-    tmp = f"{out_csv}.part"
-    table.assign(currency=settings["currency"]).to_csv(tmp, index=False)
-    os.replace(tmp, out_csv)
+    table = cost_table(benchmarks, settings, stages)
+    write_csv(table.assign(currency=settings["currency"]), out_csv)
     return table
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cellvae cost", description=__doc__)
-    parser.add_argument("benchmarks", nargs="+", help="Snakemake benchmark .tsv files")
-    parser.add_argument("--cpu", nargs=2, metavar=("TYPE", "PRICE"), default=["c6i.2xlarge", "0.34"])
-    parser.add_argument("--gpu", nargs=2, metavar=("TYPE", "PRICE"), default=["p3.2xlarge", "3.06"])
-    parser.add_argument("--gpu-rules", nargs="+", default=["train_vae"])
-    parser.add_argument("--currency", default="USD")
-    args = parser.parse_args(argv)
-    settings = {
-        "currency": args.currency,
-        "gpu_rules": args.gpu_rules,
-        "instances": {
-            "cpu": {"type": args.cpu[0], "price_per_hour": float(args.cpu[1])},
-            "gpu": {"type": args.gpu[0], "price_per_hour": float(args.gpu[1])},
-        },
-    }
-    print(cost_table(args.benchmarks, settings).to_string(index=False))
-    return 0

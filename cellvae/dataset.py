@@ -3,16 +3,37 @@ and written as decoded uint8 shards (one .npy per split and plate) for the train
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
+from cellvae.files import read_pngs, read_table, write_csv
 from cellvae.inputs import write_shard
 
-MANIFEST_COLUMNS = ["path", "plate", "well", "site", "label", "compound", "concentration", "split", "shard"]
+DATASET_MANIFEST_COLUMNS = ["path", "plate", "well", "site", "label", "compound", "concentration", "split", "shard"]
+
+
+def read_dataset_manifest(manifest_csv) -> pd.DataFrame:
+    """The dataset manifest (one row per cell: its PNG, split and shard), checked for its columns."""
+    return read_table(manifest_csv, DATASET_MANIFEST_COLUMNS, "dataset manifest")
+
+
+def split_paths(manifest, split, manifest_csv) -> list:
+    """PNG paths of one split ('train' or 'validation'); an error if it has none."""
+    paths = manifest.loc[manifest["split"] == split, "path"].tolist()
+    if not paths:
+        raise ValueError(f"manifest {manifest_csv} has no '{split}' rows")
+    return paths
+
+
+def shard_split(manifest_csv, split) -> list:
+    """The .npy shard paths holding one split's cells (manifest column shard)."""
+    manifest = read_dataset_manifest(manifest_csv)
+    shards = manifest.loc[manifest["split"] == split, "shard"].drop_duplicates().tolist()
+    if not shards:
+        raise ValueError(f"manifest {manifest_csv} has no '{split}' rows")
+    return shards
 
 
 def split_by_well(cells: pd.DataFrame, validation_fraction: float, seed: int) -> pd.Series:
@@ -57,20 +78,6 @@ def split_cells(
     raise ValueError(f"config key dataset.split must be 'well' or 'plate', got {split!r}")
 
 
-def decode_pngs(paths) -> np.ndarray:
-    """RGB PNGs of one size -> uint8 array N×S×S×3."""
-    cells = []
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                cells.append(np.asarray(image.convert("RGB")))
-        except OSError as error:
-            raise ValueError(f"unreadable PNG {path}: {error}") from None
-        if cells[-1].shape != cells[0].shape:
-            raise ValueError(f"PNG {path} is {cells[-1].shape}, others {cells[0].shape}: rerun compose_pngs")
-    return np.stack(cells)
-
-
 def write_shards(manifest: pd.DataFrame, shards_dir) -> pd.DataFrame:
     """Decode each (split, plate) group's PNGs, in manifest order, into shards_dir/<split>-<plate>.npy;
     returns the manifest with their paths in column shard."""
@@ -80,22 +87,23 @@ def write_shards(manifest: pd.DataFrame, shards_dir) -> pd.DataFrame:
         shard=[str(shards_dir / f"{split}-{plate}.npy") for split, plate in zip(manifest["split"], manifest["plate"])]
     )
     for shard, group in manifest.groupby("shard", sort=True):
-        write_shard(shard, decode_pngs(group["path"]))
+        write_shard(shard, read_pngs(group["path"]))
     return manifest
 
 
 def build_manifest(
     png_manifests: list[str],
     selected_csv: str,
-    out_csv: str,
+    *,
+    manifest_csv: str,
+    shards_dir: str,
     validation_fraction: float,
     seed: int,
-    shards_dir=None,
     split="well",
     validation_plates=(),
 ) -> pd.DataFrame:
     """Join the plates' PNG manifests with the field metadata, split (by well or plate), write the uint8 shards
-    (shards_dir/<split>-<plate>.npy; default: a shards folder beside out_csv), then the manifest, atomically."""
+    (shards_dir/<split>-<plate>.npy), then manifest_csv, atomically."""
     cells = pd.concat([pd.read_csv(path) for path in png_manifests], ignore_index=True)
     if cells.empty:
         raise ValueError(f"no PNG cells in {', '.join(png_manifests)}: segmentation found no cell")
@@ -106,9 +114,6 @@ def build_manifest(
     cells = cells.merge(fields, on=["plate", "well", "site"], how="inner", validate="many_to_one")
     cells["split"] = split_cells(cells, split, validation_fraction, seed, validation_plates)
     cells = cells.sort_values(["plate", "well", "site", "label"])
-    manifest = write_shards(cells, Path(out_csv).parent / "shards" if shards_dir is None else shards_dir)
-    manifest = manifest[MANIFEST_COLUMNS]
-    tmp = f"{out_csv}.tmp"
-    manifest.to_csv(tmp, index=False)
-    os.replace(tmp, out_csv)
+    manifest = write_shards(cells, shards_dir)[DATASET_MANIFEST_COLUMNS]
+    write_csv(manifest, manifest_csv)
     return manifest

@@ -9,7 +9,6 @@ ignores byte ranges gets one streamed whole-archive download (continued where th
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -24,6 +23,8 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
+from cellvae.channels import STAINS, file_column
+from cellvae.files import atomic_write, write_csv, write_json
 from cellvae.metadata import (
     IMAGE_CSV,
     MOA_CSV,
@@ -31,7 +32,6 @@ from cellvae.metadata import (
     file_record,
     read_image_table,
     read_moa_table,
-    write_json,
 )
 from cellvae.ranged import (
     FetchError,
@@ -49,7 +49,6 @@ from cellvae.ranged import (
 
 __all__ = ["FetchError", "FetchSettings", "archive_name", "fetch_metadata", "fetch_plate", "is_url", "source_location"]
 
-CHANNEL_FILE_COLUMNS = ["file_dapi", "file_tubulin", "file_actin"]
 COMPOUND_CSV = "BBBC021_v1_compound.csv"
 COMPOUND_COLUMNS = ["compound", "smiles"]
 PROGRESS_INTERVAL_S = 2.0
@@ -72,18 +71,20 @@ def _check_compound_table(path: Path) -> None:
         raise MetadataError(f"{path.name}: missing column(s) {', '.join(missing)}; is this the BBBC021 file?")
 
 
-def fetch_metadata(source: str, out_dir: str | Path, settings: FetchSettings | None = None) -> list[dict]:
-    """Download the image, MoA and (where present) compound tables into out_dir, validated, each written
-    only once valid; return their records (file, bytes, sha256, source)."""
-    remote, out_dir = open_source(source, settings), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def fetch_metadata(source: str, *, image_csv, moa_csv, settings: FetchSettings | None = None) -> list[dict]:
+    """Download the image and MoA tables into image_csv and moa_csv, each written only once valid, and check the
+    compound table where the source has one (recorded, not kept: nothing reads it); return the three records
+    (file, bytes, sha256, source)."""
+    remote, outputs = open_source(source, settings), {IMAGE_CSV: Path(image_csv), MOA_CSV: Path(moa_csv)}
+    for path in outputs.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
     checks = [
         (IMAGE_CSV, read_image_table, True),
         (MOA_CSV, read_moa_table, True),
         (COMPOUND_CSV, _check_compound_table, False),
     ]
     records = []
-    with tempfile.TemporaryDirectory(dir=out_dir) as scratch:
+    with tempfile.TemporaryDirectory(dir=outputs[IMAGE_CSV].parent) as scratch:
         for name, check, required in checks:
             try:
                 data = remote.read_all(name)
@@ -99,9 +100,8 @@ def fetch_metadata(source: str, out_dir: str | Path, settings: FetchSettings | N
             except (MetadataError, pd.errors.ParserError, UnicodeDecodeError) as error:
                 raise FetchError(f"{remote.locate(name)}: {error}") from error
             records.append({**file_record(staged), "source": remote.locate(name)})
-        for record in records:
-            if record.get("present", True):
-                os.replace(Path(scratch) / record["file"], out_dir / record["file"])
+        for name, path in outputs.items():
+            os.replace(Path(scratch) / name, path)
     return records
 
 
@@ -132,7 +132,7 @@ def plate_members(selected_csv: str | Path, plate: str) -> list[str]:
     rows = table[table["plate"] == plate]
     if rows.empty:
         raise FetchError(f"{selected_csv}: plate {plate} has no selected field")
-    return [f"{plate}/{name}" for column in CHANNEL_FILE_COLUMNS for name in rows[column]]
+    return [f"{plate}/{name}" for column in map(file_column, STAINS) for name in rows[column]]
 
 
 def coalesce(extents: list[tuple[int, int]], gap: int, cap: int) -> list[tuple[int, int, list[int]]]:
@@ -197,19 +197,20 @@ def _partial(download: Path) -> Path:
 
 def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, plate: str, url: str) -> None:
     """Inflate one member into target atomically, checking CRC-32 and size against the central directory."""
-    tmp = target.with_name(target.name + ".part")
-    try:
-        with archive.open(info) as stream, open(tmp, "wb") as out:
+
+    def inflate(temporary: Path) -> None:
+        with archive.open(info) as stream, open(temporary, "wb") as out:
             shutil.copyfileobj(stream, out, 1 << 20)
-        if tmp.stat().st_size != info.file_size:
-            raise zipfile.BadZipFile(f"size {tmp.stat().st_size} instead of {info.file_size}")
+        if temporary.stat().st_size != info.file_size:
+            raise zipfile.BadZipFile(f"size {temporary.stat().st_size} instead of {info.file_size}")
+
+    try:
+        atomic_write(target, inflate)
     except (zipfile.BadZipFile, zlib.error, EOFError) as error:
-        tmp.unlink(missing_ok=True)
         raise FetchError(
             f"plate {plate}: member {info.filename} of {url} is corrupt "
             f"(CRC-32 or size mismatch: {error}); rerun, or check the mirror"
         ) from error
-    os.replace(tmp, target)
 
 
 def _members_to_fetch(
@@ -323,33 +324,6 @@ def fetch_plate(
     return record
 
 
-def main(argv: list[str] | None = None) -> int:
-    """python -m cellvae.fetch: fetch one plate's selected images (what the fetch_images rule does)."""
-    parser = argparse.ArgumentParser(prog="python -m cellvae.fetch", description=main.__doc__)
-    parser.add_argument("--plate", required=True)
-    parser.add_argument("--selected", required=True, help="selected_images.csv")
-    parser.add_argument("--source", required=True, help="base URL, s3://bucket/prefix or local directory")
-    parser.add_argument("--out", required=True, help="output folder of the plate's TIFFs")
-    parser.add_argument("--record", required=True, help="fetch record (JSON)")
-    defaults = FetchSettings()
-    for key in ("connections", "coalesce_gap", "max_request_bytes", "retries"):
-        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=getattr(defaults, key))
-    for key in ("backoff_s", "timeout_s"):
-        parser.add_argument(f"--{key.replace('_', '-')}", type=float, default=getattr(defaults, key))
-    args = vars(parser.parse_args(argv))
-    settings = FetchSettings(**{key: args.pop(key) for key in FetchSettings.__dataclass_fields__})
-    try:
-        print(fetch_plate(args["plate"], args["selected"], args["source"], args["out"], args["record"], settings))
-    except FetchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def summarize_records(record_paths: list[str], out_csv: str | Path) -> pd.DataFrame:
     """One row per plate's fetch record plus a total row, written atomically."""
     columns = ["plate", "members", "bytes_needed", "bytes_transferred", "seconds"]
@@ -357,7 +331,5 @@ def summarize_records(record_paths: list[str], out_csv: str | Path) -> pd.DataFr
     total = {"plate": "total", **table[columns[1:]].sum().to_dict()}
     table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
     table["transferred_per_needed"] = (table["bytes_transferred"] / table["bytes_needed"]).round(4)
-    tmp = f"{out_csv}.tmp"
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, out_csv)
+    write_csv(table, out_csv)
     return table

@@ -9,18 +9,19 @@ order is always R = Tubulin, G = Actin, B = DAPI; `channel_order` names the chan
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import tifffile
-from PIL import Image
 
-from cellvae.png import CHANNELS, channel_ranges, compose_cell
+from cellvae.channels import RGB_STAINS, STAINS
+from cellvae.files import atomic_write, read_png
+from cellvae.png import channel_ranges, compose_cell
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".npy")
-RAW_CHANNEL_ORDER = ("dapi", "tubulin", "actin")  # BBBC021 wavelengths w1, w2, w4 (the shared .npy crops)
+RGB_ORDER = tuple(stain.lower() for stain in RGB_STAINS)  # channel_order names: the PNGs' R, G, B
+RAW_ORDER = tuple(stain.lower() for stain in STAINS)  # channel_order names: the raw TIFFs' and .npy crops'
 UINT8_RANGES = np.array([[0.0, 255.0]] * 3)
 
 
@@ -95,33 +96,30 @@ def image_table(sources, where=(), pattern="*") -> pd.DataFrame:
 
 def default_channel_order(path) -> tuple:
     """The input channel order assumed when none is given."""
-    return tuple(CHANNELS) if Path(path).suffix.lower() == ".png" else RAW_CHANNEL_ORDER
+    return RGB_ORDER if Path(path).suffix.lower() == ".png" else RAW_ORDER
 
 
 def read_image(path, channel_order=None) -> np.ndarray:
     """One image as an H×W×3 array in RGB = (tubulin, actin, dapi) order, dtype as stored."""
     path = Path(path)
-    try:
-        if path.suffix.lower() == ".npy":
-            array = np.load(path, allow_pickle=False)
-        elif path.suffix.lower() == ".png":
-            with Image.open(path) as image:
-                array = np.asarray(image.convert("RGB") if image.mode in ("P", "RGBA", "L") else image)
-        else:
-            array = tifffile.imread(path)
-    except (OSError, ValueError, tifffile.TiffFileError) as error:
-        raise ValueError(f"unreadable image {path}: {error}") from None
+    if path.suffix.lower() == ".png":
+        array = read_png(path)
+    else:
+        try:
+            array = np.load(path, allow_pickle=False) if path.suffix.lower() == ".npy" else tifffile.imread(path)
+        except (OSError, ValueError, tifffile.TiffFileError) as error:
+            raise ValueError(f"unreadable image {path}: {error}") from None
     if array.ndim == 3 and array.shape[0] == 3 and array.shape[-1] != 3:
         array = np.moveaxis(array, 0, -1)  # channels-first TIFF
     if array.ndim != 3 or array.shape[-1] != 3:
         raise ValueError(f"image {path} has shape {array.shape}; expected H×W×3")
     order = [name.lower() for name in (channel_order or default_channel_order(path))]
-    if sorted(order) != sorted(CHANNELS):
-        raise ValueError(f"channel order {order} must name each of {CHANNELS} once")
-    return array[..., [order.index(name) for name in CHANNELS]]
+    if sorted(order) != sorted(RGB_ORDER):
+        raise ValueError(f"channel order {order} must name each of {', '.join(RAW_ORDER)} once")
+    return array[..., [order.index(name) for name in RGB_ORDER]]
 
 
-def compose_arrays(raw, size, percentiles=(0.5, 99.8), scale=None, ranges=None) -> tuple[np.ndarray, np.ndarray]:
+def compose_arrays(raw, size, percentiles, scale=None, ranges=None) -> tuple[np.ndarray, np.ndarray]:
     """H×W×3 arrays in RGB order -> (uint8 cells N×size×size×3, the per-channel ranges used); scale: one
     resize factor for all (None: each fills the canvas), as `cellvae.png.compose_cell`.
 
@@ -137,7 +135,7 @@ def compose_arrays(raw, size, percentiles=(0.5, 99.8), scale=None, ranges=None) 
 
 
 def compose_cells(
-    paths, size, channel_order=None, percentiles=(0.5, 99.8), scale=None, ranges=None
+    paths, size, percentiles, channel_order=None, scale=None, ranges=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Image files -> (uint8 cells N×size×size×3, the per-channel ranges used), as `compose_arrays`."""
     return compose_arrays([read_image(path, channel_order) for path in paths], size, percentiles, scale, ranges)
@@ -153,13 +151,7 @@ def write_shard(path, cells: np.ndarray) -> None:
         if existing.shape == cells.shape and np.array_equal(existing, cells):
             return
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(temporary, "wb") as handle:
-            np.save(handle, cells)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    atomic_write(path, lambda temporary: np.save(temporary, cells))
 
 
 def shard_info(path) -> tuple[int, int, int]:

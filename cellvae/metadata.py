@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 import os
 import re
 from pathlib import Path
 
 import pandas as pd
+
+from cellvae.channels import STAINS, file_column
+from cellvae.files import write_csv
 
 IMAGE_CSV = "BBBC021_v1_image.csv"
 MOA_CSV = "BBBC021_v1_moa.csv"
@@ -22,9 +24,7 @@ IMAGE_COLUMNS = {
     "Replicate": "replicate",
     "ImageNumber": "image_number",
     "Image_PathName_DAPI": "path",
-    "Image_FileName_DAPI": "file_dapi",
-    "Image_FileName_Tubulin": "file_tubulin",
-    "Image_FileName_Actin": "file_actin",
+    **{f"Image_FileName_{stain}": file_column(stain) for stain in STAINS},
 }
 MOA_COLUMNS = ["compound", "concentration", "moa"]
 SELECTED_COLUMNS = [
@@ -38,9 +38,7 @@ SELECTED_COLUMNS = [
     "replicate",
     "image_number",
     "path",
-    "file_dapi",
-    "file_tubulin",
-    "file_actin",
+    *map(file_column, STAINS),
 ]
 CONTROL = "DMSO"
 SITE_PATTERN = re.compile(r"_s(\d+)_w\d")
@@ -175,15 +173,5 @@ def write_selection(
     selected = training_and_profiled_fields(
         read_image_table(image_csv), read_moa_table(moa_csv), plates, compounds, moas, response
     )
-    tmp = f"{out_csv}.tmp"
-    selected.to_csv(tmp, index=False)
-    os.replace(tmp, out_csv)
+    write_csv(selected, out_csv)
     return selected
-
-
-def write_json(data, path: str | Path) -> None:
-    """Write JSON atomically."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, indent=2)
-    os.replace(tmp, path)

@@ -12,14 +12,10 @@ its DMSO spread pooled over all plates instead.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-
 import numpy as np
 import pandas as pd
 
-from cellvae.metadata import CONTROL, MetadataError, read_image_table, read_moa_table
+from cellvae.metadata import CONTROL, MetadataError
 
 NORMALIZATIONS = ("none", "plate-dmso", "tvn")
 AGGREGATIONS = ("mean", "median")
@@ -268,27 +264,3 @@ def feature_columns(table: pd.DataFrame) -> list[str]:
     """Numeric columns that are not metadata."""
     meta = set(META_COLUMNS) | {"n_cells", "site", "replicate", "week"}
     return [column for column in table.columns if column not in meta and pd.api.types.is_numeric_dtype(table[column])]
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cellvae moa-eval", description=__doc__.splitlines()[0])
-    parser.add_argument("--well-profiles", required=True, help="CSV(.gz): plate, well, then one column per feature")
-    parser.add_argument("--image-metadata", required=True, help="BBBC021_v1_image.csv")
-    parser.add_argument("--moa", required=True, help="BBBC021_v1_moa.csv")
-    parser.add_argument("--normalize", choices=NORMALIZATIONS, default="plate-dmso")
-    parser.add_argument("--aggregate", choices=AGGREGATIONS, default="mean")
-    parser.add_argument("--matches", action="store_true", help="also print every treatment's nearest neighbours")
-    args = parser.parse_args(argv)
-    try:
-        profiles = read_well_profiles(args.well_profiles)
-        wells = annotate_wells(
-            profiles, read_image_table(args.image_metadata), read_moa_table(args.moa), args.well_profiles
-        )
-        result = evaluate_wells(wells, wells[feature_columns(profiles)], args.normalize, args.aggregate)
-    except (MetadataError, ValueError) as error:
-        print(f"moa-eval: {error}", file=sys.stderr)
-        return 1
-    if not args.matches:
-        result.pop("matches")
-    print(json.dumps(result, indent=2))
-    return 0

@@ -9,8 +9,6 @@ by per-plate, per-channel robust ranges from the plate's DMSO training fields on
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +16,15 @@ import pandas as pd
 import tifffile
 from PIL import Image
 
-from cellvae.files import atomic_write
+from cellvae.channels import RGB_STAINS, crop_column
+from cellvae.files import atomic_write, write_csv, write_json
 
-CHANNELS = ["tubulin", "actin", "dapi"]  # RGB order
 QC_COLUMNS = ["plate", "well", "site", "field", "label", "reason"]
-MANIFEST_COLUMNS = ["path", "plate", "well", "site", "field", "label", "crop_height", "crop_width", "scale"]
+PNG_MANIFEST_COLUMNS = ["path", "plate", "well", "site", "field", "label", "crop_height", "crop_width", "scale"]
 PIXELS_PER_CELL = 4096  # sampled per cell for the plate's intensity range
 
 
-def channel_ranges(cells: list[np.ndarray], percentiles=(0.5, 99.8), seed: int = 0) -> np.ndarray:
+def channel_ranges(cells: list[np.ndarray], percentiles, seed: int = 0) -> np.ndarray:
     """Per-channel (low, high) intensity from robust percentiles of in-cell pixels of many H×W×C cells."""
     rng = np.random.default_rng(seed)
     samples = []
@@ -106,7 +104,7 @@ def write_scale(cells_csvs: list, size: int, setting, quantile: float, out_json)
     else:
         scale = resolve_scale(setting, [], size, quantile)
     summary["scale"] = scale
-    atomic_write(out_json, lambda path: path.write_text(json.dumps(summary, indent=2) + "\n"))
+    write_json(summary, out_json)
     return summary
 
 
@@ -129,9 +127,10 @@ def _read_crop(path: Path) -> np.ndarray:
     return crop
 
 
-def read_cell(row, crops_root: Path) -> np.ndarray:
-    """A cell's three crops stacked in RGB order; ValueError saying why when it fails the integrity check."""
-    crops = [_read_crop(crops_root / row[f"crop_{channel}"]) for channel in CHANNELS]
+def read_cell(row, crops_dir: Path) -> np.ndarray:
+    """A cell's three crops (paths relative to crops_dir) stacked in RGB order; ValueError saying why when it
+    fails the integrity check."""
+    crops = [_read_crop(crops_dir / row[crop_column(stain)]) for stain in RGB_STAINS]
     shapes = {crop.shape for crop in crops}
     if len(shapes) > 1:
         raise ValueError(f"channel crops differ in size {sorted(shapes)}")
@@ -158,32 +157,34 @@ def _quarantined_fields(quarantine_csv) -> list[dict]:
 
 def synthesize_plate(
     cells_csv,
-    crops_root,
+    crops_dir,
     quarantine_csv,
-    out_dir,
+    *,
+    pngs_dir,
     manifest_csv,
     qc_csv,
     histogram_png,
-    size=128,
-    percentiles=(0.5, 99.8),
+    size,
+    percentiles,
     scale=None,
     reference_fields=None,
     log=print,
 ) -> pd.DataFrame:
-    """Write one PNG per valid cell of a plate, a manifest, a QC table of rejects, and a crop-size histogram.
+    """One PNG per valid cell of a plate (cells_csv, its crops in crops_dir) in pngs_dir, their manifest_csv, a
+    qc_csv of rejects (and of the fields in quarantine_csv), and a crop-size histogram_png.
 
     scale: the common resize factor (None: each cell fills the canvas). reference_fields: (well, site) pairs
     whose cells set the plate's intensity ranges (the plate's DMSO training fields); None or none of them
     with cells: all cells of the plate.
     """
     cells_table = pd.read_csv(cells_csv)
-    crops_root, out_dir = Path(crops_root), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    crops_dir, pngs_dir = Path(crops_dir), Path(pngs_dir)
+    pngs_dir.mkdir(parents=True, exist_ok=True)
     rejected = _quarantined_fields(quarantine_csv)
     good_rows, cells = [], []
     for row in cells_table.to_dict("records"):
         try:
-            cells.append(read_cell(row, crops_root))
+            cells.append(read_cell(row, crops_dir))
             good_rows.append(row)
         except ValueError as error:
             log(f"rejected {row['field']} cell {row['label']}: {error}")
@@ -206,28 +207,22 @@ def synthesize_plate(
                 log(f"rejected {row['field']} cell {row['label']}: {error}")
                 rejected.append({**{key: row[key] for key in QC_COLUMNS[:-1]}, "reason": str(error)})
                 continue
-            Image.fromarray(image).save(out_dir / name)
+            Image.fromarray(image).save(pngs_dir / name)
             manifest.append(
                 {
-                    "path": str(out_dir / name),
-                    **{k: row[k] for k in MANIFEST_COLUMNS[1:6]},
+                    "path": str(pngs_dir / name),
+                    **{k: row[k] for k in PNG_MANIFEST_COLUMNS[1:6]},
                     "crop_height": cell.shape[0],
                     "crop_width": cell.shape[1],
                     "scale": size / max(cell.shape[:2]) if scale is None else scale,
                 }
             )
-    manifest = pd.DataFrame(manifest, columns=MANIFEST_COLUMNS)
-    _write_csv(pd.DataFrame(rejected, columns=QC_COLUMNS), qc_csv)
+    manifest = pd.DataFrame(manifest, columns=PNG_MANIFEST_COLUMNS)
+    write_csv(pd.DataFrame(rejected, columns=QC_COLUMNS), qc_csv)
     _plot_crop_sizes(manifest, size, histogram_png)
-    _write_csv(manifest, manifest_csv)
+    write_csv(manifest, manifest_csv)
     log(f"{len(manifest)} PNGs written, {len(rejected)} rejected (see {qc_csv})")
     return manifest
-
-
-def _write_csv(table: pd.DataFrame, path) -> None:
-    tmp = f"{path}.tmp"
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
 
 
 def _plot_crop_sizes(manifest: pd.DataFrame, size: int, path) -> None:
@@ -245,7 +240,5 @@ def _plot_crop_sizes(manifest: pd.DataFrame, size: int, path) -> None:
     axes.set_title(f"Crop sizes ({len(manifest)} cells)")
     axes.legend()
     figure.tight_layout()
-    tmp = f"{path}.tmp.png"
-    figure.savefig(tmp, dpi=100)
+    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=100))
     plt.close(figure)
-    os.replace(tmp, path)

@@ -22,8 +22,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from cellvae.config import defaults
+
 TAIL_BYTES = 8192  # first request: the end of the archive (EOCD, ZIP64 locator and record, end of the CD)
 CHUNK = 1 << 20
+FETCH_DEFAULTS = defaults()["fetch"]  # config key fetch (config/config.schema.yaml)
 
 
 class FetchError(RuntimeError):
@@ -46,12 +49,12 @@ class _Transient(Exception):
 class FetchSettings:
     """Transfer tunables (config key fetch)."""
 
-    connections: int = 4  # parallel range requests per plate
-    coalesce_gap: int = 65536  # merge neighbouring members separated by at most this many bytes
-    max_request_bytes: int = 16 << 20  # cap on one merged request (bounds memory: connections+1 of them)
-    retries: int = 5  # retries per request after the first try
-    backoff_s: float = 1.0  # wait before retry k: backoff_s * 2**k
-    timeout_s: float = 60.0  # connect/read timeout of one request
+    connections: int = FETCH_DEFAULTS["connections"]  # parallel range requests per plate
+    coalesce_gap: int = FETCH_DEFAULTS["coalesce_gap"]  # merge neighbouring members at most this many bytes apart
+    max_request_bytes: int = FETCH_DEFAULTS["max_request_bytes"]  # cap on one merged request (connections+1 in memory)
+    retries: int = FETCH_DEFAULTS["retries"]  # retries per request after the first try
+    backoff_s: float = FETCH_DEFAULTS["backoff_s"]  # wait before retry k: backoff_s * 2**k
+    timeout_s: float = FETCH_DEFAULTS["timeout_s"]  # connect/read timeout of one request
 
     @classmethod
     def from_config(cls, values: dict | None) -> "FetchSettings":

@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cellvae import moa
-from cellvae.files import atomic_write
+from cellvae.files import atomic_write, read_pngs
 from cellvae.metadata import CONTROL
 
 CELL_COLUMNS = ["path", "plate", "well", "site", "label", "compound", "concentration", "moa", "batch", "split"]
@@ -64,11 +64,9 @@ def encode_images(vae, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
 
 def encode_paths(vae, paths: list, batch_size: int = 256) -> np.ndarray:
     """Posterior means of PNG cells, loaded and encoded chunk by chunk (bounded memory)."""
-    from cellvae.train import load_images
-
     return np.concatenate(
         [
-            encode_images(vae, load_images(paths[start : start + batch_size]), batch_size)
+            encode_images(vae, read_pngs(paths[start : start + batch_size]), batch_size)
             for start in range(0, len(paths), batch_size)
         ]
     )
@@ -251,8 +249,6 @@ def plot_interpolations(vae, cells, mu, steps: int, n_rows: int):
     (the cells nearest their groups' mean latent vectors), originals at both ends."""
     from keras import ops
 
-    from cellvae.train import load_images
-
     def typical(mask):
         index = np.flatnonzero(mask)
         return index[np.argmin(np.linalg.norm(mu[index] - mu[index].mean(axis=0), axis=1))]
@@ -268,7 +264,7 @@ def plot_interpolations(vae, cells, mu, steps: int, n_rows: int):
     for _, end in ends:
         z = (1 - weights) * mu[start] + weights * mu[end]
         decoded = ops.convert_to_numpy(vae.decode(z.astype("float32")))
-        originals = load_images([cells["path"][start], cells["path"][end]]).astype("float32") / 255.0
+        originals = read_pngs([cells["path"][start], cells["path"][end]]).astype("float32") / 255.0
         rows.append([originals[0], *decoded, originals[1]])
     labels = ["original"] + [f"{w:.2f}" for w in weights[:, 0]] + ["original"]
     return _grid(
@@ -314,62 +310,79 @@ def _save_figure(figure, path) -> None:
 
 
 def response_profiles(
-    model_path, png_manifests: list, selected_csv, out_dir, settings: dict, log=print, dataset_manifest=None
+    model_path,
+    png_manifests: list,
+    selected_csv,
+    settings: dict,
+    *,
+    cells_csv,
+    wells_csv,
+    moa_json,
+    separation_csv,
+    confusion_png,
+    embedding_png,
+    traversals_png,
+    interpolations_png,
+    dataset_manifest=None,
+    log=print,
 ) -> dict:
-    """cells.csv.gz, wells.csv, moa.json, separation.csv and four figures for one trained model.
+    """One trained model's profiled cells with their latent means (cells_csv, gzip by its name), well profiles
+    (wells_csv), MoA accuracy (moa_json), separation from DMSO (separation_csv) and four figures.
 
     settings: normalize, aggregate, batch_size, cv_folds, max_cells_per_class, embedding_points,
     traversal_dims, traversal_steps, traversal_extent, interpolation_steps, interpolation_rows, seed.
     """
     from cellvae.model import load_vae
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     vae = load_vae(model_path)
     cells = profiled_cells(png_manifests, selected_csv, dataset_manifest)
     log(f"z={vae.latent_dim}: encoding {len(cells)} cells of {cells['compound'].nunique()} compounds")
     mu = encode_paths(vae, cells["path"].tolist(), settings["batch_size"])
     latent = [f"z{i}" for i in range(mu.shape[1])]
-    _write_csv(pd.concat([cells, pd.DataFrame(mu, columns=latent)], axis=1), out_dir / "cells.csv.gz")
+    _write_csv(pd.concat([cells, pd.DataFrame(mu, columns=latent)], axis=1), cells_csv)
     wells = well_profiles(cells, mu)
-    _write_csv(wells, out_dir / "wells.csv")
+    _write_csv(wells, wells_csv)
 
     result = moa.evaluate_wells(wells, wells[latent], settings["normalize"], settings["aggregate"])
     result["latent_dim"] = vae.latent_dim
-    atomic_write(out_dir / "moa.json", lambda path: path.write_text(json.dumps(result, indent=2) + "\n"))
+    atomic_write(moa_json, lambda path: path.write_text(json.dumps(result, indent=2) + "\n"))
     log(
         f"z={vae.latent_dim}: NSC {result['nsc']}, NSCB {result['nscb']} over {result['n_treatments']} treatments"
         + (f" ({result['nsc_undefined']})" if result["nsc"] is None else "")
     )
     separation = separation_table(cells, mu, settings["cv_folds"], settings["max_cells_per_class"], settings["seed"])
-    _write_csv(separation.assign(latent_dim=vae.latent_dim), out_dir / "separation.csv")
+    _write_csv(separation.assign(latent_dim=vae.latent_dim), separation_csv)
     log(separation.to_string(index=False))
 
-    _save_figure(plot_confusion(result), out_dir / "confusion.png")
-    _save_figure(plot_embedding(cells, mu, settings["embedding_points"], settings["seed"]), out_dir / "embedding.png")
+    _save_figure(plot_confusion(result), confusion_png)
+    _save_figure(plot_embedding(cells, mu, settings["embedding_points"], settings["seed"]), embedding_png)
     _save_figure(
         plot_traversals(
             vae, cells, mu, settings["traversal_dims"], settings["traversal_steps"], settings["traversal_extent"]
         ),
-        out_dir / "traversals.png",
+        traversals_png,
     )
     _save_figure(
         plot_interpolations(vae, cells, mu, settings["interpolation_steps"], settings["interpolation_rows"]),
-        out_dir / "interpolations.png",
+        interpolations_png,
     )
     return result
 
 
-def compare_responses(model_dirs: list, out_csv) -> pd.DataFrame:
-    """One row per model (its folder's name: z16, or thesis-z75 with variants): NSC, NSCB (empty where undefined)
-    and the separation from DMSO."""
+def compare_responses(models: list, *, moa_jsons: list, separation_csvs: list, table_csv) -> pd.DataFrame:
+    """One row per model (z16, or thesis-z75 with variants; each with its moa.json and separation.csv of
+    response_profiles): NSC, NSCB (empty where undefined) and the separation from DMSO."""
+    if not len(models) == len(moa_jsons) == len(separation_csvs):
+        raise ValueError(
+            f"{len(models)} models but {len(moa_jsons)} moa.json and {len(separation_csvs)} separation.csv files"
+        )
     rows = []
-    for directory in map(Path, model_dirs):
-        result = json.loads((directory / "moa.json").read_text())
-        separation = pd.read_csv(directory / "separation.csv")
+    for model, moa_json, separation_csv in zip(models, moa_jsons, separation_csvs):
+        result = json.loads(Path(moa_json).read_text())
+        separation = pd.read_csv(separation_csv)
         rows.append(
             {
-                "model": directory.name,
+                "model": model,
                 "latent_dim": result["latent_dim"],
                 "nsc": result["nsc"],
                 "nscb": result["nscb"],
@@ -382,5 +395,5 @@ def compare_responses(model_dirs: list, out_csv) -> pd.DataFrame:
             }
         )
     table = pd.DataFrame(rows).sort_values(["latent_dim", "model"])
-    _write_csv(table, out_csv)
+    _write_csv(table, table_csv)
     return table

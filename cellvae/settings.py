@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
+from cellvae.config import defaults, schema
+
 ARCHITECTURES = {  # name: (encoder filters, decoder filters)
     "thesis": ((32, 64, 64), (64, 64, 32)),
     "wide": ((32, 64, 128), (128, 64, 32)),
 }
 RECONSTRUCTION_LOSSES = ("mse", "gaussian")
-BN_MOMENTUM = 0.9  # Keras' 0.99 leaves short runs' moving statistics near their start: grey reconstructions
-
-DEFAULTS = {
-    "architecture": "thesis",
-    "reconstruction_loss": "mse",
-    "augment": False,
-    "lr_schedule": "constant",
-    "batch_size": 32,
-    "learning_rate": 0.0005,
-    "r_loss_factor": 1000.0,
-    "batch_norm": True,
-    "batch_norm_momentum": BN_MOMENTUM,
-    "dropout": 0.0,
-    "seed": 1,
-    "kl_weight": 1.0,
-    "kl_warmup_epochs": 0,
-    "clip_norm": None,
-    "mixed_precision": "auto",
-    "xla": "auto",
-    "shuffle_buffer": 10_000,
-    "cache_mb": 2048,
-    "parallel_reads": 4,
+DEFAULTS = defaults()["train"]  # the config's train: section at its defaults (config/config.schema.yaml)
+NUMBERS = {  # the train: settings that take a number (clip_norm: or null)
+    key
+    for key, rule in schema()["properties"]["train"]["properties"].items()
+    if "number" in [rule.get("type"), *(branch.get("type") for branch in rule.get("oneOf", []))]
 }
+BN_MOMENTUM = DEFAULTS["batch_norm_momentum"]  # Keras' 0.99 leaves short runs' statistics near their start
 MODEL_KEYS = (
     "batch_norm",
     "dropout",

@@ -24,6 +24,10 @@ import numpy as np
 import tifffile
 from scipy import ndimage as ndi
 
+from cellvae.channels import STAINS, WAVELENGTHS
+from cellvae.fetch import archive_name
+from cellvae.metadata import IMAGE_CSV, MOA_CSV
+
 SETTINGS_KEYS = (
     "seed",
     "plates",
@@ -36,7 +40,6 @@ SETTINGS_KEYS = (
 )
 DMSO_WELLS = ("B02", "C02", "D02", "E11", "F11", "G11")  # the real BBBC021 DMSO positions
 TREATED_WELLS = tuple(f"{row}{col:02d}" for col in range(3, 11) for row in "BCDEFG")
-CHANNEL_WAVES = (1, 2, 4)  # MetaMorph w<N> of DAPI, Tubulin, Actin
 WEEK_PREFIXES = {
     1: "Week1_150607_",
     2: "Week2_180607_",
@@ -91,24 +94,35 @@ class Field:
         return [
             f"{self.prefix}{self.well}_s{self.site}_w{wave}"
             f"{_file_uuid(seed, self.plate, self.well, self.site, wave)}.tif"
-            for wave in CHANNEL_WAVES
+            for wave in WAVELENGTHS.values()
         ]
 
 
-def generate_mini_bbbc021(out_dir: str | Path, settings: dict) -> None:
-    """Write the synthetic CSVs and per-plate zips into out_dir; same settings, same bytes."""
+def source_files(folder, plates) -> dict:
+    """generate_mini_bbbc021's output arguments for a folder in the real source layout (the names fetch reads)."""
+    folder = Path(folder)
+    return {
+        "image_csv": folder / IMAGE_CSV,
+        "moa_csv": folder / MOA_CSV,
+        "archives": {plate: folder / archive_name(plate) for plate in plates},
+    }
+
+
+def generate_mini_bbbc021(settings: dict, *, image_csv, moa_csv, archives: dict) -> None:
+    """Write the synthetic image table, MoA table and one zip per plate (archives: plate -> path, for each of
+    settings' plates); same settings, same bytes."""
     _validate(settings)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if sorted(archives) != sorted(settings["plates"]):
+        raise ValueError(f"archives given for plates {sorted(archives)}, but synthetic.plates is {settings['plates']}")
     seed, fields = settings["seed"], _fields(settings)
     staged: list[tuple[Path, Path]] = []
     try:
         for plate in settings["plates"]:
-            staged.append(_stage(out / f"BBBC021_v1_images_{plate}.zip"))
+            staged.append(_stage(Path(archives[plate])))
             _write_plate_zip(staged[-1][0], [f for f in fields if f.plate == plate], settings)
-        staged.append(_stage(out / "BBBC021_v1_moa.csv"))
+        staged.append(_stage(Path(moa_csv)))
         staged[-1][0].write_bytes(_moa_csv(settings["treated"]).encode())
-        staged.append(_stage(out / "BBBC021_v1_image.csv"))
+        staged.append(_stage(Path(image_csv)))
         staged[-1][0].write_bytes(_image_csv(fields, seed).encode())
         for temporary, final in staged:
             os.replace(temporary, final)
@@ -234,6 +248,7 @@ def _moa_csv(treated: dict) -> str:
 
 
 def _stage(final: Path) -> tuple[Path, Path]:
+    final.parent.mkdir(parents=True, exist_ok=True)
     return final.with_name(f".{final.name}.partial"), final
 
 
@@ -264,7 +279,7 @@ def _illumination(rng: np.random.Generator, height: int, width: int) -> np.ndarr
     y = np.linspace(-1, 1, height, dtype=np.float32)[:, None] * (height / max(height, width))
     x = np.linspace(-1, 1, width, dtype=np.float32)[None, :] * (width / max(height, width))
     fields = []
-    for _ in CHANNEL_WAVES:
+    for _ in STAINS:
         cy, cx = rng.uniform(-0.3, 0.3, 2)
         tilt = rng.uniform(0, 2 * np.pi)
         shape = (1 - rng.uniform(0.5, 1) * ((y - cy) ** 2 + (x - cx) ** 2) / 2) * (

@@ -1,9 +1,9 @@
 """Train one VAE on uint8 cell shards (tf.data), resumable from per-epoch checkpoints.
 
-Outputs in out_dir: model.keras (written last, atomically: it exists only after a finished run),
-checkpoints/epoch-NNNN.keras + checkpoint.json (after every epoch: weights, optimizer state,
-epoch, RNG state), history.csv (per epoch) and training.json (summary). Rerunning with the same
-settings and data resumes after the last completed epoch.
+Outputs, each named by the caller: the model (model.keras, written last, atomically: it exists only after a
+finished run), the history (per epoch) and the summary (training.json). Beside the model:
+checkpoints/epoch-NNNN.keras + checkpoint.json (after every epoch: weights, optimizer state, epoch, RNG
+state). Rerunning with the same settings and data resumes after the last completed epoch.
 """
 
 import hashlib
@@ -16,14 +16,13 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
-from PIL import Image
 
+from cellvae.dataset import shard_split
 from cellvae.files import atomic_write
 from cellvae.inputs import cell_dataset, shards_summary
 from cellvae.model import build_vae
 from cellvae.settings import MODEL_KEYS, training_settings
 
-MANIFEST_COLUMNS = ["path", "plate", "well", "site", "label", "compound", "split", "shard"]
 HISTORY_COLUMNS = [
     "epoch",
     "loss",
@@ -36,45 +35,6 @@ HISTORY_COLUMNS = [
     "train_seconds",
     "images_per_second",
 ]
-
-
-def read_manifest(manifest_csv) -> pd.DataFrame:
-    """The manifest table, checked for its columns."""
-    if not Path(manifest_csv).is_file():
-        raise FileNotFoundError(f"manifest not found: {manifest_csv}")
-    manifest = pd.read_csv(manifest_csv)
-    missing = [column for column in MANIFEST_COLUMNS if column not in manifest.columns]
-    if missing:
-        raise ValueError(f"manifest {manifest_csv} lacks columns {missing}")
-    return manifest
-
-
-def split_paths(manifest, split, manifest_csv) -> list:
-    """Image paths of one split ('train' or 'validation'); an error if it has none."""
-    paths = manifest.loc[manifest["split"] == split, "path"].tolist()
-    if not paths:
-        raise ValueError(f"manifest {manifest_csv} has no '{split}' rows")
-    return paths
-
-
-def load_images(paths) -> np.ndarray:
-    """RGB PNG files -> uint8 array (N, S, S, 3); all images must be square and of one size."""
-    paths = list(paths)
-    if not paths:
-        raise ValueError("no image paths to load")
-    images = None
-    for index, path in enumerate(paths):
-        try:
-            with Image.open(path) as image:
-                array = np.asarray(image.convert("RGB"))
-        except (OSError, ValueError) as error:
-            raise ValueError(f"unreadable PNG {path}: {error}") from error
-        if images is None:
-            images = np.empty((len(paths), array.shape[0], array.shape[0], 3), np.uint8)
-        if array.shape != images.shape[1:]:
-            raise ValueError(f"image {path} is {array.shape}, expected {images.shape[1:]}")
-        images[index] = array
-    return images
 
 
 def accelerator_present() -> bool:
@@ -102,15 +62,6 @@ def resolve_switch(value, key) -> bool:
     if isinstance(value, bool):
         return value
     raise ValueError(f'config key train.{key} must be true, false or "auto", got {value!r}')
-
-
-def shard_split(manifest_csv, split) -> list:
-    """The .npy shard paths holding one split's cells (manifest column shard)."""
-    manifest = read_manifest(manifest_csv)
-    shards = manifest.loc[manifest["split"] == split, "shard"].drop_duplicates().tolist()
-    if not shards:
-        raise ValueError(f"manifest {manifest_csv} has no '{split}' rows")
-    return shards
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -146,9 +97,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
     over the training part of the epoch only.
     """
 
-    def __init__(self, out_dir, fingerprint, n_train, rows):
+    def __init__(self, checkpoint_dir, history_csv, fingerprint, n_train, rows):
         super().__init__()
-        self.out_dir = Path(out_dir)
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.history_csv = history_csv
         self.fingerprint = fingerprint
         self.n_train = n_train
         self.rows = rows
@@ -166,7 +118,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         row["train_seconds"] = self.train_end - self.epoch_start
         row["images_per_second"] = self.n_train / row["train_seconds"]
         self.rows.append(row)
-        directory = self.out_dir / "checkpoints"
+        directory = self.checkpoint_dir / "checkpoints"
         directory.mkdir(exist_ok=True)
         checkpoint = directory / f"epoch-{epoch + 1:04d}.keras"
         atomic_write(checkpoint, self.model.save)
@@ -177,12 +129,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "seed_states": [keras.ops.convert_to_numpy(v).tolist() for v in seed_variables(self.model)],
             "history": self.rows,
         }
-        atomic_write(self.out_dir / "checkpoint.json", lambda path: path.write_text(json.dumps(state)))
+        atomic_write(self.checkpoint_dir / "checkpoint.json", lambda path: path.write_text(json.dumps(state)))
         for old in directory.glob("epoch-*.keras"):
             if old != checkpoint:
                 old.unlink()
         history = pd.DataFrame(self.rows, columns=HISTORY_COLUMNS)
-        atomic_write(self.out_dir / "history.csv", lambda path: history.to_csv(path, index=False))
+        atomic_write(self.history_csv, lambda path: history.to_csv(path, index=False))
 
 
 def file_digest(path, chunk_bytes=1 << 24) -> str:
@@ -205,14 +157,14 @@ def fingerprint(latent_dim, image_size, epochs, settings, train_shards) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def resume_point(out_dir, digest, epochs, log) -> tuple[int, Path | None, list, list]:
+def resume_point(checkpoint_dir, digest, epochs, log) -> tuple[int, Path | None, list, list]:
     """(completed epochs, checkpoint file, RNG states, history rows) of a resumable earlier run
     (same settings and data, at most `epochs` epochs)."""
-    state_path = Path(out_dir) / "checkpoint.json"
+    state_path = Path(checkpoint_dir) / "checkpoint.json"
     if not state_path.is_file():
         return 0, None, [], []
     state = json.loads(state_path.read_text())
-    checkpoint = Path(out_dir) / "checkpoints" / state["checkpoint"]
+    checkpoint = Path(checkpoint_dir) / "checkpoints" / state["checkpoint"]
     if state["fingerprint"] != digest or not checkpoint.is_file() or state["epoch"] > epochs:
         log(
             f"{state_path}: settings or data changed since that run, or it trained more than {epochs} "
@@ -222,19 +174,43 @@ def resume_point(out_dir, digest, epochs, log) -> tuple[int, Path | None, list, 
     return state["epoch"], checkpoint, state["seed_states"], state["history"]
 
 
+def training_files(out_dir) -> dict:
+    """The output keyword arguments of train_on_shards / train_vae for a run folder (the CLI's --out):
+    model.keras, history.csv and training.json in it."""
+    out_dir = Path(out_dir)
+    return {
+        "model_path": out_dir / "model.keras",
+        "history_csv": out_dir / "history.csv",
+        "summary_json": out_dir / "training.json",
+    }
+
+
 def train_on_shards(
-    train_shards, validation_shards, out_dir, latent_dim, epochs, log=print, verbose=None, **overrides
+    train_shards,
+    validation_shards,
+    latent_dim,
+    epochs,
+    *,
+    model_path,
+    history_csv,
+    summary_json,
+    log=print,
+    verbose=None,
+    **overrides,
 ) -> dict:
-    """Train (or resume) a VAE on .npy cell shards; returns the training.json summary.
+    """Train (or resume) a VAE on .npy cell shards into model_path, history_csv and summary_json; returns the
+    summary. Checkpoints to resume from are kept beside model_path.
 
     overrides: any of DEFAULTS. verbose is passed to fit; by default a live progress bar on a
     terminal and one line per epoch otherwise (log files).
     """
     settings = training_settings(latent_dim, epochs, overrides)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("model.keras", "training.json"):
-        (out_dir / stale).unlink(missing_ok=True)
+    model_path = Path(model_path)
+    checkpoint_dir = model_path.parent
+    for path in (model_path, history_csv, summary_json):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    for stale in (model_path, summary_json):
+        Path(stale).unlink(missing_ok=True)
 
     n_train, image_size, _ = shards_summary(train_shards)
     n_validation, validation_size, _ = shards_summary(validation_shards) if validation_shards else (0, image_size, [])
@@ -248,7 +224,7 @@ def train_on_shards(
     )
 
     digest = fingerprint(latent_dim, image_size, epochs, settings, train_shards)
-    first_epoch, checkpoint, states, rows = resume_point(out_dir, digest, epochs, log)
+    first_epoch, checkpoint, states, rows = resume_point(checkpoint_dir, digest, epochs, log)
     keras.utils.set_random_seed(settings["seed"])  # also seeds tf.data shuffles: same on resume
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
@@ -284,7 +260,7 @@ def train_on_shards(
         **data,
     )
     validation_data = cell_dataset(validation_shards, settings["batch_size"], **data) if validation_shards else None
-    callbacks = [StopOnNonFiniteLoss(), EpochCheckpoint(out_dir, digest, n_train, rows)]
+    callbacks = [StopOnNonFiniteLoss(), EpochCheckpoint(checkpoint_dir, history_csv, digest, n_train, rows)]
     start = time.perf_counter()
     if first_epoch < epochs:
         vae.fit(
@@ -301,7 +277,7 @@ def train_on_shards(
     seconds = time.perf_counter() - start
 
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)  # rows: the resumed ones + this run's
-    atomic_write(out_dir / "history.csv", lambda path: history.to_csv(path, index=False))
+    atomic_write(history_csv, lambda path: history.to_csv(path, index=False))
     summary = {
         "latent_dim": latent_dim,
         "epochs": epochs,
@@ -317,23 +293,28 @@ def train_on_shards(
         "backend": keras.backend.backend(),
         **settings,
     }
-    atomic_write(out_dir / "training.json", lambda path: path.write_text(json.dumps(summary, indent=2) + "\n"))
-    atomic_write(out_dir / "model.keras", vae.save)
+    atomic_write(summary_json, lambda path: path.write_text(json.dumps(summary, indent=2) + "\n"))
+    atomic_write(model_path, vae.save)
     log(
         f"z={latent_dim}: {epochs - first_epoch} epochs in {seconds:.0f} s "
-        f"({summary['images_per_second']:.0f} images/s) -> {out_dir / 'model.keras'}"
+        f"({summary['images_per_second']:.0f} images/s) -> {model_path}"
     )
     return summary
 
 
-def train_vae(manifest_csv, out_dir, latent_dim, epochs, log=print, verbose=None, **settings) -> dict:
-    """Train a VAE on the train shards of a dataset manifest, validating on its validation shards."""
+def train_vae(
+    manifest_csv, latent_dim, epochs, *, model_path, history_csv, summary_json, log=print, verbose=None, **settings
+) -> dict:
+    """Train a VAE on the train shards of a dataset manifest, validating on its validation shards, into
+    model_path, history_csv and summary_json."""
     return train_on_shards(
         shard_split(manifest_csv, "train"),
         shard_split(manifest_csv, "validation"),
-        out_dir,
         latent_dim,
         epochs,
+        model_path=model_path,
+        history_csv=history_csv,
+        summary_json=summary_json,
         log=log,
         verbose=verbose,
         **settings,

@@ -30,6 +30,10 @@ rule analyze_model:
         model=MODEL_PATTERN,
     conda:
         "../envs/tensorflow.yaml"
+    threads: lookup(dpath="resources/analyze_model/threads", within=config)
+    resources:
+        mem_mb=lookup(dpath="resources/analyze_model/mem_mb", within=config),
+        runtime=lookup(dpath="resources/analyze_model/runtime", within=config),
     params:
         n_generated=lookup(dpath="analysis/n_generated", within=config),
         n_latent_histograms=lookup(dpath="analysis/n_latent_histograms", within=config),
@@ -39,11 +43,11 @@ rule analyze_model:
 
 rule compare_models:
     input:
-        models=expand("results/models/{model}/model.keras", model=MODELS),
-        histories=expand("results/models/{model}/history.csv", model=MODELS),  # read beside
-        summaries=expand("results/models/{model}/training.json", model=MODELS),  # each model
-        metrics=expand("results/analysis/{model}/metrics.json", model=MODELS),
-        baselines=expand("results/analysis/{model}/baselines.npz", model=MODELS),  # beside
+        models=expand(rules.train_vae.output.model, model=MODELS),
+        histories=expand(rules.train_vae.output.history, model=MODELS),
+        summaries=expand(rules.train_vae.output.summary, model=MODELS),
+        metrics=expand(rules.analyze_model.output.metrics, model=MODELS),
+        baselines=expand(rules.analyze_model.output.baselines, model=MODELS),
         manifest=rules.dataset.output.manifest,
         pngs=per_plate("results/png/{plate}/cells"),  # read through the manifests' paths (staged with storage)
     output:
@@ -83,7 +87,12 @@ rule compare_models:
         "results/benchmarks/compare_models.tsv"
     conda:
         "../envs/tensorflow.yaml"
+    threads: lookup(dpath="resources/compare_models/threads", within=config)
+    resources:
+        mem_mb=lookup(dpath="resources/compare_models/mem_mb", within=config),
+        runtime=lookup(dpath="resources/compare_models/runtime", within=config),
     params:
+        models=MODELS,
         n_reconstructions=lookup(dpath="analysis/n_reconstructions", within=config),
     script:
         "../scripts/compare_models.py"

@@ -5,8 +5,10 @@ import pandas as pd
 
 from jsonschema.exceptions import ValidationError
 from snakemake.exceptions import WorkflowError
+from snakemake.io import get_wildcard_names, strip_wildcard_constraints
 from snakemake.utils import min_version, validate
 
+from cellvae.channels import STAINS
 from cellvae.fetch import archive_name, is_url, source_location
 
 min_version("9.0")
@@ -27,7 +29,7 @@ def config_error(error):
     if error.validator == "required" and isinstance(error.instance, dict):
         missing = [key for key in error.validator_value if key not in error.instance]
         keys = ", ".join(f"{path}.{key}" if path else str(key) for key in missing)
-        return f"config key {keys} is missing (required; see config/config.yaml and config/config.schema.yaml)"
+        return f"config key {keys} is missing (required; see config/config.schema.yaml)"
     message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
     return f"config key {path or '(top level)'}: {message} (config/config.schema.yaml)"
 
@@ -38,7 +40,7 @@ if isinstance(config.get("latent_dims"), list):
         int(dim) if isinstance(dim, str) and dim.strip().isdigit() else dim for dim in config["latent_dims"]
     ]
 try:
-    validate(config, schema="../config/config.schema.yaml")
+    validate(config, schema="../config/config.schema.yaml", set_default=True)  # the schema holds every default
 except WorkflowError as error:
     if not isinstance(error.__context__, ValidationError):  # snakemake's validate raises it from the violation
         raise
@@ -87,9 +89,6 @@ def model_settings(wildcards):
     return {**config["train"], **(VARIANTS[variant] if variant else {})}
 
 
-CHANNELS = ["DAPI", "Tubulin", "Actin"]
-
-
 def source_input(name):
     """A local source file as a rule input (so changes rerun its chain) where it exists or the synthetic
     rule writes it; nothing for a URL or a missing file (fetching it then fails naming the file)."""
@@ -122,8 +121,32 @@ def selected_plates():
 
 
 def per_plate(pattern):
-    """A function for rule inputs: the pattern expanded over the selected plates."""
+    """An input function: the pattern expanded over the selected plates."""
     return lambda wildcards: expand(pattern, plate=selected_plates())
+
+
+def benchmark_files(wildcards):
+    """The cost table's input: each rule's benchmark pattern over the plates and models it runs for, every rule of
+    the workflow but the cost table's own."""
+    values = {"plate": selected_plates(), "model": MODELS}
+    files = []
+    for step in workflow.rules:
+        if step.name == "cost" or not step.benchmark:
+            continue
+        pattern = strip_wildcard_constraints(step.benchmark)
+        names = get_wildcard_names(pattern)
+        if not names <= values.keys():
+            raise ValueError(
+                f"rules/common.smk benchmark_files expands plate and model only; the benchmark of {step.name} "
+                f"also has {', '.join(sorted(names - values.keys()))}"
+            )
+        files += expand(pattern, **{name: values[name] for name in names})
+    return files
+
+
+def rule_stages(wildcards):
+    """Each rule's stage in the cost table, in workflow order: the name of its rules/ file (train_vae: train)."""
+    return {step.name: os.path.splitext(os.path.basename(step.snakefile))[0] for step in workflow.rules}
 
 
 def final_outputs(wildcards):

@@ -14,6 +14,10 @@ rule dataset:
         "results/benchmarks/dataset.tsv"
     conda:
         "../envs/workflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=8192,
+        runtime=30,
     params:
         split=lookup(dpath="dataset/split", within=config),
         validation_plates=lookup(dpath="dataset/validation_plates", within=config),

@@ -12,6 +12,10 @@ rule fetch_images:
         "results/benchmarks/fetch_images/{plate}.tsv"
     conda:
         "../envs/workflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=2048,
+        runtime=60,
     params:
         source=staged_source("archive"),
         fetch=lookup(dpath="fetch", within=config),
@@ -35,5 +39,9 @@ rule fetch_summary:
         "results/benchmarks/fetch_summary.tsv"
     conda:
         "../envs/workflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=2048,
+        runtime=10,
     script:
         "../scripts/fetch_summary.py"

@@ -14,6 +14,10 @@ rule fetch_metadata:
         "results/benchmarks/fetch_metadata.tsv"
     conda:
         "../envs/workflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=2048,
+        runtime=30,
     params:
         source=staged_source("image_csv"),
         fetch=lookup(dpath="fetch", within=config),
@@ -33,10 +37,14 @@ checkpoint select_images:
         "results/benchmarks/select_images.tsv"
     conda:
         "../envs/workflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=2048,
+        runtime=10,
     params:
         plates=lookup(dpath="plates", within=config),
         compounds=lookup(dpath="compounds", within=config),
-        moas=lookup(dpath="moas", within=config, default="all"),
+        moas=lookup(dpath="moas", within=config),
         response_enabled=lookup(dpath="response/enabled", within=config),
         response_compounds=lookup(dpath="response/compounds", within=config),
         response_moas=lookup(dpath="response/moas", within=config),

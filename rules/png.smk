@@ -16,6 +16,10 @@ rule png_scale:
         "results/benchmarks/png_scale.tsv"
     conda:
         "../envs/workflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=2048,
+        runtime=30,
     params:
         size=lookup(dpath="png/size", within=config),
         scale=lookup(dpath="png/scale", within=config),
@@ -48,6 +52,10 @@ rule compose_pngs:
         "results/benchmarks/compose_pngs/{plate}.tsv"
     conda:
         "../envs/workflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=4096,
+        runtime=60,
     params:
         size=lookup(dpath="png/size", within=config),
         percentiles=lookup(dpath="png/percentiles", within=config),

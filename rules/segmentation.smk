@@ -18,6 +18,10 @@ rule segmentation:
         "results/benchmarks/segmentation/{plate}.tsv"
     conda:
         "../envs/cellprofiler.yaml"
+    threads: 1
+    resources:
+        mem_mb=8192,
+        runtime=240,
     params:
         executable=lookup(dpath="cellprofiler/executable", within=config),
     script:

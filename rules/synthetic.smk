@@ -12,6 +12,10 @@ if lookup(dpath="synthetic/enabled", within=config):
             "results/benchmarks/synthesize_bbbc021.tsv"
         conda:
             "../envs/workflow.yaml"
+        threads: 1
+        resources:
+            mem_mb=2048,
+            runtime=30,
         params:
             settings=lookup(dpath="synthetic", within=config),
         script:

@@ -18,7 +18,12 @@ rule train_vae:
         model=MODEL_PATTERN,
     conda:
         "../envs/tensorflow.yaml"
-    threads: workflow.cores
+    threads: lookup(dpath="resources/train_vae/threads", within=config)
+    resources:
+        mem_mb=lookup(dpath="resources/train_vae/mem_mb", within=config),
+        runtime=lookup(dpath="resources/train_vae/runtime", within=config),
+        gpu=lookup(dpath="resources/train_vae/gpu", within=config),  # the Slurm executor's name
+        _gpus=lookup(dpath="resources/train_vae/gpu", within=config),  # AWS Batch's
     params:
         epochs=lookup(dpath="epochs", within=config),
         latent_dim=model_latent_dim,

@@ -1,15 +1,22 @@
 """Snakemake entry point: comparison table and figures across latent dimensions."""
 
-from pathlib import Path
-
 from cellvae.analysis import compare_models
 from cellvae.runlog import logged
 
 with logged(snakemake.log[0]):
+    input, output = snakemake.input, snakemake.output
     compare_models(
-        [Path(path).parent for path in snakemake.input.models],
-        [Path(path).parent for path in snakemake.input.metrics],
-        snakemake.input.manifest,
-        Path(snakemake.output.metrics).parent,
+        snakemake.params.models,
+        models=input.models,
+        histories=input.histories,
+        summaries=input.summaries,
+        metrics=input.metrics,
+        baselines=input.baselines,
+        manifest_csv=input.manifest,
+        metrics_csv=output.metrics,
+        reconstructions_png=output.reconstructions,
+        loss_curves_png=output.loss_curves,
+        training_speed_png=output.training_speed,
+        model_vs_baselines_png=output.model_vs_baselines,
         n_reconstructions=snakemake.params.n_reconstructions,
     )

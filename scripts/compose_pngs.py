@@ -7,18 +7,17 @@ from cellvae.png import reference_fields, synthesize_plate
 from cellvae.runlog import logged
 
 with logged(snakemake.log[0]):
-    params, output = snakemake.params, snakemake.output
-    scale = json.loads(Path(snakemake.input.scale).read_text())["scale"]
+    input, output, params = snakemake.input, snakemake.output, snakemake.params
     synthesize_plate(
-        snakemake.input.cells,
-        Path(snakemake.input.cells).parent,
-        snakemake.input.quarantine,
-        output.pngs,
-        output.manifest,
-        output.qc,
-        output.histogram,
+        input.cells,
+        input.crops,
+        input.quarantine,
+        pngs_dir=output.pngs,
+        manifest_csv=output.manifest,
+        qc_csv=output.qc,
+        histogram_png=output.histogram,
         size=params.size,
         percentiles=tuple(params.percentiles),
-        scale=scale,
-        reference_fields=reference_fields(snakemake.input.selected, snakemake.wildcards.plate),
+        scale=json.loads(Path(input.scale).read_text())["scale"],
+        reference_fields=reference_fields(input.selected, snakemake.wildcards.plate),
     )

@@ -5,7 +5,10 @@ from cellvae.runlog import logged
 
 with logged(snakemake.log[0]):
     print(
-        write_cost_table(list(snakemake.input.benchmarks), snakemake.params.settings, snakemake.output.table).to_string(
-            index=False
-        )
+        write_cost_table(
+            list(snakemake.input.benchmarks),
+            snakemake.params.settings,
+            snakemake.params.stages,
+            snakemake.output.table,
+        ).to_string(index=False)
     )

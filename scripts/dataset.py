@@ -4,14 +4,15 @@ from cellvae.dataset import build_manifest
 from cellvae.runlog import logged
 
 with logged(snakemake.log[0]):
+    params = snakemake.params
     manifest = build_manifest(
         list(snakemake.input.manifests),
         snakemake.input.selected,
-        snakemake.output.manifest,
-        snakemake.params.validation_fraction,
-        snakemake.params.seed,
-        snakemake.output.shards,
-        snakemake.params.split,
-        snakemake.params.validation_plates,
+        manifest_csv=snakemake.output.manifest,
+        shards_dir=snakemake.output.shards,
+        validation_fraction=params.validation_fraction,
+        seed=params.seed,
+        split=params.split,
+        validation_plates=params.validation_plates,
     )
     print(manifest.groupby(["split", "plate"]).agg(wells=("well", "nunique"), cells=("path", "size")).to_string())

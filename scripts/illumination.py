@@ -1,20 +1,21 @@
 """Snakemake entry point: CellProfiler illumination functions of one plate."""
 
-from pathlib import Path
-
 import pandas as pd
 
 from cellvae.cellprofiler import run_illumination
+from cellvae.channels import STAINS
 from cellvae.runlog import logged
 
 with logged(snakemake.log[0]):
     selected = pd.read_csv(snakemake.input.selected)
-    fields = selected[selected["plate"] == snakemake.wildcards.plate]
+    output = snakemake.output
     run_illumination(
-        fields,
+        selected[selected["plate"] == snakemake.wildcards.plate],
         snakemake.input.images,
-        Path(snakemake.output.fields).parent,
         snakemake.params.executable,
         snakemake.input.pipeline,
         snakemake.log[0],
+        functions=dict(zip(STAINS, output.functions, strict=True)),  # the rule expands them over STAINS
+        fields_csv=output.fields,
+        quarantine_csv=output.quarantine,
     )

@@ -1,16 +1,22 @@
 """Snakemake entry point: response profiles, MoA accuracy and latent-space figures of one trained VAE."""
 
-from pathlib import Path
-
 from cellvae.response import response_profiles
 from cellvae.runlog import logged
 
 with logged(snakemake.log[0]):
+    input, output = snakemake.input, snakemake.output
     response_profiles(
-        snakemake.input.model,
-        list(snakemake.input.manifests),
-        snakemake.input.selected,
-        Path(snakemake.output.moa).parent,
+        input.model,
+        list(input.manifests),
+        input.selected,
         snakemake.params.settings,
-        dataset_manifest=snakemake.input.dataset,
+        cells_csv=output.cells,
+        wells_csv=output.wells,
+        moa_json=output.moa,
+        separation_csv=output.separation,
+        confusion_png=output.confusion,
+        embedding_png=output.embedding,
+        traversals_png=output.traversals,
+        interpolations_png=output.interpolations,
+        dataset_manifest=input.dataset,
     )

@@ -1,17 +1,20 @@
 """Snakemake entry point: CellProfiler segmentation, then measurements, border-cell counts and crops of one plate."""
 
-from pathlib import Path
-
 from cellvae.cellprofiler import run_segmentation
+from cellvae.channels import STAINS
 from cellvae.runlog import logged
 
 with logged(snakemake.log[0]):
+    input, output = snakemake.input, snakemake.output
     run_segmentation(
-        snakemake.input.fields,
-        snakemake.input.images,
-        Path(snakemake.input.fields).parent,
-        Path(snakemake.output.cells).parent,
+        input.fields,
+        input.images,
+        dict(zip(STAINS, input.functions, strict=True)),  # the illumination rule expands them over STAINS
         snakemake.params.executable,
-        snakemake.input.pipeline,
+        input.pipeline,
         snakemake.log[0],
+        cells_csv=output.cells,
+        summary_csv=output.summary,
+        crops_dir=output.crops,
+        measurements_dir=output.measurements,
     )

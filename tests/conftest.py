@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import pytest
+from snakemake_runner import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "bbbc021"
 
 

@@ -1,4 +1,4 @@
-"""Real servers for the cluster and cloud tests (Slurm, Ceph radosgw on 127.0.0.1) and the tiny demo run.
+"""Real servers for the cluster and cloud tests (Slurm, Ceph radosgw on 127.0.0.1).
 
 The start/stop scripts are in tests/servers/; each context manager stops what it started, also on failure."""
 
@@ -6,16 +6,12 @@ import contextlib
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from snakemake_runner import CELLPROFILER, REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SERVERS = REPO / "tests" / "servers"
-SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-CELLPROFILER = REPO / ".venv-cellprofiler" / "bin" / "cellprofiler"
 
 
 def require(*executables):
@@ -27,47 +23,6 @@ def require(*executables):
         pytest.skip("the test servers run as root (slurmd, ceph): run the tests as root")
     if not CELLPROFILER.exists():
         pytest.skip(f"CellProfiler not installed at {CELLPROFILER}: run make setup")
-
-
-def tiny_config():
-    """The default config shrunk to seconds of work, with absolute paths to the repo's tools."""
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config["synthetic"].update(width=320, height=320, cells_per_field=14, wells_per_compound=2, sites_per_well=1)
-    config["latent_dims"] = [4]
-    config["epochs"] = 1
-    config["png"].update(size=32, scale=0.3)  # a fixed scale: each plate's PNGs depend on that plate only
-    config["train"]["batch_size"] = 16
-    config["analysis"].update(n_reconstructions=4, n_generated=4, n_latent_histograms=4)
-    config["cellprofiler"] = {
-        "executable": str(CELLPROFILER),
-        "illum_pipeline": str(REPO / "pipelines" / "illum.cppipe"),
-        "analysis_pipeline": str(REPO / "pipelines" / "analysis.cppipe"),
-    }
-    return config
-
-
-def snakemake(workdir, *args, env=None, check=True, timeout=1200):
-    """Run the workflow in workdir (config.yaml there) and return the CompletedProcess."""
-    command = [
-        str(SNAKEMAKE),
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        *args,
-    ]
-    result = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
-    return result
 
 
 def _run(script, *args, env=None):

@@ -17,7 +17,7 @@ from cellvae.baselines import Baselines  # noqa: E402
 from cellvae.dataset import write_shards  # noqa: E402
 from cellvae.metrics import psnr, reconstruction_metrics  # noqa: E402
 from cellvae.model import build_vae  # noqa: E402
-from cellvae.train import train_vae  # noqa: E402
+from cellvae.train import train_vae, training_files  # noqa: E402
 
 # Keras's own TensorFlow variable conversion when saving; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -56,6 +56,7 @@ def write_manifest(directory, n_cells=40, size=16):
                 "site": 1,
                 "label": 0,
                 "compound": "DMSO",
+                "concentration": 0.0,
                 "split": "validation" if i % 4 == 0 else "train",
             }
         )
@@ -73,9 +74,9 @@ def models(tmp_path_factory):
         model_dirs.append(directory / f"z{latent_dim}")
         train_vae(
             manifest,
-            model_dirs[-1],
             latent_dim=latent_dim,
             epochs=1,
+            **training_files(model_dirs[-1]),
             batch_size=8,
             learning_rate=5e-4,
             r_loss_factor=1000.0,
@@ -88,6 +89,34 @@ def models(tmp_path_factory):
     return directory, manifest, model_dirs
 
 
+def analysis_files(folder):
+    """analyze_model's output arguments in a folder, named as the workflow names them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "metrics_json": folder / "metrics.json",
+        "baselines_npz": folder / "baselines.npz",
+        "ks_csv": folder / "latent_ks.csv",
+        "generated_png": folder / "generated.png",
+        "latent_histograms_png": folder / "latent_histograms.png",
+    }
+
+
+def comparison_files(model_dirs, analysis_dirs, folder):
+    """compare_models's per-model input and output arguments, named as the workflow names them."""
+    return {
+        "models": [directory / "model.keras" for directory in model_dirs],
+        "histories": [directory / "history.csv" for directory in model_dirs],
+        "summaries": [directory / "training.json" for directory in model_dirs],
+        "metrics": [directory / "metrics.json" for directory in analysis_dirs],
+        "baselines": [directory / "baselines.npz" for directory in analysis_dirs],
+        "metrics_csv": folder / "metrics.csv",
+        "reconstructions_png": folder / "reconstructions.png",
+        "loss_curves_png": folder / "loss_curves.png",
+        "training_speed_png": folder / "training_speed.png",
+        "model_vs_baselines_png": folder / "model_vs_baselines.png",
+    }
+
+
 def png_size(path):
     with Image.open(path) as image:
         return image.size
@@ -95,7 +124,9 @@ def png_size(path):
 
 def test_analyze_model_writes_metrics_figures_and_ks_table(models, tmp_path):
     _, manifest, model_dirs = models
-    metrics = analyze_model(model_dirs[0] / "model.keras", manifest, tmp_path, n_generated=7, n_latent_histograms=4)
+    metrics = analyze_model(
+        model_dirs[0] / "model.keras", manifest, **analysis_files(tmp_path), n_generated=7, n_latent_histograms=4
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "baselines.npz",
         "generated.png",
@@ -145,8 +176,15 @@ def test_compare_models_writes_table_reconstructions_and_loss_curves(models, tmp
     directory, manifest, model_dirs = models
     analysis_dirs = [directory / "analysis" / d.name for d in model_dirs]
     for model_dir, analysis_dir in zip(model_dirs, analysis_dirs):
-        analyze_model(model_dir / "model.keras", manifest, analysis_dir, n_generated=2, n_latent_histograms=2)
-    table = compare_models(model_dirs, analysis_dirs, manifest, tmp_path, n_reconstructions=5)
+        analyze_model(
+            model_dir / "model.keras", manifest, **analysis_files(analysis_dir), n_generated=2, n_latent_histograms=2
+        )
+    table = compare_models(
+        [directory.name for directory in model_dirs],
+        manifest_csv=manifest,
+        **comparison_files(model_dirs, analysis_dirs, tmp_path),
+        n_reconstructions=5,
+    )
 
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "loss_curves.png",
@@ -198,7 +236,11 @@ def test_compare_models_writes_table_reconstructions_and_loss_curves(models, tmp
     assert png_size(tmp_path / "training_speed.png")[0] > 0
 
 
-def test_compare_models_needs_one_analysis_dir_per_model(models, tmp_path):
+def test_compare_models_needs_every_file_of_each_model(models, tmp_path):
     _, manifest, model_dirs = models
-    with pytest.raises(ValueError, match="2 model dirs but 1 analysis dirs"):
-        compare_models(model_dirs, [tmp_path], manifest, tmp_path)
+    with pytest.raises(ValueError, match="2 models but 2, 2, 2, 1, 1 models, histories, summaries, metrics"):
+        compare_models(
+            [directory.name for directory in model_dirs],
+            manifest_csv=manifest,
+            **comparison_files(model_dirs, [tmp_path], tmp_path),
+        )

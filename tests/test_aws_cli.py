@@ -1,4 +1,4 @@
-"""`python -m cellvae aws deploy|env|destroy` against moto's in-process CloudFormation, S3, Batch, IAM, ECR and EC2.
+"""`cellvae aws deploy|env|destroy` against moto's in-process CloudFormation, S3, Batch, IAM, ECR and EC2.
 
 moto 5.2.5 limits, handled explicitly: its CloudFormation skips AWS::S3::BucketPolicy and AWS::Budgets::Budget
 (with a warning; test_stack_creates_every_supported_resource pins exactly those two), applies only the
@@ -19,6 +19,7 @@ import pytest
 from moto import mock_aws
 
 from cellvae import aws
+from cellvae.cli import main
 
 REGION = "eu-west-1"
 SECRET = "cellvae-test-secret-must-never-be-printed"
@@ -42,14 +43,14 @@ def cloud(monkeypatch, tmp_path):
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = aws.main(list(argv))
+    code = main(["aws", *argv])
     out, err = capsys.readouterr()
     assert SECRET not in out + err
     return code, out, err
 
 
 def exported(env_output: str) -> dict[str, str]:
-    """The variables a shell gets from `eval "$(python -m cellvae aws env)"`."""
+    """The variables a shell gets from `eval "$(cellvae aws env)"`."""
     names = " ".join(f'"${name}"' for name in aws.ENV_OUTPUTS)
     shell = subprocess.run(
         ["bash", "-c", f'eval "$1"; printf "%s\\n" {names}', "_", env_output],

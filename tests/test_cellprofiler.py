@@ -2,16 +2,15 @@
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from snakemake_runner import CELLPROFILER, REPO
 
 from cellvae.cellprofiler import (
     CELL_COLUMNS,
-    CHANNELS,
     FIELD_IMAGES,
     FIELDS_SUMMARY_COLUMNS,
     CellProfilerNotFoundError,
@@ -20,11 +19,10 @@ from cellvae.cellprofiler import (
     run_illumination,
     run_segmentation,
 )
+from cellvae.channels import STAINS
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-CP_VENV = REPO / ".venv-cellprofiler"
-CELLPROFILER = CP_VENV / "bin" / "cellprofiler"
+SHARED = REPO.parent / "shared"
+CP_VENV = CELLPROFILER.parents[1]
 PIPELINES = REPO / "pipelines"
 REAL_DAPI = SHARED / "bbbc021/images/full_fov/Week1_150607_C02_s3_w1E54F0108-F44A-4F6E-9637-6A9DE80F0823.tif"
 REAL_FIELD = {
@@ -56,7 +54,7 @@ def field(site, **files):
         "plate": "P1",
         "well": "B02",
         "site": site,
-        **{f"file_{channel.lower()}": f"s{site}_{channel}.tif" for channel in CHANNELS},
+        **{f"file_{channel.lower()}": f"s{site}_{channel}.tif" for channel in STAINS},
         **files,
     }
 
@@ -64,7 +62,7 @@ def field(site, **files):
 def test_check_fields_quarantines_bad_fields(tmp_path):
     pixels = np.ones((8, 10), np.uint16)
     for site in range(1, 6):
-        for channel in CHANNELS:
+        for channel in STAINS:
             tifffile.imwrite(tmp_path / f"s{site}_{channel}.tif", pixels)
     (tmp_path / "s2_DAPI.tif").write_bytes(b"not a tiff at all")
     (tmp_path / "s3_Actin.tif").write_bytes(b"")
@@ -93,6 +91,25 @@ def test_check_fields_raises_when_nothing_is_readable(tmp_path):
         check_fields(pd.DataFrame([field(1)]), tmp_path, lambda line: None)
 
 
+def illumination_files(folder):
+    """run_illumination's output arguments in a folder, named as the workflow names them."""
+    return {
+        "functions": {stain: folder / f"illum_{stain}.npy" for stain in STAINS},
+        "fields_csv": folder / "fields.csv",
+        "quarantine_csv": folder / "quarantine.csv",
+    }
+
+
+def segmentation_files(folder):
+    """run_segmentation's output arguments in a folder, named as the workflow names them."""
+    return {
+        "cells_csv": folder / "cells.csv",
+        "summary_csv": folder / "fields_summary.csv",
+        "crops_dir": folder / "crops",
+        "measurements_dir": folder / "measurements",
+    }
+
+
 def test_missing_executable_is_a_clear_error(tmp_path):
     missing = tmp_path / "nowhere" / "cellprofiler"
     message = (
@@ -101,18 +118,23 @@ def test_missing_executable_is_a_clear_error(tmp_path):
     )
     with pytest.raises(CellProfilerNotFoundError) as error:
         run_illumination(
-            pd.DataFrame([field(1)]), tmp_path, tmp_path / "illum", missing, "illum.cppipe", tmp_path / "log"
+            pd.DataFrame([field(1)]),
+            tmp_path,
+            missing,
+            "illum.cppipe",
+            tmp_path / "log",
+            **illumination_files(tmp_path / "illum"),
         )
     assert str(error.value) == message
     with pytest.raises(CellProfilerNotFoundError, match="not found"):
         run_segmentation(
             tmp_path / "fields.csv",
             tmp_path,
-            tmp_path / "illum",
-            tmp_path / "segmentation",
+            illumination_files(tmp_path / "illum")["functions"],
             missing,
             "analysis.cppipe",
             tmp_path / "log",
+            **segmentation_files(tmp_path / "segmentation"),
         )
 
 
@@ -153,7 +175,7 @@ def saved_field(output, stem, labels):
     images.mkdir(parents=True, exist_ok=True)
     np.save(images / f"{stem}_Cells.npy", labels.astype(np.int32))
     channels = {}
-    for offset, channel in enumerate(CHANNELS):
+    for offset, channel in enumerate(STAINS):
         channels[channel] = np.arange(labels.size, dtype=np.uint16).reshape(labels.shape) * 3 + offset + 1
         tifffile.imwrite(images / f"{stem}_Corr{channel}.tiff", channels[channel])
     return channels
@@ -170,7 +192,9 @@ def test_crop_and_measure_cuts_each_cell_with_zeros_outside(tmp_path):
     labels[3:9, 6:10] = 2  # touches cell 1: its box holds pixels of cell 1, which must become 0
     labels[9:12, 13:16] = 3  # at the image corner
     channels = saved_field(tmp_path, "f1", labels)
-    cells = crop_and_measure(field_row("f1.tif", 3), tmp_path, "P1", tmp_path / "log")
+    cells = crop_and_measure(
+        field_row("f1.tif", 3), tmp_path / FIELD_IMAGES, tmp_path / "crops", "P1", tmp_path / "log"
+    )
     assert cells["label"].tolist() == [1, 2, 3] and set(CELL_COLUMNS) <= set(cells.columns)
     assert cells[["plate", "well", "site", "field"]].drop_duplicates().values.tolist() == [["P1", "B02", 1, "f1.tif"]]
     for cell in cells.itertuples():
@@ -182,9 +206,9 @@ def test_crop_and_measure_cuts_each_cell_with_zeros_outside(tmp_path):
             ys.max() + 1,
         ]
         box = (slice(cell.bbox_min_y, cell.bbox_max_y), slice(cell.bbox_min_x, cell.bbox_max_x))
-        for channel in CHANNELS:
-            assert getattr(cell, f"crop_{channel.lower()}") == f"crops/{channel}/f1_Cells_{cell.label}.tiff"
-            crop = tifffile.imread(tmp_path / getattr(cell, f"crop_{channel.lower()}"))
+        for channel in STAINS:
+            assert getattr(cell, f"crop_{channel.lower()}") == f"{channel}/f1_Cells_{cell.label}.tiff"
+            crop = tifffile.imread(tmp_path / "crops" / getattr(cell, f"crop_{channel.lower()}"))
             expected = np.where(labels[box] == cell.label, channels[channel][box], 0)
             assert crop.dtype == np.uint16 and np.array_equal(crop, expected)
     assert not (tmp_path / FIELD_IMAGES).exists()  # the full-size images are deleted
@@ -195,13 +219,13 @@ def test_crop_and_measure_refuses_labels_unlike_cellprofilers_count(tmp_path):
     labels[2:5, 3:6] = 1
     saved_field(tmp_path, "f1", labels)
     with pytest.raises(RuntimeError, match=r"f1.tif \(plate P1\): its label image does not hold labels 1..2"):
-        crop_and_measure(field_row("f1.tif", 2), tmp_path, "P1", tmp_path / "log")
+        crop_and_measure(field_row("f1.tif", 2), tmp_path / FIELD_IMAGES, tmp_path / "crops", "P1", tmp_path / "log")
 
 
 @needs_cellprofiler
 @pytest.mark.cellprofiler
 def test_failed_run_raises_and_leaves_no_outputs(tmp_path):
-    for channel in CHANNELS:
+    for channel in STAINS:
         tifffile.imwrite(tmp_path / f"s1_{channel}.tif", np.ones((64, 64), np.uint16))
     pd.DataFrame([field(1)]).to_csv(tmp_path / "fields.csv", index=False)
     out = tmp_path / "segmentation"
@@ -211,13 +235,13 @@ def test_failed_run_raises_and_leaves_no_outputs(tmp_path):
         run_segmentation(
             tmp_path / "fields.csv",
             tmp_path,
-            tmp_path / "no-illumination",
-            out,
+            illumination_files(tmp_path / "no-illumination")["functions"],
             CELLPROFILER,
             PIPELINES / "analysis.cppipe",
             tmp_path / "log",
+            **segmentation_files(out),
         )
-    assert list(out.iterdir()) == [] and list(tmp_path.glob(".segmentation.*")) == []  # no stale or partial outputs
+    assert list(out.iterdir()) == []  # no stale outputs, no partial ones, no scratch folder
 
 
 @pytest.fixture(scope="module")
@@ -231,17 +255,18 @@ def plate_run(tmp_path_factory):
         shutil.copy(REAL_DAPI, images / REAL_FIELD[column])
     (images / GARBAGE_FIELD["file_dapi"]).write_bytes(b"garbage, not a TIFF" * 100)
     log = root / "cellprofiler.log"
+    illumination = illumination_files(root / "illum")
     run_illumination(
-        pd.DataFrame([REAL_FIELD, GARBAGE_FIELD]), images, root / "illum", CELLPROFILER, PIPELINES / "illum.cppipe", log
+        pd.DataFrame([REAL_FIELD, GARBAGE_FIELD]), images, CELLPROFILER, PIPELINES / "illum.cppipe", log, **illumination
     )
     run_segmentation(
-        root / "illum/fields.csv",
+        illumination["fields_csv"],
         images,
-        root / "illum",
-        root / "segmentation",
+        illumination["functions"],
         CELLPROFILER,
         PIPELINES / "analysis.cppipe",
         log,
+        **segmentation_files(root / "segmentation"),
     )
     return root
 
@@ -261,7 +286,7 @@ def test_unreadable_field_is_quarantined(plate_run):
 @needs_shared
 @pytest.mark.cellprofiler
 def test_illumination_functions(plate_run):
-    for channel in CHANNELS:
+    for channel in STAINS:
         function = np.load(plate_run / f"illum/illum_{channel}.npy")
         assert function.dtype == np.float32 and function.shape == (1024, 1280)
         assert function.min() >= 1.0 - 1e-6  # rescaled: divides raw intensities by >= 1
@@ -294,8 +319,8 @@ def test_segmentation_outputs(plate_run):
     assert ((measured["intensity_mean_dapi"] > 0) & (measured["intensity_mean_dapi"] <= 1)).all()
     for cell in cells.itertuples():
         shapes = set()
-        for channel in CHANNELS:
-            crop = tifffile.imread(out / getattr(cell, f"crop_{channel.lower()}"))
+        for channel in STAINS:
+            crop = tifffile.imread(out / "crops" / getattr(cell, f"crop_{channel.lower()}"))
             assert crop.dtype == np.uint16
             shapes.add(crop.shape)
         assert shapes == {(cell.bbox_max_y - cell.bbox_min_y, cell.bbox_max_x - cell.bbox_min_x)}

@@ -1,5 +1,6 @@
-"""The train / evaluate / embed commands on real crops: manifests with filters, a plate held out, baselines
-beside the model, embeddings, and bad input answered before anything is written."""
+"""The `cellvae` command line: every command's help and usage errors (exit 2, before TensorFlow is imported); the
+train / evaluate / embed commands on real crops: manifests with filters, a plate held out, baselines beside the
+model, embeddings, and bad input answered before anything is written."""
 
 import json
 import os
@@ -11,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+
+from cellvae.cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
 BY_PLATE = ROOT.parent / "shared" / "bbbc021" / "images" / "single_cells_by_plate" / "manifest.csv"
@@ -31,6 +34,38 @@ def run_cli(*args, timeout=600):
         text=True,
         timeout=timeout,
     )
+
+
+EXIT_AND_IMPORTS = """
+import sys
+from cellvae.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+print(code, *sorted(name for name in ("tensorflow", "keras", "boto3") if name in sys.modules))
+"""
+
+
+def exit_and_imports(*args) -> tuple[str, str]:
+    """(the last stdout line: exit code, then which of tensorflow, keras, boto3 got imported; stderr)."""
+    result = subprocess.run(
+        [sys.executable, "-c", EXIT_AND_IMPORTS, *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    return result.stdout.strip().splitlines()[-1], result.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_and_refuses_a_bad_option_before_importing_tensorflow(command):
+    assert exit_and_imports(command, "--help")[0] == "0"
+    status, stderr = exit_and_imports(command, "--no-such-option")
+    assert status == "2" and f"cellvae {command}: error:" in stderr
+
+
+def test_no_command_or_an_unknown_one_is_a_usage_error():
+    assert exit_and_imports()[0] == "2"
+    status, stderr = exit_and_imports("trian")
+    assert status == "2" and "invalid choice: 'trian'" in stderr
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +183,8 @@ def test_evaluate_refuses_images_of_another_kind(trained, tmp_path):
     png.mkdir()
     Image.fromarray(np.full((16, 16, 3), 100, np.uint8)).save(png / "cell.png")
     result = run_cli("evaluate", "--model", trained / "model.keras", "--images", png)
-    assert result.returncode == 2 and "was trained on raw microscope crops" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.returncode == 1 and "cellvae evaluate: " in result.stderr
+    assert "was trained on raw microscope crops" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_bad_options_are_refused_before_the_run_folder_is_touched(tmp_path):

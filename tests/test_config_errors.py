@@ -1,27 +1,70 @@
-"""A bad config fails at parse time (snakemake -n) in one short message naming the key (rules/common.smk)."""
+"""The config: defaults in the schema only (Snakemake fills them in, cellvae.config reads the same), overlays that
+hold only what differs, and a bad config failing at parse time (snakemake -n) in one short message naming the key
+(rules/common.smk)."""
 
 import pytest
 import yaml
-from live_servers import REPO, snakemake
+from snakemake.utils import validate
+from snakemake_runner import REPO, snakemake
+
+from cellvae.config import SCHEMA, defaults, with_defaults
 
 MAX_LINES = 20  # the error, Snakemake's profile line and the file/line it points at; never the schema
 
 
-def config():
-    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+def config_file(name):
+    return yaml.safe_load((REPO / "config" / name).read_text())
 
 
 def allowed(*path):
     """The keys the schema allows at a path, as the message lists them."""
-    schema = yaml.safe_load((REPO / "config" / "config.schema.yaml").read_text())
+    schema = yaml.safe_load(SCHEMA.read_text())
     for key in path:
         schema = schema["properties"][key]
     return ", ".join(schema["properties"])
 
 
+def settings_without_default(rule, path=""):
+    """The dotted paths of the settings under a schema node that have no default."""
+    for key, child in rule.get("properties", {}).items():
+        if "default" not in child:
+            yield f"{path}{key}"
+        yield from settings_without_default(child, f"{path}{key}.")
+
+
+def restated_defaults(overlay, default, path=""):
+    """The dotted paths of an overlay's values that equal their default."""
+    for key, value in overlay.items():
+        if isinstance(value, dict) and value and isinstance(default.get(key), dict):
+            yield from restated_defaults(value, default[key], f"{path}{key}.")
+        elif key in default and value == default[key]:
+            yield f"{path}{key}"
+
+
+def test_every_setting_has_its_default_in_the_schema():
+    assert list(settings_without_default(yaml.safe_load(SCHEMA.read_text()))) == []
+
+
+def test_snakemake_fills_in_the_defaults_the_commands_read():
+    empty, partial = {}, {"train": {"batch_size": 7}, "png": {"size": 128}}
+    validate(empty, str(SCHEMA), set_default=True)
+    validate(partial, str(SCHEMA), set_default=True)
+    assert empty == defaults()
+    assert partial == with_defaults({"train": {"batch_size": 7}, "png": {"size": 128}})
+    assert partial["train"] == {**defaults()["train"], "batch_size": 7}
+
+
+def test_the_demo_config_is_the_defaults_and_the_overlays_hold_only_differences():
+    assert with_defaults(config_file("config.yaml")) == defaults()
+    for name in ["bbbc021.yaml", "test.yaml"]:
+        overlay = config_file(name)
+        validate(with_defaults(overlay), str(SCHEMA))
+        assert list(restated_defaults(overlay, defaults())) == [], f"config/{name} restates defaults"
+
+
 def dry_run(tmp_path, values, *args):
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(values))
-    return snakemake(tmp_path, "-n", *args, check=False, timeout=300)
+    """snakemake -n in tmp_path with only `values` as config (the schema's defaults fill in the rest)."""
+    return snakemake(tmp_path, "-n", *args, config=values, check=False, timeout=300)
 
 
 def short_error(result):
@@ -32,57 +75,55 @@ def short_error(result):
     return output
 
 
+def test_an_empty_config_plans_the_demo(tmp_path):
+    result = dry_run(tmp_path, {})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "synthesize_bbbc021" in result.stdout
+
+
 def test_an_unknown_top_level_key_names_it_and_the_allowed_keys(tmp_path):
-    output = short_error(dry_run(tmp_path, {**config(), "pngg": {"size": 64}}))
+    output = short_error(dry_run(tmp_path, {"pngg": {"size": 64}}))
     assert f"config key pngg is not allowed; allowed keys at the top level: {allowed()} (" in output
     assert "source, fetch, synthetic," in output and "Failed validating" not in output
 
 
 def test_an_unknown_nested_key_from_the_command_line_names_its_path(tmp_path):
-    output = short_error(dry_run(tmp_path, config(), "--config", "png={sizee: 64}"))
+    output = short_error(dry_run(tmp_path, {}, "--config", "png={sizee: 64}"))
     assert f"config key png.sizee is not allowed; allowed keys under png: {allowed('png')} (" in output
     assert "size, percentiles" in output
 
 
 def test_a_wrong_value_names_the_key_and_the_rule(tmp_path):
-    values = config()
-    values["train"]["learning_rate"] = -1
-    output = short_error(dry_run(tmp_path, values))
+    output = short_error(dry_run(tmp_path, {"train": {"learning_rate": -1}}))
     assert "config key train.learning_rate: -1 is less than or equal to the minimum of 0" in output
 
 
 def test_a_missing_key_is_named_with_its_path(tmp_path):
-    values = config()
-    del values["png"]["size"]
-    output = short_error(dry_run(tmp_path, values))
-    assert "config key png.size is missing (required;" in output
+    output = short_error(dry_run(tmp_path, {"cost": {"instances": {"cpu": {"type": "c6i.large"}}}}))
+    assert "config key cost.instances.cpu.price_per_hour is missing (required;" in output
 
 
 def test_latent_dims_from_the_command_line_are_numbers(tmp_path):
-    result = dry_run(tmp_path, config(), "--config", "latent_dims=[16,48]")
+    result = dry_run(tmp_path, {}, "--config", "latent_dims=[16,48]")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "is not of type" not in result.stdout + result.stderr
 
 
 def test_a_non_numeric_latent_dim_is_still_refused(tmp_path):
-    output = short_error(dry_run(tmp_path, config(), "--config", "latent_dims=[z16]"))
+    output = short_error(dry_run(tmp_path, {}, "--config", "latent_dims=[z16]"))
     assert "config key latent_dims.0: 'z16' is not of type 'integer'" in output
 
 
 @pytest.mark.parametrize("source", ["bbbc021", "/nonexistent/cellvae/bbbc021"])
 def test_a_missing_local_source_folder_fails_at_parse_time(tmp_path, source):
-    values = {**config(), "source": source}
-    values["synthetic"]["enabled"] = False
-    output = short_error(dry_run(tmp_path, values))
+    output = short_error(dry_run(tmp_path, {"source": source, "synthetic": {"enabled": False}}))
     folder = tmp_path / source if not source.startswith("/") else source
     assert f"config key source: folder {folder} does not exist;" in output
     assert "Job stats" not in output
 
 
 def test_an_existing_local_source_folder_plans_the_run(tmp_path):
-    values = {**config(), "source": "bbbc021"}
-    values["synthetic"]["enabled"] = False
     (tmp_path / "bbbc021").mkdir()
-    result = dry_run(tmp_path, values)
+    result = dry_run(tmp_path, {"source": "bbbc021", "synthetic": {"enabled": False}})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "select_images" in result.stdout

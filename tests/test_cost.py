@@ -1,8 +1,11 @@
 """Cost table from benchmark files: hours × price per instance type, per stage and per model."""
 
 import math
+import re
 
 import pytest
+import yaml
+from snakemake_runner import CELLPROFILER, snakemake, tiny_config
 
 from cellvae.cost import CostError, cost_table, job_of
 
@@ -13,6 +16,12 @@ SETTINGS = {
         "cpu": {"type": "c6i.2xlarge", "price_per_hour": 0.5},
         "gpu": {"type": "p3.2xlarge", "price_per_hour": 3.0},
     },
+}
+STAGES = {
+    "illumination": "illumination",
+    "train_vae": "train",
+    "analyze_model": "analysis",
+    "compare_models": "analysis",
 }
 
 
@@ -31,13 +40,13 @@ def test_hours_times_price_per_stage_and_model(tmp_path):
         benchmark(tmp_path, "train_vae/z150.tsv", [3600, 3600]),
         benchmark(tmp_path, "compare_models.tsv", [360]),
     ]
-    table = cost_table(files, SETTINGS).set_index(["stage", "model"])
+    table = cost_table(files, SETTINGS, STAGES).set_index(["stage", "model"])
     assert table.loc[("illumination", "all models"), "jobs"] == 2
     assert table.loc[("illumination", "all models"), "hours"] == 1.5
     assert table.loc[("illumination", "all models"), "cost"] == 0.75
-    assert table.loc[("training", "z=75"), "cost"] == 6.0
-    assert table.loc[("training", "z=150"), "cost"] == 6.0
-    assert table.loc[("training", "z=150"), "instance_type"] == "p3.2xlarge"
+    assert table.loc[("train", "z=75"), "cost"] == 6.0
+    assert table.loc[("train", "z=150"), "cost"] == 6.0
+    assert table.loc[("train", "z=150"), "instance_type"] == "p3.2xlarge"
     assert table.loc[("analysis", "all models"), "cost"] == 0.05
     total = table.loc[("total", "")]
     assert total["jobs"] == 5 and math.isclose(total["cost"], 12.8) and math.isclose(total["hours"], 5.6)
@@ -54,3 +63,29 @@ def test_bad_benchmark_file_is_named(tmp_path):
     bad.write_text("wall\n3\n")
     with pytest.raises(CostError, match="dataset.tsv: no 's' column"):
         cost_table([bad], SETTINGS)
+
+
+def test_stages_in_workflow_order_and_an_unknown_rule_as_its_own_stage_last(tmp_path):
+    files = [
+        benchmark(tmp_path, "compare_models.tsv", [60]),
+        benchmark(tmp_path, "new_rule.tsv", [60]),
+        benchmark(tmp_path, "train_vae/z4.tsv", [60]),
+        benchmark(tmp_path, "illumination/Week1_1.tsv", [60]),
+    ]
+    table = cost_table(files, SETTINGS, STAGES)
+    assert list(table["stage"]) == ["illumination", "train", "analysis", "new_rule", "total"]
+
+
+@pytest.mark.skipif(not CELLPROFILER.exists(), reason=f"CellProfiler not installed at {CELLPROFILER}")
+def test_cost_job_reads_the_benchmark_of_every_other_job_of_the_plan(tmp_path):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
+    snakemake(tmp_path, "--cores", "2", "results/metadata/selected_images.csv")  # the plates: the whole plan
+    jobs = re.split(r"\n(?=(?:local)?rule \w+:)", snakemake(tmp_path, "-n").stdout)
+    done = {str(path.relative_to(tmp_path)) for path in (tmp_path / "results" / "benchmarks").rglob("*.tsv")}
+    planned = {re.search(r"^\s+benchmark: (\S+)$", job, re.M)[1] for job in jobs if "    benchmark: " in job}
+    assert len(done) == 3 and len(planned) > 10
+    benchmarks = done | planned
+    (cost,) = [job for job in jobs if job.startswith("rule cost:")]
+    read = set(re.search(r"^\s+input: (.*)$", cost, re.M)[1].split(", "))
+    assert read == benchmarks - {"results/benchmarks/cost.tsv"}
+    assert {"results/benchmarks/response_profiles/z4.tsv", "results/benchmarks/png_scale.tsv"} <= read

@@ -51,7 +51,14 @@ def test_manifest_joins_compounds(tmp_path):
             for w in ("B02", "C02", "D02")
         ]
     ).to_csv(tmp_path / "selected.csv", index=False)
-    manifest = build_manifest([tmp_path / "png.csv"], tmp_path / "selected.csv", tmp_path / "m.csv", 0.3, 0)
+    manifest = build_manifest(
+        [tmp_path / "png.csv"],
+        tmp_path / "selected.csv",
+        manifest_csv=tmp_path / "m.csv",
+        shards_dir=tmp_path / "shards",
+        validation_fraction=0.3,
+        seed=0,
+    )
     assert set(manifest["compound"]) == {"DMSO"} and len(manifest) == 15
     assert manifest["split"].value_counts().to_dict() == {"train": 10, "validation": 5}
     assert pd.read_csv(tmp_path / "m.csv").columns.tolist() == manifest.columns.tolist()

@@ -30,7 +30,7 @@ from cellvae.fetch import (
 )
 from cellvae.metadata import read_image_table
 from cellvae.ranged import HttpSource, S3Source, open_source
-from cellvae.synthetic import generate_mini_bbbc021
+from cellvae.synthetic import generate_mini_bbbc021, source_files
 
 REPO = Path(__file__).resolve().parents[1]
 PLATE = "Week4_27481"
@@ -57,7 +57,7 @@ OTHER = {f"{PLATE}/C02_s1_w{channel}X.tif": b"not needed" * 1000 for channel in 
 def served(tmp_path_factory):
     """(nginx, synthetic BBBC021 folder it serves at /bbbc021/)."""
     root = tmp_path_factory.mktemp("www")
-    generate_mini_bbbc021(root / "bbbc021", SETTINGS)
+    generate_mini_bbbc021(SETTINGS, **source_files(root / "bbbc021", SETTINGS["plates"]))
     with Nginx(root, tmp_path_factory.mktemp("nginx")) as server:
         yield server, root / "bbbc021"
 
@@ -141,7 +141,8 @@ def test_sigkill_at_ten_points_then_rerun_matches_a_clean_fetch(served, tmp_path
         command = [
             sys.executable,
             "-m",
-            "cellvae.fetch",
+            "cellvae",
+            "fetch",
             "--plate",
             PLATE,
             "--selected",
@@ -359,10 +360,15 @@ def test_bad_archives_fail_clearly_and_leave_nothing_complete(served, tmp_path, 
     assert _written(tmp_path) == ([member.split("/")[1] for member in FILES][:1] if damage == "flipped byte" else [])
 
 
+def metadata_files(folder):
+    """fetch_metadata's output arguments in a folder, named as the workflow names them."""
+    return {"image_csv": folder / "BBBC021_v1_image.csv", "moa_csv": folder / "BBBC021_v1_moa.csv"}
+
+
 @pytest.mark.range
 def test_metadata_is_validated_before_it_is_written(served, tmp_path):
     server, source_dir = served
-    records = fetch_metadata(server.url + "bbbc021/", tmp_path / "good", FAST)
+    records = fetch_metadata(server.url + "bbbc021/", **metadata_files(tmp_path / "good"), settings=FAST)
     assert [record["file"] for record in records] == [
         "BBBC021_v1_image.csv",
         "BBBC021_v1_moa.csv",
@@ -372,6 +378,7 @@ def test_metadata_is_validated_before_it_is_written(served, tmp_path):
     assert image["bytes"] == (source_dir / image["file"]).stat().st_size and len(image["sha256"]) == 64
     assert records[2]["present"] is False  # optional, absent here
     assert (tmp_path / "good" / "BBBC021_v1_image.csv").read_bytes() == (source_dir / image["file"]).read_bytes()
+    assert sorted(path.name for path in (tmp_path / "good").iterdir()) == ["BBBC021_v1_image.csv", "BBBC021_v1_moa.csv"]
 
     bad = server.root / "bad-metadata"
     bad.mkdir(exist_ok=True)
@@ -380,7 +387,7 @@ def test_metadata_is_validated_before_it_is_written(served, tmp_path):
     (bad / "BBBC021_v1_moa.csv").write_bytes((source_dir / "BBBC021_v1_moa.csv").read_bytes())
     (bad / "BBBC021_v1_compound.csv").write_text('"compound","smiles"\n"taxol","CC"\n')
     with pytest.raises(FetchError, match=r"BBBC021_v1_image.csv: .*missing column\(s\) Image_Metadata_Compound"):
-        fetch_metadata(server.url + "bad-metadata/", tmp_path / "bad", FAST)
+        fetch_metadata(server.url + "bad-metadata/", **metadata_files(tmp_path / "bad"), settings=FAST)
     assert not [path for path in (tmp_path / "bad").rglob("*") if path.is_file()]
 
 
@@ -478,7 +485,7 @@ def test_s3_source_through_boto3(served, tmp_path, monkeypatch):
         record = fetch_plate(
             PLATE, selected, "s3://cells/mirror/bbbc021", tmp_path / "images", tmp_path / "fetch.json", FAST
         )
-        records = fetch_metadata("s3://cells/mirror/bbbc021/", tmp_path / "metadata", FAST)
+        records = fetch_metadata("s3://cells/mirror/bbbc021/", **metadata_files(tmp_path / "metadata"), settings=FAST)
         other = tmp_path / "other.csv"
         pd.read_csv(selected).assign(plate="Week1_22123").to_csv(other, index=False)
         with pytest.raises(FetchError, match=r"plate Week1_22123: archive s3://cells/mirror/bbbc021/.* not found"):
@@ -530,7 +537,7 @@ def test_the_metadata_stage_and_the_plate_fetch_fail_at_once_on_a_refused_source
     base = f"http://127.0.0.1:{_closed_port()}/bbbc021/"
     started = time.monotonic()
     with pytest.raises(FetchError, match=rf"{base}BBBC021_v1_image.csv: connection refused"):
-        fetch_metadata(base, tmp_path / "metadata", PATIENT)
+        fetch_metadata(base, **metadata_files(tmp_path / "metadata"), settings=PATIENT)
     selected = tmp_path / "selected.csv"
     pd.DataFrame(
         {
@@ -544,7 +551,8 @@ def test_the_metadata_stage_and_the_plate_fetch_fail_at_once_on_a_refused_source
     command = [
         sys.executable,
         "-m",
-        "cellvae.fetch",
+        "cellvae",
+        "fetch",
         "--plate",
         PLATE,
         "--selected",

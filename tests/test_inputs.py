@@ -30,17 +30,19 @@ def test_npy_and_tiff_are_composed_exactly_as_the_png_stage(tmp_path):
     ranges = channel_ranges(rgb, (0.5, 99.8))
     expected = np.stack([compose_cell(cell, ranges, 32) for cell in rgb])
     for pattern in ("*.npy", "*.tif"):
-        composed, used = compose_cells(list_images(tmp_path, pattern), 32)
+        composed, used = compose_cells(list_images(tmp_path, pattern), 32, (0.5, 99.8))
         np.testing.assert_array_equal(composed, expected)
         np.testing.assert_allclose(used, ranges)
-    reordered, _ = compose_cells(list_images(tmp_path, "*.npy"), 32, channel_order=("tubulin", "actin", "dapi"))
+    reordered, _ = compose_cells(
+        list_images(tmp_path, "*.npy"), 32, (0.5, 99.8), channel_order=("tubulin", "actin", "dapi")
+    )
     assert not np.array_equal(reordered, expected)
 
 
 def test_uint8_png_keeps_its_scale_and_is_only_resized(tmp_path):
     image = np.random.default_rng(1).integers(1, 256, (16, 16, 3)).astype(np.uint8)
     Image.fromarray(image).save(tmp_path / "a.png")
-    composed, ranges = compose_cells(list_images(tmp_path), 16)
+    composed, ranges = compose_cells(list_images(tmp_path), 16, (0.5, 99.8))
     np.testing.assert_array_equal(composed[0], image)
     np.testing.assert_array_equal(ranges, [[0, 255]] * 3)
     assert read_image(tmp_path / "a.png").dtype == np.uint8
@@ -55,7 +57,7 @@ def test_input_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError, match="flat.npy has shape"):
         read_image(tmp_path / "flat.npy")
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(ValueError, match="unreadable image .*broken.png"):
+    with pytest.raises(ValueError, match="unreadable PNG .*broken.png"):
         read_image(tmp_path / "broken.png")
     np.save(tmp_path / "ok.npy", np.zeros((8, 8, 3), np.uint16))
     with pytest.raises(ValueError, match="must name each of"):

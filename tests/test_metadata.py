@@ -105,5 +105,5 @@ def test_the_metadata_stage_refuses_an_empty_image_table_naming_it_and_writes_no
     (source / "BBBC021_v1_image.csv").write_bytes(b"")
     (source / "BBBC021_v1_moa.csv").write_text("compound,concentration,moa\nDMSO,0.0,DMSO\n")
     with pytest.raises(FetchError, match=r"BBBC021_v1_image.csv: .*the file is empty; expected BBBC021's"):
-        fetch_metadata(str(source), out)
+        fetch_metadata(str(source), image_csv=out / "BBBC021_v1_image.csv", moa_csv=out / "BBBC021_v1_moa.csv")
     assert not list(out.glob("*.csv"))

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cellvae import moa
-from cellvae.__main__ import main as cli
+from cellvae.cli import main as cli
 
 
 def wells_table(rows):
@@ -172,7 +172,7 @@ def test_cli_names_a_bad_file(tmp_path, capsys):
     bad.write_text("a,b\n1,2\n")
     meta = tmp_path / "image.csv"
     meta.write_text("x\n")
-    assert moa.main(["--well-profiles", str(bad), "--image-metadata", str(meta), "--moa", str(meta)]) == 1
+    assert cli(["moa-eval", "--well-profiles", str(bad), "--image-metadata", str(meta), "--moa", str(meta)]) == 1
     assert "wells.csv: needs plate and well columns" in capsys.readouterr().err
 
 
@@ -187,7 +187,7 @@ def test_cli_names_an_empty_profile_table_and_what_was_expected(tmp_path, capsys
     assert cli(["moa-eval", "--well-profiles", str(wells), "--image-metadata", str(meta), "--moa", str(meta)]) == 1
     error = capsys.readouterr().err.strip()
     assert error == (
-        f"moa-eval: {wells}: {problem}; expected per-well profiles: a header (plate, well, then one "
+        f"cellvae moa-eval: {wells}: {problem}; expected per-well profiles: a header (plate, well, then one "
         "column per feature) and one row per well"
     )
 
@@ -198,4 +198,4 @@ def test_cli_names_an_empty_image_metadata_file(tmp_path, capsys):
     meta = tmp_path / "BBBC021_v1_image.csv"
     meta.write_bytes(b"")
     assert cli(["moa-eval", "--well-profiles", str(wells), "--image-metadata", str(meta), "--moa", str(meta)]) == 1
-    assert f"moa-eval: {meta}: the file is empty" in capsys.readouterr().err
+    assert f"cellvae moa-eval: {meta}: the file is empty" in capsys.readouterr().err

@@ -39,7 +39,7 @@ def test_real_crops_become_valid_128px_pngs(real_cells, tmp_path):
 
 def test_channel_order_puts_dapi_in_blue(real_cells):
     """DAPI (the nucleus) is concentrated in the crop centre; tubulin and actin spread into the cytoplasm."""
-    ranges = channel_ranges(real_cells)
+    ranges = channel_ranges(real_cells, (0.5, 99.8))
     images = np.stack([compose_cell(cell, ranges, 128) for cell in real_cells]).astype(float)
     centre = images[:, 48:80, 48:80].mean(axis=(0, 1, 2))
     border = images[:, np.r_[0:16, 112:128]].mean(axis=(0, 1, 2))
@@ -134,11 +134,12 @@ def test_plate_synthesis_writes_pngs_and_a_qc_table(tmp_path):
         tmp_path / "cells.csv",
         crops,
         tmp_path / "quarantine.csv",
-        tmp_path / "png",
-        tmp_path / "manifest.csv",
-        tmp_path / "qc.csv",
-        tmp_path / "sizes.png",
+        pngs_dir=tmp_path / "png",
+        manifest_csv=tmp_path / "manifest.csv",
+        qc_csv=tmp_path / "qc.csv",
+        histogram_png=tmp_path / "sizes.png",
         size=64,
+        percentiles=(0.5, 99.8),
         log=messages.append,
     )
     assert sorted(manifest["label"]) == [1, 5]
@@ -191,11 +192,12 @@ def test_plate_synthesis_at_a_common_scale_rejects_cells_too_large_and_takes_ran
         tmp_path / "cells.csv",
         crops,
         tmp_path / "quarantine.csv",
-        tmp_path / "png",
-        tmp_path / "manifest.csv",
-        tmp_path / "qc.csv",
-        tmp_path / "sizes.png",
+        pngs_dir=tmp_path / "png",
+        manifest_csv=tmp_path / "manifest.csv",
+        qc_csv=tmp_path / "qc.csv",
+        histogram_png=tmp_path / "sizes.png",
         size=64,
+        percentiles=(0.5, 99.8),
         scale=1.0,
         reference_fields=reference_fields(tmp_path / "selected.csv", "P"),
         log=messages.append,

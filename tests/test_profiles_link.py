@@ -5,7 +5,7 @@ from the repository root; run with a throw-away HOME, so the user's own Snakemak
 import os
 import subprocess
 
-from live_servers import REPO, SNAKEMAKE
+from snakemake_runner import REPO, SNAKEMAKE
 
 LINK = REPO / "envs" / "link_profiles.sh"
 NAMED = ["aws-gpu", "slurm-gpu"]

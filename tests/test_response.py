@@ -17,6 +17,8 @@ from cellvae.metadata import MetadataError, training_and_profiled_fields  # noqa
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
+FIGURES = ("confusion", "embedding", "traversals", "interpolations")
+
 
 def image_and_moa_tables():
     """Two plates: DMSO in B02/C02, taxol in B03 and the positive control G02, drug X in B04 (plate 2 only)."""
@@ -219,7 +221,19 @@ def profiled_run(tmp_path_factory):
         seed=0,
     )
     out = root / "z3"
-    response.response_profiles(model, [str(path) for path in manifests], selected, out, settings, log=lambda m: None)
+    out.mkdir()
+    response.response_profiles(
+        model,
+        [str(path) for path in manifests],
+        selected,
+        settings,
+        cells_csv=out / "cells.csv.gz",
+        wells_csv=out / "wells.csv",
+        moa_json=out / "moa.json",
+        separation_csv=out / "separation.csv",
+        **{f"{figure}_png": out / f"{figure}.png" for figure in FIGURES},
+        log=lambda m: None,
+    )
     return out
 
 
@@ -236,12 +250,18 @@ def test_profile_model_writes_profiles_scores_and_figures(profiled_run):
     assert (separation["accuracy"] > 0.85).all() and (separation["distance_to_dmso"] > 1).all()
     assert (separation["n_wells"] == 4).all() and (separation["n_dmso_wells"] == 4).all()
     assert set(separation["dmso_reference"]) == {"training split unknown"}
-    for figure in ("confusion", "embedding", "traversals", "interpolations"):
+    for figure in FIGURES:
         assert (profiled_run / f"{figure}.png").stat().st_size > 5000
 
 
 def test_compare_profiles_tabulates_each_model(profiled_run, tmp_path):
-    table = response.compare_responses([profiled_run], tmp_path / "summary.csv")
+    table = response.compare_responses(
+        ["z3"],
+        moa_jsons=[profiled_run / "moa.json"],
+        separation_csvs=[profiled_run / "separation.csv"],
+        table_csv=tmp_path / "summary.csv",
+    )
+    assert table["model"].tolist() == ["z3"]
     assert table["latent_dim"].tolist() == [3] and table["n_treatments"].tolist() == [3]
     assert pd.read_csv(tmp_path / "summary.csv")["mean_accuracy_vs_dmso"].iloc[0] > 0.85
 

@@ -10,7 +10,8 @@ import time
 import boto3
 import pytest
 import yaml
-from live_servers import REPO, SNAKEMAKE, rados_gateway, require, snakemake, tiny_config
+from live_servers import rados_gateway, require
+from snakemake_runner import REPO, SNAKEMAKE, snakemake, snakemake_command, tiny_config
 
 pytestmark = [pytest.mark.s3, pytest.mark.e2e]
 BUCKET, PREFIX, PORT = "cellvae-test", "tiny", 7480
@@ -55,16 +56,7 @@ def first_run(s3, tmp_path_factory):
     """The whole demo into the bucket, with the S3 gateway restarted while jobs are reading and writing."""
     workdir = tmp_path_factory.mktemp("s3-run")
     (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
-    command = [
-        str(SNAKEMAKE),
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        *STORAGE,
-    ]
+    command = snakemake_command(workdir, *STORAGE)
     started = time.monotonic()
     with open(workdir / "snakemake.out", "w") as out:
         process = subprocess.Popen(

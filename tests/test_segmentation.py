@@ -1,16 +1,14 @@
 """Segmentation: per-cell measurements in Python, and cells touching the field border dropped and counted."""
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from snakemake_runner import CELLPROFILER, REPO
 
-from cellvae.cellprofiler import CELL_COLUMNS, CHANNELS, FILE_COLUMNS, measure_cells, run_segmentation
+from cellvae.cellprofiler import CELL_COLUMNS, FILE_COLUMNS, measure_cells, run_segmentation
+from cellvae.channels import STAINS
 
-REPO = Path(__file__).resolve().parents[1]
-CELLPROFILER = REPO / ".venv-cellprofiler" / "bin" / "cellprofiler"
 ANALYSIS = REPO / "pipelines" / "analysis.cppipe"
 
 needs_cellprofiler = pytest.mark.skipif(
@@ -37,7 +35,7 @@ def test_measure_cells_matches_a_hand_made_label_image():
     assert cells["intensity_integrated_dapi"].tolist() == pytest.approx([3.0, 2.0])
     assert cells["intensity_mean_actin"].tolist() == pytest.approx([0.0, 1.0])
     assert cells["intensity_mean_tubulin"].tolist() == pytest.approx([0.0, 0.0])
-    empty = measure_cells(np.zeros((4, 4), np.int32), {channel: np.zeros((4, 4), np.uint16) for channel in CHANNELS})
+    empty = measure_cells(np.zeros((4, 4), np.int32), {channel: np.zeros((4, 4), np.uint16) for channel in STAINS})
     assert empty.empty and list(empty.columns) == list(cells.reset_index().columns)
 
 
@@ -67,7 +65,7 @@ def border_field(tmp_path, shape=(256, 320)):
     images.mkdir()
     illum.mkdir()
     row = {"plate": "P1", "well": "B02", "site": 1}
-    for channel, pixels in zip(CHANNELS, [dapi, cell, cell]):
+    for channel, pixels in zip(STAINS, [dapi, cell, cell]):
         noisy = np.clip(pixels + rng.normal(0, 20, shape), 0, 65535).astype(np.uint16)
         tifffile.imwrite(images / f"f1_{channel}.tif", noisy)
         np.save(illum / f"illum_{channel}.npy", np.ones(shape, np.float32))
@@ -81,7 +79,18 @@ def border_field(tmp_path, shape=(256, 320)):
 def test_cells_touching_the_border_are_dropped_and_counted(tmp_path):
     fields_csv, images, illum, centres = border_field(tmp_path)
     out = tmp_path / "segmentation"
-    run_segmentation(fields_csv, images, illum, out, CELLPROFILER, ANALYSIS, tmp_path / "log")
+    run_segmentation(
+        fields_csv,
+        images,
+        {stain: illum / f"illum_{stain}.npy" for stain in STAINS},
+        CELLPROFILER,
+        ANALYSIS,
+        tmp_path / "log",
+        cells_csv=out / "cells.csv",
+        summary_csv=out / "fields_summary.csv",
+        crops_dir=out / "crops",
+        measurements_dir=out / "measurements",
+    )
     summary = pd.read_csv(out / "fields_summary.csv")
     assert summary[["nuclei", "cells", "border_cells"]].values.tolist() == [[4, 2, 2]]
     cells = pd.read_csv(out / "cells.csv")

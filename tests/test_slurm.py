@@ -9,7 +9,8 @@ import time
 
 import pytest
 import yaml
-from live_servers import REPO, require, slurm_cluster, snakemake, tiny_config
+from live_servers import require, slurm_cluster
+from snakemake_runner import REPO, snakemake, tiny_config
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
 PARTITION = "cellvae-test"
@@ -78,7 +79,7 @@ def test_train_vae_reaches_sbatch_with_a_gpu_and_nothing_else_does(slurm_run):
     training = [job for job in details.values() if job["rule"] == "train_vae"]
     assert len(training) == 1
     assert re.search(r"TresPerJob=gres:gpu:1\b", training[0]["scontrol"])
-    assert re.search(r"TRES=cpu=8,mem=32000M", training[0]["scontrol"])
+    assert re.search(r"TRES=cpu=8,mem=(32768M|32G)\b", training[0]["scontrol"])
     others = [job for job in details.values() if job["rule"] != "train_vae"]
     assert others and not any("gpu" in job["scontrol"] for job in others)
 

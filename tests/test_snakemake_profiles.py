@@ -1,13 +1,22 @@
-"""Every profile dry-runs (placeholder cluster settings) and asks for what it should; aws-gpu is in test_s3.py
-(its storage needs an S3 server)."""
+"""Job sizes come from the rules, the same under every profile, in sizes AWS Batch accepts; the profiles only say
+where jobs go. Every profile dry-runs (placeholder cluster settings); aws-gpu is in test_s3.py (its storage needs
+an S3 server)."""
 
 import re
 
 import pytest
 import yaml
-from live_servers import CELLPROFILER, REPO, snakemake, tiny_config
+from snakemake_executor_plugin_aws_batch.constant import VALID_RESOURCES_MAPPING
+from snakemake_runner import CELLPROFILER, REPO, snakemake, tiny_config
 
-pytestmark = pytest.mark.skipif(not CELLPROFILER.exists(), reason=f"CellProfiler not installed at {CELLPROFILER}")
+needs_cellprofiler = pytest.mark.skipif(
+    not CELLPROFILER.exists(), reason=f"CellProfiler not installed at {CELLPROFILER}"
+)
+# a dry run caps threads at --cores (1 when not given), as a local run does; cluster runs leave them as the rules say
+CORES = ("--cores", "64")
+SIZES = ("threads", "mem_mb", "runtime", "gpu", "_gpus")
+# what a profile may set per job: where it goes, never how big it is
+SUBMISSION_KEYS = {"slurm_account", "slurm_partition", "gpu_model"}
 SLURM_ENV = {
     "CELLVAE_SLURM_ACCOUNT": "acct-x",
     "CELLVAE_SLURM_PARTITION": "cpu-x",
@@ -27,37 +36,85 @@ def selected(tmp_path_factory):
 
 
 def planned_resources(output):
-    """{rule: [resources line of each planned job]} from a dry run's output."""
+    """{rule: [resources of each planned job, threads included]} from a dry run's output."""
     plan = {}
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
         rule = re.match(r"(?:local)?rule (\w+):", block)
         resources = re.search(r"^\s+resources: (.*)$", block, re.M)
         if rule and resources:
-            plan.setdefault(rule.group(1), []).append(resources.group(1))
+            threads = re.search(r"^\s+threads: (\d+)$", block, re.M)
+            job = dict(item.split("=", 1) for item in resources.group(1).split(", "))
+            plan.setdefault(rule.group(1), []).append({**job, "threads": threads.group(1) if threads else "1"})
+    plan.pop("all", None)
     return plan
 
 
-def test_default_profile_dry_runs_the_whole_plan(selected):
-    plan = planned_resources(snakemake(selected, "-n").stdout)
-    assert {"illumination", "segmentation", "compose_pngs", "train_vae", "cost"} <= set(plan)
+def sizes(plan):
+    """{rule: the sizes its jobs ask for}."""
+    return {rule: [{key: job[key] for key in SIZES if key in job} for job in jobs] for rule, jobs in plan.items()}
 
 
-def test_slurm_profile_asks_a_gpu_for_training_only_with_account_and_partitions_from_the_environment(selected):
-    output = snakemake(selected, "-n", "--profile", str(REPO / "profiles" / "slurm-gpu"), env=SLURM_ENV).stdout
-    plan = planned_resources(output)
-    (training,) = plan.pop("train_vae")
-    assert "gpu=1" in training and "gpu_model=a100" in training and "slurm_partition=gpu-x" in training
-    assert "cpus_per_task=8" in training and "slurm_account=acct-x" in training
-    assert len(plan) >= 8
+def profile_job_keys(settings):
+    """The keys a profile sets per job (default-resources, set-resources, set-threads), through yte `?if` blocks."""
+
+    def keys(mapping):
+        for key, value in (mapping or {}).items():
+            yield from keys(value) if key.startswith("?") else [key]
+
+    def section(mapping, name):
+        for key, value in (mapping or {}).items():
+            if key.startswith("?"):
+                yield from section(value, name)
+            elif key == name:
+                yield value
+
+    found = {"set-threads"} if list(section(settings, "set-threads")) else set()
+    for defaults in section(settings, "default-resources"):
+        found |= set(keys(defaults))
+    for per_rule in section(settings, "set-resources"):
+        for resources in per_rule.values():
+            found |= set(keys(resources))
+    return found
+
+
+def test_profiles_say_where_jobs_go_not_how_big_they_are():
+    profiles = sorted((REPO / "profiles").glob("*/config.yaml"))
+    assert {profile.parent.name for profile in profiles} >= {"default", "slurm-gpu", "aws-gpu"}
+    for profile in profiles:
+        assert profile_job_keys(yaml.safe_load(profile.read_text())) <= SUBMISSION_KEYS, profile
+
+
+@needs_cellprofiler
+def test_every_rule_sizes_its_jobs_in_sizes_aws_batch_accepts(selected):
+    plan = planned_resources(snakemake(selected, "-n", *CORES).stdout)
+    assert {"illumination", "segmentation", "compose_pngs", "train_vae", "response_profiles", "cost"} <= set(plan)
     for rule, jobs in plan.items():
-        for resources in jobs:
-            assert "gpu" not in resources, rule
-            assert "slurm_partition=cpu-x" in resources and "slurm_account=acct-x" in resources, rule
-            assert re.search(r"\bmem_mb=\d+", resources) and re.search(r"\bruntime=\d+", resources), rule
+        for job in jobs:
+            assert re.fullmatch(r"\d+", job.get("runtime", "")), rule
+            vcpus, mem_mb = int(job["threads"]), int(job["mem_mb"])
+            assert vcpus in VALID_RESOURCES_MAPPING.get(mem_mb, []), f"{rule}: {vcpus} vCPUs with {mem_mb} MB"
+    (training,) = plan.pop("train_vae")
+    assert training["threads"] == "8" and training["gpu"] == training["_gpus"] == "1"
+    assert not any("gpu" in key for jobs in plan.values() for job in jobs for key in job), "a GPU beyond training"
 
 
+@needs_cellprofiler
+def test_slurm_profile_keeps_the_rules_sizes_and_sends_training_to_the_gpu_partition(selected):
+    rules_say = sizes(planned_resources(snakemake(selected, "-n", *CORES).stdout))
+    slurm = REPO / "profiles" / "slurm-gpu"
+    plan = planned_resources(snakemake(selected, "-n", *CORES, "--profile", slurm, env=SLURM_ENV).stdout)
+    assert sizes(plan) == rules_say
+    (training,) = plan.pop("train_vae")
+    assert training["gpu_model"] == "a100" and training["slurm_partition"] == "gpu-x"
+    assert training["slurm_account"] == "acct-x"
+    for rule, jobs in plan.items():
+        for job in jobs:
+            assert job["slurm_partition"] == "cpu-x" and job["slurm_account"] == "acct-x", rule
+
+
+@needs_cellprofiler
 def test_slurm_profile_without_settings_leaves_account_and_partition_to_slurm(selected):
-    output = snakemake(selected, "-n", "--profile", str(REPO / "profiles" / "slurm-gpu"), env=UNSET).stdout
+    output = snakemake(selected, "-n", "--profile", REPO / "profiles" / "slurm-gpu", env=UNSET).stdout
     plan = planned_resources(output)
-    assert "gpu=1" in plan["train_vae"][0] and "gpu_model" not in plan["train_vae"][0]
-    assert not any("slurm_" in resources for jobs in plan.values() for resources in jobs)
+    assert plan["train_vae"][0]["gpu"] == "1" and "gpu_model" not in plan["train_vae"][0]
+    assert not any(key.startswith("slurm_") for jobs in plan.values() for job in jobs for key in job)

@@ -13,7 +13,8 @@ import pytest
 import tifffile
 
 from cellvae import synthetic
-from cellvae.synthetic import generate_mini_bbbc021
+from cellvae.channels import STAINS
+from cellvae.synthetic import generate_mini_bbbc021, source_files
 
 REAL_METADATA = Path(__file__).resolve().parents[2] / "shared" / "bbbc021" / "metadata"
 needs_real_metadata = pytest.mark.skipif(
@@ -29,12 +30,16 @@ SETTINGS = {
     "height": 256,
     "cells_per_field": 10,
 }
-CHANNELS = ("DAPI", "Tubulin", "Actin")
 NAME = re.compile(
     r"^(?P<prefix>.*?)(?P<well>[B-G]\d\d)_s(?P<site>\d)_w(?P<wave>[124])"
     r"(?P<uuid>[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12})"
     r"\.tif$"
 )
+
+
+def generate(folder, chosen):
+    """The synthetic data set into a folder, in the real source layout."""
+    generate_mini_bbbc021(chosen, **source_files(folder, chosen["plates"]))
 
 
 def settings(**changes) -> dict:
@@ -58,7 +63,7 @@ def load_channel(out_dir: Path, row: pd.Series, channel: str) -> np.ndarray:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     out_dir = tmp_path_factory.mktemp("mini_bbbc021")
-    generate_mini_bbbc021(out_dir, settings())
+    generate(out_dir, settings())
     return out_dir
 
 
@@ -98,7 +103,7 @@ def test_image_csv_content(dataset):
     assert images["Replicate"].tolist() == [1] * 8 + [2] * 8
     for _, table in images.groupby("TableNumber"):
         assert table["ImageNumber"].tolist() == list(range(1, len(table) + 1))
-    for channel in CHANNELS:
+    for channel in STAINS:
         expected = "Week" + images["TableNumber"].astype(str) + "/" + images["Image_Metadata_Plate_DAPI"]
         assert (images[f"Image_PathName_{channel}"] == expected).all()
     dmso = images[images["Image_Metadata_Compound"] == "DMSO"]
@@ -129,7 +134,7 @@ def test_file_names_follow_the_week_conventions(dataset):
     images = read_images(dataset)
     uuids = set()
     for _, row in images.iterrows():
-        for channel, wave in zip(CHANNELS, "124"):
+        for channel, wave in zip(STAINS, "124"):
             match = NAME.match(row[f"Image_FileName_{channel}"])
             assert match, row[f"Image_FileName_{channel}"]
             assert match["prefix"] == {1: "Week1_150607_", 4: ""}[row["TableNumber"]]
@@ -173,7 +178,7 @@ def test_prefixes_and_tables_match_every_real_plate():
 @pytest.mark.parametrize("plate", ["Week11_12345", "Plate_1", "week1_22123", "Week7_99999", "Week0_1", "Week01_22123"])
 def test_unknown_plate_is_rejected_by_name(tmp_path, plate):
     with pytest.raises(ValueError, match=re.escape(repr(plate))):
-        generate_mini_bbbc021(tmp_path, settings(plates=[plate]))
+        generate(tmp_path, settings(plates=[plate]))
     assert not list(tmp_path.iterdir())
 
 
@@ -181,7 +186,7 @@ def test_zip_members_match_the_csv(dataset):
     images = read_images(dataset)
     for plate, rows in images.groupby("Image_Metadata_Plate_DAPI", sort=False):
         expected = [
-            f"{plate}/{name}" for _, row in rows.iterrows() for name in row[[f"Image_FileName_{c}" for c in CHANNELS]]
+            f"{plate}/{name}" for _, row in rows.iterrows() for name in row[[f"Image_FileName_{c}" for c in STAINS]]
         ]
         with zipfile.ZipFile(dataset / f"BBBC021_v1_images_{plate}.zip") as archive:
             assert archive.namelist() == expected
@@ -192,7 +197,7 @@ def test_zip_members_match_the_csv(dataset):
 def test_images_are_single_page_uint16_fields(dataset):
     images = read_images(dataset)
     for _, row in images.iloc[[0, -1]].iterrows():
-        for channel in CHANNELS:
+        for channel in STAINS:
             plate = row["Image_Metadata_Plate_DAPI"]
             with zipfile.ZipFile(dataset / f"BBBC021_v1_images_{plate}.zip") as archive:
                 data = archive.read(f"{plate}/{row[f'Image_FileName_{channel}']}")
@@ -207,8 +212,8 @@ def test_images_are_single_page_uint16_fields(dataset):
 
 
 def test_same_seed_gives_identical_bytes_and_another_seed_does_not(dataset, tmp_path):
-    generate_mini_bbbc021(tmp_path / "again", settings())
-    generate_mini_bbbc021(tmp_path / "other", settings(seed=7))
+    generate(tmp_path / "again", settings())
+    generate(tmp_path / "other", settings(seed=7))
     for path in dataset.iterdir():
         assert (tmp_path / "again" / path.name).read_bytes() == path.read_bytes(), path.name
     assert (tmp_path / "other" / "BBBC021_v1_image.csv").read_bytes() != (dataset / "BBBC021_v1_image.csv").read_bytes()
@@ -221,7 +226,7 @@ def test_illumination_is_uneven_and_differs_between_plates(dataset):
     images = read_images(dataset)
     patterns = []
     for _, rows in images.groupby("Image_Metadata_Plate_DAPI", sort=False):
-        for channel in CHANNELS:
+        for channel in STAINS:
             # Cells sit elsewhere in every field: the minimum over fields is background.
             low = np.min([load_channel(dataset, row, channel) for _, row in rows.iterrows()], 0)
             blocks = low.reshape(4, 64, 4, 64).astype(float)  # 4 x 4 blocks of 64 x 64 pixels
@@ -244,7 +249,7 @@ def test_treated_tubulin_differs_from_dmso(dataset):
 
 
 def test_full_size_field(tmp_path):
-    generate_mini_bbbc021(
+    generate(
         tmp_path,
         settings(
             plates=["Week10_40111"],
@@ -257,7 +262,7 @@ def test_full_size_field(tmp_path):
     )
     images = read_images(tmp_path)
     assert images["TableNumber"].tolist() == [0, 0]  # as the real file writes Week10
-    for channel in CHANNELS:
+    for channel in STAINS:
         image = load_channel(tmp_path, images.iloc[1], channel)
         assert image.shape == (1024, 1280) and image.dtype == np.uint16
 
@@ -282,7 +287,7 @@ def test_full_size_field(tmp_path):
 )
 def test_bad_settings_are_rejected_by_key(tmp_path, key, value):
     with pytest.raises(ValueError, match=key):
-        generate_mini_bbbc021(tmp_path, settings(**{key: value}))
+        generate(tmp_path, settings(**{key: value}))
     assert not list(tmp_path.iterdir())
 
 
@@ -290,7 +295,7 @@ def test_missing_key_is_named(tmp_path):
     bad = settings()
     del bad["cells_per_field"]
     with pytest.raises(ValueError, match="cells_per_field"):
-        generate_mini_bbbc021(tmp_path, bad)
+        generate(tmp_path, bad)
 
 
 def test_failure_leaves_no_files(tmp_path, monkeypatch):
@@ -304,5 +309,20 @@ def test_failure_leaves_no_files(tmp_path, monkeypatch):
 
     monkeypatch.setattr(synthetic, "_tiff_bytes", failing_tiff)
     with pytest.raises(RuntimeError, match="disk full"):
-        generate_mini_bbbc021(tmp_path, settings())
+        generate(tmp_path, settings())
     assert not list(tmp_path.iterdir())
+
+
+def test_writes_exactly_the_files_it_is_given(dataset, tmp_path):
+    chosen = settings()
+    archives = {plate: tmp_path / "zips" / f"{plate}.zip" for plate in chosen["plates"]}
+    generate_mini_bbbc021(chosen, image_csv=tmp_path / "images.csv", moa_csv=tmp_path / "moa.csv", archives=archives)
+    assert (tmp_path / "images.csv").read_bytes() == (dataset / "BBBC021_v1_image.csv").read_bytes()
+    assert (tmp_path / "moa.csv").read_bytes() == (dataset / "BBBC021_v1_moa.csv").read_bytes()
+    for plate, archive in archives.items():
+        assert archive.read_bytes() == (dataset / f"BBBC021_v1_images_{plate}.zip").read_bytes()
+    assert sorted(path.name for path in tmp_path.rglob("*")) == sorted(
+        ["images.csv", "moa.csv", "zips", *(archive.name for archive in archives.values())]
+    )
+    with pytest.raises(ValueError, match="archives given for plates"):
+        generate_mini_bbbc021(chosen, image_csv=tmp_path / "a.csv", moa_csv=tmp_path / "b.csv", archives={})

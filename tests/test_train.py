@@ -19,13 +19,14 @@ from keras import ops  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from cellvae.dataset import write_shards  # noqa: E402
+from cellvae.files import read_pngs  # noqa: E402
 from cellvae.model import load_vae  # noqa: E402
 from cellvae.train import (
     HISTORY_COLUMNS,
     accelerator_present,
-    load_images,
     resolve_switch,  # noqa: E402
     train_vae,
+    training_files,
 )
 
 # Keras's own TensorFlow variable conversion when saving; not ours to fix.
@@ -34,7 +35,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 ROOT = Path(__file__).resolve().parents[1]
 BBBC021 = ROOT.parent / "shared" / "bbbc021"
 SINGLE_CELLS = BBBC021 / "images" / "single_cells"
-SETTINGS = dict(
+SETTINGS = dict(  # the thesis model (the config's defaults are the measured wide one), small and fast
+    architecture="thesis",
+    reconstruction_loss="mse",
+    augment=False,
+    lr_schedule="constant",
     batch_size=16,
     learning_rate=5e-4,
     r_loss_factor=1000.0,
@@ -76,6 +81,7 @@ def write_blob_manifest(directory, n_cells=64, size=32, wells=4, seed=0):
             "site": 1,
             "label": 0,
             "compound": "DMSO",
+            "concentration": 0.0,
             "split": "validation" if i % wells == 0 else "train",
         }
         for i, path in enumerate(paths)
@@ -94,7 +100,7 @@ def trained(tmp_path_factory):
     """A z=8 model trained 4 epochs on 96 synthetic discs."""
     directory = tmp_path_factory.mktemp("train")
     manifest = write_blob_manifest(directory / "cells", n_cells=128)
-    summary = train_vae(manifest, directory / "z8", latent_dim=8, epochs=4, **SETTINGS)
+    summary = train_vae(manifest, **training_files(directory / "z8"), latent_dim=8, epochs=4, **SETTINGS)
     return directory / "z8", summary
 
 
@@ -122,7 +128,7 @@ def test_train_vae_writes_model_history_checkpoint_and_summary(trained):
     assert summary["parameters"] == 176_403  # the thesis architecture at 32 x 32, z = 8
     vae = load_vae(out_dir / "model.keras")
     assert vae.latent_dim == 8 and vae.count_params() == summary["parameters"]
-    images = load_images([out_dir.parent / "cells" / "cell0000.png"]).astype("float32") / 255
+    images = read_pngs([out_dir.parent / "cells" / "cell0000.png"]).astype("float32") / 255
     assert ops.convert_to_numpy(vae.reconstruct(images)).shape == (1, 32, 32, 3)
     assert load_vae(out_dir / "checkpoints" / "epoch-0004.keras").latent_dim == 8
 
@@ -141,45 +147,23 @@ def test_divergence_raises_and_leaves_no_model(tmp_path):
     (out_dir / "model.keras").write_text("stale model from an earlier run")
     settings = {**SETTINGS, "learning_rate": 1e20}
     with pytest.raises(RuntimeError, match=r"loss is (nan|inf) at epoch 1, batch \d+"):
-        train_vae(manifest, out_dir, latent_dim=4, epochs=3, **settings)
+        train_vae(manifest, **training_files(out_dir), latent_dim=4, epochs=3, **settings)
     assert not (out_dir / "model.keras").exists()
     assert not (out_dir / "training.json").exists()
 
 
-def test_load_images_reads_rgb_uint8(tmp_path):
-    manifest = pd.read_csv(write_blob_manifest(tmp_path, n_cells=3, size=16))
-    images = load_images(manifest["path"])
-    assert images.shape == (3, 16, 16, 3) and images.dtype == np.uint8
-    np.testing.assert_array_equal(images[1], np.asarray(Image.open(manifest["path"][1])))
-
-
-def test_load_images_names_unreadable_and_mismatched_files(tmp_path):
-    good = tmp_path / "good.png"
-    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(good)
-    broken = tmp_path / "broken.png"
-    broken.write_bytes(b"not a png")
-    with pytest.raises(ValueError, match="unreadable PNG .*broken.png"):
-        load_images([good, broken])
-    with pytest.raises(ValueError, match="unreadable PNG .*missing.png"):
-        load_images([tmp_path / "missing.png"])
-    small = tmp_path / "small.png"
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(small)
-    with pytest.raises(ValueError, match="small.png"):
-        load_images([good, small])
-
-
 def test_manifest_errors_are_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="manifest not found"):
-        train_vae(tmp_path / "absent.csv", tmp_path / "out", latent_dim=2, epochs=1, **SETTINGS)
+        train_vae(tmp_path / "absent.csv", **training_files(tmp_path / "out"), latent_dim=2, epochs=1, **SETTINGS)
     manifest = write_blob_manifest(tmp_path / "cells", n_cells=8)
     table = pd.read_csv(manifest)
     for split in ("train", "validation"):
         table[table["split"] != split].to_csv(manifest, index=False)
         with pytest.raises(ValueError, match=f"no '{split}' rows"):
-            train_vae(manifest, tmp_path / "out", latent_dim=2, epochs=1, **SETTINGS)
+            train_vae(manifest, **training_files(tmp_path / "out"), latent_dim=2, epochs=1, **SETTINGS)
     table.drop(columns="split").to_csv(manifest, index=False)
     with pytest.raises(ValueError, match="lacks columns"):
-        train_vae(manifest, tmp_path / "out", latent_dim=2, epochs=1, **SETTINGS)
+        train_vae(manifest, **training_files(tmp_path / "out"), latent_dim=2, epochs=1, **SETTINGS)
 
 
 def run_cli(*args, **kwargs):
@@ -260,29 +244,33 @@ def test_train_command_reports_a_missing_folder(tmp_path):
 def test_same_seed_same_data_gives_identical_weights(tmp_path):
     manifest = write_blob_manifest(tmp_path / "cells", n_cells=48, size=16)
     for run in ("a", "b"):
-        train_vae(manifest, tmp_path / run, latent_dim=4, epochs=1, **SETTINGS)
+        train_vae(manifest, **training_files(tmp_path / run), latent_dim=4, epochs=1, **SETTINGS)
     for first, second in zip(weights(tmp_path / "a" / "model.keras"), weights(tmp_path / "b" / "model.keras")):
         np.testing.assert_array_equal(first, second)
-    train_vae(manifest, tmp_path / "c", latent_dim=4, epochs=1, **{**SETTINGS, "seed": 2})
+    train_vae(manifest, **training_files(tmp_path / "c"), latent_dim=4, epochs=1, **{**SETTINGS, "seed": 2})
     with pytest.raises(ValueError, match="train.seed must be a positive integer"):
-        train_vae(manifest, tmp_path / "d", latent_dim=4, epochs=1, **{**SETTINGS, "seed": 0})
+        train_vae(manifest, **training_files(tmp_path / "d"), latent_dim=4, epochs=1, **{**SETTINGS, "seed": 0})
     assert not np.array_equal(weights(tmp_path / "a" / "model.keras")[0], weights(tmp_path / "c" / "model.keras")[0])
 
 
 def test_resumed_training_equals_uninterrupted_training(tmp_path):
     """Optimizer state, epoch, data order and sampling RNG all come back from the checkpoint."""
     manifest = write_blob_manifest(tmp_path / "cells", n_cells=48, size=16)
-    train_vae(manifest, tmp_path / "whole", latent_dim=4, epochs=3, **SETTINGS)
-    train_vae(manifest, tmp_path / "parts", latent_dim=4, epochs=2, **SETTINGS)
+    train_vae(manifest, **training_files(tmp_path / "whole"), latent_dim=4, epochs=3, **SETTINGS)
+    train_vae(manifest, **training_files(tmp_path / "parts"), latent_dim=4, epochs=2, **SETTINGS)
     messages = []
-    summary = train_vae(manifest, tmp_path / "parts", latent_dim=4, epochs=3, **{**SETTINGS, "log": messages.append})
+    summary = train_vae(
+        manifest, **training_files(tmp_path / "parts"), latent_dim=4, epochs=3, **{**SETTINGS, "log": messages.append}
+    )
     assert summary["resumed_after_epoch"] == 2
     assert any("resuming after epoch 2" in message for message in messages)
     assert pd.read_csv(tmp_path / "parts" / "history.csv")["epoch"].tolist() == [1, 2, 3]
     for whole, parts in zip(weights(tmp_path / "whole" / "model.keras"), weights(tmp_path / "parts" / "model.keras")):
         np.testing.assert_allclose(whole, parts, rtol=1e-5, atol=1e-6)
     messages.clear()
-    train_vae(manifest, tmp_path / "parts", latent_dim=5, epochs=1, **{**SETTINGS, "log": messages.append})
+    train_vae(
+        manifest, **training_files(tmp_path / "parts"), latent_dim=5, epochs=1, **{**SETTINGS, "log": messages.append}
+    )
     assert any("training from scratch" in message for message in messages)
 
 
@@ -338,7 +326,7 @@ def test_sigkilled_training_resumes_from_its_last_completed_epoch(tmp_path):
 def test_beta_and_kl_warmup_weight_the_kl_term(tmp_path):
     manifest = write_blob_manifest(tmp_path / "cells", n_cells=32, size=16)
     settings = {**SETTINGS, "kl_weight": 0.5, "kl_warmup_epochs": 2}
-    train_vae(manifest, tmp_path / "beta", latent_dim=4, epochs=3, **settings)
+    train_vae(manifest, **training_files(tmp_path / "beta"), latent_dim=4, epochs=3, **settings)
     history = pd.read_csv(tmp_path / "beta" / "history.csv")
     beta = np.array([0.25, 0.5, 0.5])
     np.testing.assert_allclose(history["loss"], history["reconstruction_loss"] + beta * history["kl_loss"], rtol=1e-4)
@@ -349,7 +337,9 @@ def test_beta_and_kl_warmup_weight_the_kl_term(tmp_path):
 
 def test_gradient_clipping_reaches_the_optimizer(tmp_path):
     manifest = write_blob_manifest(tmp_path / "cells", n_cells=32, size=16)
-    train_vae(manifest, tmp_path / "clipped", latent_dim=4, epochs=1, **{**SETTINGS, "clip_norm": 2.5})
+    train_vae(
+        manifest, **training_files(tmp_path / "clipped"), latent_dim=4, epochs=1, **{**SETTINGS, "clip_norm": 2.5}
+    )
     checkpoint = keras.saving.load_model(tmp_path / "clipped" / "checkpoints" / "epoch-0001.keras")
     assert checkpoint.optimizer.clipnorm == 2.5
 
@@ -357,7 +347,11 @@ def test_gradient_clipping_reaches_the_optimizer(tmp_path):
 def test_mixed_precision_and_xla_switches_on_cpu(tmp_path):
     manifest = write_blob_manifest(tmp_path / "cells", n_cells=32, size=16)
     summary = train_vae(
-        manifest, tmp_path / "fast", latent_dim=4, epochs=1, **{**SETTINGS, "mixed_precision": True, "xla": True}
+        manifest,
+        **training_files(tmp_path / "fast"),
+        latent_dim=4,
+        epochs=1,
+        **{**SETTINGS, "mixed_precision": True, "xla": True},
     )
     assert summary["mixed_precision"] is True and summary["xla"] is True
     assert np.isfinite(pd.read_csv(tmp_path / "fast" / "history.csv")["loss"]).all()
@@ -373,7 +367,7 @@ def test_mixed_precision_and_xla_switches_on_cpu(tmp_path):
 def test_a_moved_run_folder_resumes_by_content(tmp_path):
     """The checkpoint's fingerprint holds the training cells' content, not their path."""
     manifest = write_blob_manifest(tmp_path / "cells", n_cells=32, size=16)
-    train_vae(manifest, tmp_path / "here", latent_dim=4, epochs=1, **SETTINGS)
+    train_vae(manifest, **training_files(tmp_path / "here"), latent_dim=4, epochs=1, **SETTINGS)
     moved_cells = tmp_path / "elsewhere" / "cells"
     moved_cells.parent.mkdir()
     (tmp_path / "cells").rename(moved_cells)
@@ -382,7 +376,11 @@ def test_a_moved_run_folder_resumes_by_content(tmp_path):
     table["shard"] = [str(moved_cells / Path(shard).relative_to(tmp_path / "cells")) for shard in table["shard"]]
     table.to_csv(moved_cells / "manifest.csv", index=False)
     summary = train_vae(
-        moved_cells / "manifest.csv", tmp_path / "elsewhere" / "run", latent_dim=4, epochs=2, **SETTINGS
+        moved_cells / "manifest.csv",
+        **training_files(tmp_path / "elsewhere" / "run"),
+        latent_dim=4,
+        epochs=2,
+        **SETTINGS,
     )
     assert summary["resumed_after_epoch"] == 1
 
@@ -396,9 +394,20 @@ def test_cosine_schedule_and_augmentation_train(tmp_path):
         "architecture": "wide",
         "reconstruction_loss": "gaussian",
     }
-    summary = train_vae(manifest, tmp_path / "run", latent_dim=4, epochs=2, **settings)
+    summary = train_vae(manifest, **training_files(tmp_path / "run"), latent_dim=4, epochs=2, **settings)
     assert (summary["architecture"], summary["reconstruction_loss"], summary["augment"]) == ("wide", "gaussian", True)
     checkpoint = keras.saving.load_model(tmp_path / "run" / "checkpoints" / "epoch-0002.keras")
     assert float(checkpoint.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # decayed to 0 at the end
     with pytest.raises(ValueError, match="train.lr_schedule must be one of"):
-        train_vae(manifest, tmp_path / "bad", latent_dim=4, epochs=1, **{**SETTINGS, "lr_schedule": "step"})
+        train_vae(
+            manifest, **training_files(tmp_path / "bad"), latent_dim=4, epochs=1, **{**SETTINGS, "lr_schedule": "step"}
+        )
+
+
+def test_train_vae_writes_exactly_the_files_it_is_given(tmp_path):
+    manifest = write_blob_manifest(tmp_path / "cells", n_cells=32, size=16)
+    model, history, summary = tmp_path / "m" / "vae.keras", tmp_path / "h" / "epochs.csv", tmp_path / "run.json"
+    train_vae(manifest, latent_dim=4, epochs=1, model_path=model, history_csv=history, summary_json=summary, **SETTINGS)
+    assert model.is_file() and pd.read_csv(history)["epoch"].tolist() == [1] and json.loads(summary.read_text())
+    assert sorted(path.name for path in model.parent.iterdir()) == ["checkpoint.json", "checkpoints", "vae.keras"]
+    assert sorted(path.name for path in history.parent.iterdir()) == ["epochs.csv"]

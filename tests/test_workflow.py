@@ -1,15 +1,12 @@
 """End to end: the real Snakemake DAG with CellProfiler and TensorFlow on a tiny synthetic config."""
 
 import json
-import os
-import re
 import subprocess
 import zipfile
 
 import pandas as pd
 import pytest
-import yaml
-from live_servers import CELLPROFILER, REPO, SNAKEMAKE, tiny_config
+from snakemake_runner import CELLPROFILER, planned_jobs, snakemake, tiny_config
 
 pytestmark = [
     pytest.mark.e2e,
@@ -19,42 +16,11 @@ pytestmark = [
 ]
 
 
-def snakemake(workdir, config, *args, check=True):
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [
-        str(SNAKEMAKE),
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--cores",
-        "2",
-        *args,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
-    return result
-
-
-def planned_jobs(workdir, config, *args):
-    """{rule: count} of what a dry run would execute."""
-    output = snakemake(workdir, config, "-n", "--quiet", "rules", *args).stdout + ""
-    jobs = {}
-    for line in output.splitlines():
-        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if match and match.group(1) != "total":
-            jobs[match.group(1)] = int(match.group(2))
-    return jobs
-
-
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("e2e")
     config = tiny_config()
-    snakemake(workdir, config)
+    snakemake(workdir, "--cores", 2, config=config, timeout=3600)
     return workdir, config
 
 
@@ -94,7 +60,7 @@ def test_whole_dag_runs_and_writes_every_output(finished_run):
     moa = json.loads((workdir / "results/response/z4/moa.json").read_text())
     assert moa["nsc"] is None and "1 compound" in moa["nsc_undefined"] and moa["n_treatments"] == 1
     assert pd.read_csv(workdir / "results/response/summary.csv")["mean_accuracy_vs_dmso"].iloc[0] > 0.5
-    snakemake(workdir, config, "--report", str(workdir / "report.html"))
+    snakemake(workdir, "--report", workdir / "report.html", config=config)
     report = (workdir / "report.html").read_text(errors="ignore")
     for figure in [
         "reconstructions.png",
@@ -112,12 +78,12 @@ def test_whole_dag_runs_and_writes_every_output(finished_run):
 
 def test_second_run_has_nothing_to_do(finished_run):
     workdir, config = finished_run
-    assert "Nothing to be done" in snakemake(workdir, config, "-n").stdout
+    assert "Nothing to be done" in snakemake(workdir, "-n", config=config).stdout
 
 
 def test_adding_a_latent_dim_adds_only_its_jobs(finished_run):
     workdir, config = finished_run
-    jobs = planned_jobs(workdir, {**config, "latent_dims": [4, 6]})
+    jobs = planned_jobs(workdir, config={**config, "latent_dims": [4, 6]})
     assert jobs == {
         "train_vae": 1,
         "analyze_model": 1,
@@ -132,7 +98,7 @@ def test_adding_a_latent_dim_adds_only_its_jobs(finished_run):
 def test_model_variants_train_side_by_side_with_their_settings(finished_run):
     workdir, config = finished_run
     variants = {**config, "models": {"thesis": {"architecture": "thesis", "reconstruction_loss": "mse"}, "default": {}}}
-    jobs = planned_jobs(workdir, variants)
+    jobs = planned_jobs(workdir, config=variants)
     assert jobs == {
         "train_vae": 2,
         "analyze_model": 2,
@@ -142,10 +108,10 @@ def test_model_variants_train_side_by_side_with_their_settings(finished_run):
         "cost": 1,
         "all": 1,
     }
-    output = snakemake(workdir, variants, "-n", "--printshellcmds").stdout
+    output = snakemake(workdir, "-n", "--printshellcmds", config=variants).stdout
     assert "results/models/thesis-z4/model.keras" in output and "results/models/default-z4/model.keras" in output
     bad = {**config, "models": {"thesis": {"architecture": "thesis", "lossfn": "mse"}}}
-    result = snakemake(workdir, bad, "-n", check=False)
+    result = snakemake(workdir, "-n", config=bad, check=False)
     assert (
         result.returncode != 0
         and "config key models.thesis: lossfn not a train: setting" in result.stdout + result.stderr
@@ -155,13 +121,13 @@ def test_model_variants_train_side_by_side_with_their_settings(finished_run):
 def test_profile_setting_change_reruns_only_the_profile_stage(finished_run):
     workdir, config = finished_run
     response = {**config["response"], "analysis": {**config["response"]["analysis"], "normalize": "none"}}
-    jobs = planned_jobs(workdir, {**config, "response": response})
-    assert jobs == {"response_profiles": 1, "compare_responses": 1, "all": 1}
+    jobs = planned_jobs(workdir, config={**config, "response": response})
+    assert jobs == {"response_profiles": 1, "compare_responses": 1, "cost": 1, "all": 1}  # cost: their new hours
 
 
 def test_png_size_change_reruns_synthesis_onward_not_cellprofiler(finished_run):
     workdir, config = finished_run
-    jobs = planned_jobs(workdir, {**config, "png": {**config["png"], "size": 40}})
+    jobs = planned_jobs(workdir, config={**config, "png": {**config["png"], "size": 40}})
     assert jobs == {
         "png_scale": 1,
         "compose_pngs": 2,
@@ -181,32 +147,32 @@ def test_deleting_one_plates_crops_reruns_only_that_plates_chain(finished_run):
     plate = config["synthetic"]["plates"][1]
     crops = workdir / f"results/segmentation/{plate}/crops"
     subprocess.run(["rm", "-rf", str(crops)], check=True)
-    output = snakemake(workdir, config, "-n").stdout
+    output = snakemake(workdir, "-n", config=config).stdout
     assert "rule illumination" not in output and "rule fetch_images" not in output
     assert output.count("rule segmentation:") == 1 and f"results/segmentation/{plate}/cells.csv" in output
     assert output.count("rule compose_pngs:") == 1 and f"results/png/{plate}/cells" in output
-    snakemake(workdir, config)
+    snakemake(workdir, "--cores", 2, config=config)
     assert crops.is_dir()
-    assert "Nothing to be done" in snakemake(workdir, config, "-n").stdout
+    assert "Nothing to be done" in snakemake(workdir, "-n", config=config).stdout
 
 
 @pytest.fixture(scope="module")
 def fresh_source(tmp_path_factory):
     """A workdir holding just the synthetic source and the metadata, for the bad-input runs."""
     workdir = tmp_path_factory.mktemp("bad-input")
-    snakemake(workdir, tiny_config(), "results/metadata/BBBC021_v1_image.csv")
+    snakemake(workdir, "--cores", 2, "results/metadata/BBBC021_v1_image.csv", config=tiny_config())
     return workdir
 
 
 def test_config_typo_fails_at_once_naming_the_key(fresh_source):
-    result = snakemake(fresh_source, {**tiny_config(), "epochz": 3}, "-n", check=False)
+    result = snakemake(fresh_source, "-n", config={**tiny_config(), "epochz": 3}, check=False)
     assert result.returncode != 0 and "epochz" in result.stderr + result.stdout
-    result = snakemake(fresh_source, {**tiny_config(), "epochs": "many"}, "-n", check=False)
+    result = snakemake(fresh_source, "-n", config={**tiny_config(), "epochs": "many"}, check=False)
     assert result.returncode != 0 and "epochs" in result.stderr + result.stdout
 
 
 def test_unknown_compound_lists_close_names(fresh_source):
-    result = snakemake(fresh_source, {**tiny_config(), "compounds": ["DMS0"]}, check=False)
+    result = snakemake(fresh_source, "--cores", 2, config={**tiny_config(), "compounds": ["DMS0"]}, check=False)
     log = (fresh_source / "results/logs/select_images.log").read_text()
     assert result.returncode != 0
     assert "unknown compound 'DMS0' (close names: DMSO" in log
@@ -217,7 +183,9 @@ def test_missing_cellprofiler_says_how_to_install(fresh_source):
     config = tiny_config()
     config["cellprofiler"] = {**config["cellprofiler"], "executable": "/nonexistent/cellprofiler"}
     plate = config["synthetic"]["plates"][0]
-    result = snakemake(fresh_source, config, f"results/illumination/{plate}/fields.csv", check=False)
+    result = snakemake(
+        fresh_source, "--cores", 2, f"results/illumination/{plate}/fields.csv", config=config, check=False
+    )
     log = (fresh_source / f"results/logs/illumination/{plate}.log").read_text()
     assert result.returncode != 0 and "make setup" in log and "cellprofiler.executable" in log
     assert not list((fresh_source / f"results/illumination/{plate}").glob("*.npy"))
@@ -234,7 +202,7 @@ def test_unreadable_tiff_is_quarantined_and_the_run_goes_on(fresh_source):
     with zipfile.ZipFile(archive, "w") as target:
         for name, data in members.items():
             target.writestr(name, data)
-    snakemake(fresh_source, config, f"results/png/{plate}/qc.csv")
+    snakemake(fresh_source, "--cores", 2, f"results/png/{plate}/qc.csv", config=config)
     qc = pd.read_csv(fresh_source / f"results/png/{plate}/qc.csv")
     file_name = broken.split("/")[1]
     assert file_name in set(qc["field"]) and "quarantined" in qc.set_index("field").loc[file_name, "reason"]

@@ -1,0 +1,45 @@
+"""cellvae cost: the cost table of Snakemake benchmark files (job hours x price per hour of its instance type).
+
+Prices, the GPU rules and the currency are the config's cost: defaults (config/config.schema.yaml) unless
+given here. Each job is billed as if it held one instance of its rule's type for its wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from cellvae.cli import UsageError
+from cellvae.config import defaults
+from cellvae.cost import cost_table
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("benchmarks", nargs="+", help="Snakemake benchmark .tsv files (benchmarks/<rule>/...)")
+    for kind in ("cpu", "gpu"):
+        parser.add_argument(
+            f"--{kind}",
+            nargs=2,
+            metavar=("TYPE", "PRICE"),
+            help=f"{kind.upper()} instance type and price per hour (default: config cost.instances.{kind})",
+        )
+    parser.add_argument("--gpu-rules", nargs="+", help="rules billed at the GPU price (default: config cost.gpu_rules)")
+    parser.add_argument("--currency", help="currency of the prices (default: config cost.currency)")
+
+
+def price(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"price must be a number, got {text!r}") from None
+
+
+def run(args) -> int:
+    settings = defaults()["cost"]
+    for kind in ("cpu", "gpu"):
+        if getattr(args, kind):
+            instance_type, per_hour = getattr(args, kind)
+            settings["instances"][kind] = {"type": instance_type, "price_per_hour": price(per_hour)}
+    settings["gpu_rules"] = args.gpu_rules or settings["gpu_rules"]
+    settings["currency"] = args.currency or settings["currency"]
+    print(cost_table(args.benchmarks, settings).to_string(index=False))
+    return 0

@@ -1,0 +1,70 @@
+"""The one way the tests and benchmarks run the workflow: the checkout, its Snakemake and the tests' config."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from cellvae.config import with_defaults
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+CELLPROFILER = REPO / ".venv-cellprofiler" / "bin" / "cellprofiler"
+TEST_CONFIG = REPO / "config" / "test.yaml"
+
+
+def tiny_config() -> dict:
+    """config/test.yaml over the defaults, with absolute paths to the checkout's CellProfiler and pipelines."""
+    config = with_defaults(yaml.safe_load(TEST_CONFIG.read_text()))
+    config["cellprofiler"] = {
+        "executable": str(CELLPROFILER),
+        "illum_pipeline": str(REPO / "pipelines" / "illum.cppipe"),
+        "analysis_pipeline": str(REPO / "pipelines" / "analysis.cppipe"),
+    }
+    return config
+
+
+def snakemake_command(workdir, *args) -> list[str]:
+    """The command line running the checkout's workflow in workdir with workdir/config.yaml."""
+    return [
+        str(SNAKEMAKE),
+        "--configfile",  # first: it takes several values, a target right after it would be one
+        str(Path(workdir) / "config.yaml"),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *map(str, args),
+    ]
+
+
+def snakemake(workdir, *args, config=None, env=None, check=True, timeout=1200):
+    """Run the workflow in workdir with workdir/config.yaml (written from `config` when given); the
+    CompletedProcess, or AssertionError with the output's end when check and it failed."""
+    if config is not None:
+        (Path(workdir) / "config.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        snakemake_command(workdir, *args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(map(str, args))} failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+        )
+    return result
+
+
+def planned_jobs(workdir, *args, config=None) -> dict:
+    """{rule: count} of what a dry run would execute."""
+    output = snakemake(workdir, "-n", "--quiet", "rules", *args, config=config).stdout
+    return {
+        match[1]: int(match[2])
+        for match in re.finditer(r"^(\w+)\s+(\d+)$", output, re.MULTILINE)
+        if match[1] != "total"
+    }
