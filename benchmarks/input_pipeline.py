@@ -28,9 +28,12 @@ import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from cellvae.config import defaults  # noqa: E402
 from cellvae.dataset import write_shards  # noqa: E402
 from cellvae.inputs import cell_dataset  # noqa: E402
 from cellvae.model import build_vae  # noqa: E402
+
+TRAIN = defaults()["train"]  # the tf.data settings training uses by default
 
 
 def blob_pngs(directory, n_cells, size, seed=0):
@@ -92,7 +95,15 @@ def main():
             flush=True,
         )
 
-        ours = cell_dataset(shards, args.batch_size, shuffle=True, seed=1)
+        ours = cell_dataset(
+            shards,
+            args.batch_size,
+            shuffle=True,
+            seed=1,
+            shuffle_buffer=TRAIN["shuffle_buffer"],
+            cache_bytes=TRAIN["cache_mb"] << 20,
+            parallel_reads=TRAIN["parallel_reads"],
+        )
         baseline = baseline_dataset(png_dir, args.size, args.batch_size, seed=1)
         images_per_second(ours)  # fill the cache: steady state is epochs 2+
         rates = {"ours": [], "baseline": []}

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from cellvae.cellprofiler import FIELD_COLUMNS, run_illumination, run_segmentation
+from cellvae.channels import STAINS
 from cellvae.metadata import read_image_table
 from cellvae.synthetic import generate_mini_bbbc021, source_files
 
@@ -61,29 +62,41 @@ def cpu_seconds():
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def timed(function, *args):
+def timed(function, *args, **kwargs):
     """(CPU seconds, wall seconds) of one call."""
     cpu, wall = cpu_seconds(), time.perf_counter()
-    function(*args)
+    function(*args, **kwargs)
     return cpu_seconds() - cpu, time.perf_counter() - wall
 
 
 def time_plate(fields, images, out, log):
     """{stage: (CPU s, wall s)} of one plate's illumination and analysis jobs on `fields`."""
-    illum = out / "illumination"
+    illum, segmentation = out / "illumination", out / "segmentation"
+    functions = {stain: illum / f"illum_{stain}.npy" for stain in STAINS}
     return {
         "illumination": timed(
-            run_illumination, fields, images, illum, CELLPROFILER, REPO / "pipelines/illum.cppipe", log
+            run_illumination,
+            fields,
+            images,
+            CELLPROFILER,
+            REPO / "pipelines/illum.cppipe",
+            log,
+            functions=functions,
+            fields_csv=illum / "fields.csv",
+            quarantine_csv=illum / "quarantine.csv",
         ),
         "analysis": timed(
             run_segmentation,
             illum / "fields.csv",
             images,
-            illum,
-            out / "segmentation",
+            functions,
             CELLPROFILER,
             REPO / "pipelines/analysis.cppipe",
             log,
+            cells_csv=segmentation / "cells.csv",
+            summary_csv=segmentation / "fields_summary.csv",
+            crops_dir=segmentation / "crops",
+            measurements_dir=segmentation / "measurements",
         ),
     }
 

@@ -131,8 +131,8 @@ def analyze_model(
     ks_csv,
     generated_png,
     latent_histograms_png,
-    n_generated=20,
-    n_latent_histograms=20,
+    n_generated: int,
+    n_latent_histograms: int,
     seed=0,
 ) -> dict:
     """One model's metrics (its own and its baselines') in metrics_json, the fitted baselines in baselines_npz,
@@ -263,7 +263,7 @@ def compare_models(
     loss_curves_png,
     training_speed_png,
     model_vs_baselines_png,
-    n_reconstructions=8,
+    n_reconstructions: int,
     seed=0,
 ) -> pd.DataFrame:
     """metrics_csv (one row per model and per baseline, column method) and the reconstructions, loss-curve,

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import tifffile
+from scipy import ndimage
 from skimage.measure import regionprops_table
 
 from cellvae.channels import STAINS, crop_column, file_column
@@ -251,12 +252,10 @@ def measure_cells(labels, channels):
     integrated intensity on CellProfiler's 0-1 scale (uint16 / 65535).
 
     skimage regionprops, with CellProfiler's definitions: area in pixels, bounding box minimum inclusive and
-    maximum exclusive, centre = mean pixel position, x = column.
+    maximum exclusive, centre = mean pixel position, x = column. Intensities are per-label sums of the integer
+    pixels (exact), scaled once: no full-size floating-point copy of the channels.
     """
-    stack = np.stack([channels[channel] for channel in STAINS], axis=-1) / 65535.0
-    props = pd.DataFrame(
-        regionprops_table(labels, stack, properties=["label", "bbox", "area", "centroid", "intensity_mean"])
-    )
+    props = pd.DataFrame(regionprops_table(labels, properties=["label", "bbox", "area", "centroid"]))
     table = pd.DataFrame(
         {
             "label": props["label"],
@@ -269,9 +268,10 @@ def measure_cells(labels, channels):
             "center_y": props["centroid-0"],
         }
     )
-    for index, channel in enumerate(STAINS):
-        table[f"intensity_mean_{channel.lower()}"] = props[f"intensity_mean-{index}"]
-        table[f"intensity_integrated_{channel.lower()}"] = props[f"intensity_mean-{index}"] * table["area"]
+    for channel in STAINS:
+        integrated = ndimage.sum_labels(channels[channel], labels, index=table["label"]) / 65535.0
+        table[f"intensity_mean_{channel.lower()}"] = integrated / table["area"]
+        table[f"intensity_integrated_{channel.lower()}"] = integrated
     return table
 
 

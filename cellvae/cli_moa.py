@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from cellvae.config import defaults
 from cellvae.metadata import read_image_table, read_moa_table
 from cellvae.moa import (
     AGGREGATIONS,
@@ -24,8 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--well-profiles", required=True, help="CSV(.gz): plate, well, then one column per feature")
     parser.add_argument("--image-metadata", required=True, help="BBBC021_v1_image.csv")
     parser.add_argument("--moa", required=True, help="BBBC021_v1_moa.csv")
-    parser.add_argument("--normalize", choices=NORMALIZATIONS, default="plate-dmso")
-    parser.add_argument("--aggregate", choices=AGGREGATIONS, default="mean")
+    analysis = defaults()["response"]["analysis"]  # the pipeline's settings, config/config.schema.yaml
+    parser.add_argument("--normalize", choices=NORMALIZATIONS, default=analysis["normalize"])
+    parser.add_argument("--aggregate", choices=AGGREGATIONS, default=analysis["aggregate"])
     parser.add_argument("--matches", action="store_true", help="also print every treatment's nearest neighbours")
 
 

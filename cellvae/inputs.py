@@ -192,9 +192,9 @@ def cell_dataset(
     first_epoch=0,
     epochs=1,
     augment=False,
-    shuffle_buffer=10_000,
-    cache_bytes=2 << 30,
-    parallel_reads=4,
+    shuffle_buffer: int,
+    cache_bytes: int,
+    parallel_reads: int,
 ):
     """tf.data batches of uint8 cells streamed from .npy shards (the VAE scales them to [0, 1] itself,
     on the accelerator: a quarter of the bytes of float32 to move, and no host-side conversion).

@@ -209,7 +209,7 @@ def evaluate(treatments: pd.DataFrame, profiles: np.ndarray) -> dict:
     return result
 
 
-def evaluate_wells(wells: pd.DataFrame, features: pd.DataFrame, normalization="plate-dmso", aggregation="mean") -> dict:
+def evaluate_wells(wells: pd.DataFrame, features: pd.DataFrame, normalization: str, aggregation: str) -> dict:
     """The whole benchmark from well metadata (META_COLUMNS) and a well × feature table in the same order."""
     wells = wells.reset_index(drop=True)
     features, dropped = clean_features(features.reset_index(drop=True))

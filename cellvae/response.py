@@ -112,7 +112,7 @@ def centroid_distance(control: np.ndarray, treated: np.ndarray) -> float:
     return float(np.linalg.norm(treated.mean(axis=0) - centre) / spread)
 
 
-def separation(control: np.ndarray, treated: np.ndarray, control_wells, treated_wells, folds=5, seed=0) -> dict:
+def separation(control: np.ndarray, treated: np.ndarray, control_wells, treated_wells, folds: int, seed: int) -> dict:
     """Treated vs control latent means: well-grouped cross-validated balanced accuracy of a linear classifier,
     the centroid distance in units of control spread, and the number of wells on each side."""
     return {
@@ -123,7 +123,7 @@ def separation(control: np.ndarray, treated: np.ndarray, control_wells, treated_
     }
 
 
-def separation_table(cells: pd.DataFrame, mu: np.ndarray, folds=5, max_cells=2000, seed=0) -> pd.DataFrame:
+def separation_table(cells: pd.DataFrame, mu: np.ndarray, folds: int, max_cells: int, seed: int) -> pd.DataFrame:
     """`separation` of each treatment from the DMSO cells of its plates (at most max_cells sampled per class).
 
     DMSO reference cells come from wells the model was not trained on (dataset split validation, or not in

@@ -43,11 +43,12 @@ rule analyze_model:
 
 rule compare_models:
     input:
-        models=expand(rules.train_vae.output.model, model=MODELS),
-        histories=expand(rules.train_vae.output.history, model=MODELS),
-        summaries=expand(rules.train_vae.output.summary, model=MODELS),
-        metrics=expand(rules.analyze_model.output.metrics, model=MODELS),
-        baselines=expand(rules.analyze_model.output.baselines, model=MODELS),
+        # patterns, not rules.<rule>.output: expand() refuses the storage-flagged files of --default-storage-provider
+        models=expand("results/models/{model}/model.keras", model=MODELS),
+        histories=expand("results/models/{model}/history.csv", model=MODELS),
+        summaries=expand("results/models/{model}/training.json", model=MODELS),
+        metrics=expand("results/analysis/{model}/metrics.json", model=MODELS),
+        baselines=expand("results/analysis/{model}/baselines.npz", model=MODELS),
         manifest=rules.dataset.output.manifest,
         pngs=per_plate("results/png/{plate}/cells"),  # read through the manifests' paths (staged with storage)
     output:

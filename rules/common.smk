@@ -125,6 +125,14 @@ def per_plate(pattern):
     return lambda wildcards: expand(pattern, plate=selected_plates())
 
 
+def declared_path(path):
+    """A file pattern as written in its rules/ file: with --default-storage-provider, Snakemake holds the path of
+    its local copy instead (.snakemake/storage/...), which would be sent to the storage a second time."""
+    if not path.is_storage:
+        return str(path)
+    return os.path.relpath(path.storage_object.query, workflow.storage_settings.default_storage_prefix)
+
+
 def benchmark_files(wildcards):
     """The cost table's input: each rule's benchmark pattern over the plates and models it runs for, every rule of
     the workflow but the cost table's own."""
@@ -133,7 +141,7 @@ def benchmark_files(wildcards):
     for step in workflow.rules:
         if step.name == "cost" or not step.benchmark:
             continue
-        pattern = strip_wildcard_constraints(step.benchmark)
+        pattern = strip_wildcard_constraints(declared_path(step.benchmark))
         names = get_wildcard_names(pattern)
         if not names <= values.keys():
             raise ValueError(

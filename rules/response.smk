@@ -51,8 +51,8 @@ if lookup(dpath="response/enabled", within=config):  # off: no response jobs, no
 
     rule compare_responses:
         input:
-            moa=expand(rules.response_profiles.output.moa, model=MODELS),
-            separation=expand(rules.response_profiles.output.separation, model=MODELS),
+            moa=expand("results/response/{model}/moa.json", model=MODELS),
+            separation=expand("results/response/{model}/separation.csv", model=MODELS),
         output:
             table=report(
                 "results/response/summary.csv",

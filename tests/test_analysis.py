@@ -243,4 +243,5 @@ def test_compare_models_needs_every_file_of_each_model(models, tmp_path):
             [directory.name for directory in model_dirs],
             manifest_csv=manifest,
             **comparison_files(model_dirs, [tmp_path], tmp_path),
+            n_reconstructions=2,
         )

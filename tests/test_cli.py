@@ -6,17 +6,16 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from snakemake_runner import REPO
 
 from cellvae.cli import COMMANDS
 
-ROOT = Path(__file__).resolve().parents[1]
-BY_PLATE = ROOT.parent / "shared" / "bbbc021" / "images" / "single_cells_by_plate" / "manifest.csv"
+BY_PLATE = REPO.parent / "shared" / "bbbc021" / "images" / "single_cells_by_plate" / "manifest.csv"
 needs_crops = pytest.mark.skipif(
     not BY_PLATE.is_file(), reason=f"real by-plate BBBC021 crops not found at {BY_PLATE} (../shared)"
 )
@@ -28,7 +27,7 @@ def run_cli(*args, timeout=600):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(
         [sys.executable, "-m", "cellvae", *map(str, args)],
-        cwd=ROOT,
+        cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
@@ -50,7 +49,7 @@ print(code, *sorted(name for name in ("tensorflow", "keras", "boto3") if name in
 def exit_and_imports(*args) -> tuple[str, str]:
     """(the last stdout line: exit code, then which of tensorflow, keras, boto3 got imported; stderr)."""
     result = subprocess.run(
-        [sys.executable, "-c", EXIT_AND_IMPORTS, *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", EXIT_AND_IMPORTS, *args], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     return result.stdout.strip().splitlines()[-1], result.stderr
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake_runner import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 ENVS = sorted((REPO / "envs").glob("*.yaml"))
 RULE_FILES = [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]
 JOB_DIRECTIVES = ("script", "shell", "run", "notebook", "wrapper")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from servers.nginx import Nginx
+from snakemake_runner import REPO
 
 from cellvae.fetch import (
     FetchError,
@@ -32,7 +33,6 @@ from cellvae.metadata import read_image_table
 from cellvae.ranged import HttpSource, S3Source, open_source
 from cellvae.synthetic import generate_mini_bbbc021, source_files
 
-REPO = Path(__file__).resolve().parents[1]
 PLATE = "Week4_27481"
 ARCHIVE = archive_name(PLATE)
 SETTINGS = {

@@ -12,6 +12,8 @@ from PIL import Image  # noqa: E402
 from cellvae.inputs import cell_dataset, compose_cells, list_images, read_image, shard_info, write_shard  # noqa: E402
 from cellvae.png import channel_ranges, compose_cell  # noqa: E402
 
+SMALL = {"shuffle_buffer": 100, "cache_bytes": 0, "parallel_reads": 2}  # tf.data settings for a few cells
+
 
 def raw_cells(n=6, seed=0):
     """uint16 H×W×3 crops in BBBC021 order (DAPI, Tubulin, Actin) with distinct channel levels."""
@@ -94,7 +96,11 @@ def test_shard_is_npy_and_kept_when_unchanged(tmp_path):
 @pytest.mark.parametrize("cache_bytes", [0, 1 << 20])
 def test_each_epoch_is_a_seeded_permutation_independent_of_where_training_started(tmp_path, cache_bytes):
     paths = shards(tmp_path)
-    full = list(cell_dataset(paths, 4, shuffle=True, seed=3, epochs=3, shuffle_buffer=100, cache_bytes=cache_bytes))
+    full = list(
+        cell_dataset(
+            paths, 4, shuffle=True, seed=3, epochs=3, shuffle_buffer=100, cache_bytes=cache_bytes, parallel_reads=2
+        )
+    )
     batches_per_epoch = 5  # 3 of 4 cells + 1 of 3, + ... : ceil(17 / 4)
     epochs = [ids(full[e * batches_per_epoch : (e + 1) * batches_per_epoch]) for e in range(3)]
     for order in epochs:
@@ -102,16 +108,24 @@ def test_each_epoch_is_a_seeded_permutation_independent_of_where_training_starte
     assert epochs[0] != epochs[1] != epochs[2]
     resumed = list(
         cell_dataset(
-            paths, 4, shuffle=True, seed=3, first_epoch=2, epochs=3, shuffle_buffer=100, cache_bytes=cache_bytes
+            paths,
+            4,
+            shuffle=True,
+            seed=3,
+            first_epoch=2,
+            epochs=3,
+            shuffle_buffer=100,
+            cache_bytes=cache_bytes,
+            parallel_reads=2,
         )
     )
     assert ids(resumed) == epochs[2]
-    other_seed = ids(cell_dataset(paths, 4, shuffle=True, seed=4, epochs=1, shuffle_buffer=100))
+    other_seed = ids(cell_dataset(paths, 4, shuffle=True, seed=4, epochs=1, **SMALL))
     assert other_seed != epochs[0]
 
 
 def test_unshuffled_pass_keeps_shard_order_and_delivers_uint8(tmp_path):
-    batches = list(cell_dataset(shards(tmp_path), 6))
+    batches = list(cell_dataset(shards(tmp_path), 6, **SMALL))
     assert ids(batches) == list(range(17))
     assert batches[0].dtype.name == "uint8" and batches[0].shape == (6, 8, 8, 3)
 
@@ -120,4 +134,4 @@ def test_shards_of_different_sides_are_refused(tmp_path):
     paths = shards(tmp_path, sizes=(3,), side=8) + [tmp_path / "big.npy"]
     write_shard(paths[-1], np.zeros((2, 16, 16, 3), np.uint8))
     with pytest.raises(ValueError, match="sides"):
-        cell_dataset(paths, 2)
+        cell_dataset(paths, 2, **SMALL)

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+from snakemake_runner import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "envs" / "install_system.sh"
 PIPELINE = ["python3.11-venv", "graphviz", "gcc", "libc6-dev", "openjdk-17-jdk-headless"]
 TEST_SERVERS = ["nginx", "slurmctld", "slurmd", "slurm-client", "munge", "radosgw", "ceph-mon", "ceph-osd"]

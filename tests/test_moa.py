@@ -34,7 +34,7 @@ def orthogonal_case():
 
 def test_orthogonal_profiles_are_all_matched():
     wells, features = orthogonal_case()
-    result = moa.evaluate_wells(wells, features, "none")
+    result = moa.evaluate_wells(wells, features, "none", "mean")
     assert result["n_treatments"] == 6 and result["n_moas"] == 3
     assert result["nsc"] == 1.0 and result["nscb"] == 1.0
     assert {m["compound"]: m["nsc_match"] for m in result["matches"]}["A1"] == "A2 @ 1"
@@ -50,7 +50,7 @@ def test_nearest_neighbour_of_the_same_compound_is_skipped():
         ("Week1_1", "B06", "B2", 1.0, "B", 0.0, 1.0),
     ]
     wells, features = wells_table(rows)
-    result = moa.evaluate_wells(wells, features, "none")
+    result = moa.evaluate_wells(wells, features, "none", "mean")
     first = result["matches"][0]
     assert first["compound"] == "A1" and first["nsc_match"] == "A2 @ 1"
     # A2 and B1 are each other's nearest (cosine 0.99): two wrong matches the evaluator must count as wrong.
@@ -72,7 +72,7 @@ def test_nscb_excludes_the_same_batch_and_single_batch_moas():
         ("Week4_1", "B03", "C2", 1.0, "C", 0.3, 1.0),
     ]
     wells, features = wells_table(rows)
-    result = moa.evaluate_wells(wells, features, "none")
+    result = moa.evaluate_wells(wells, features, "none", "mean")
     by_compound = {m["compound"]: m for m in result["matches"]}
     assert by_compound["A1"]["nsc_match"] == "A2 @ 1"
     assert by_compound["A1"]["nscb_match"] == "B1 @ 1" and by_compound["A1"]["nscb_match_moa"] == "B"
@@ -84,7 +84,7 @@ def test_nscb_excludes_the_same_batch_and_single_batch_moas():
 def test_single_compound_leaves_nsc_undefined():
     rows = [("Week1_1", "B02", "taxol", 0.3, "MT", 1.0, 0.0), ("Week1_1", "B11", "DMSO", 0.0, "DMSO", 0.0, 1.0)]
     wells, features = wells_table(rows)
-    result = moa.evaluate_wells(wells, features, "none")
+    result = moa.evaluate_wells(wells, features, "none", "mean")
     assert result["nsc"] is None and "1 compound" in result["nsc_undefined"] and result["n_treatments"] == 1
 
 
@@ -119,7 +119,7 @@ def test_nan_and_constant_features_are_dropped():
     wells, features = orthogonal_case()
     features["broken"] = np.nan
     features["constant"] = 7.0
-    result = moa.evaluate_wells(wells, features, "none")
+    result = moa.evaluate_wells(wells, features, "none", "mean")
     assert result["dropped_features"] == ["broken", "constant"] and result["n_features"] == 3
     assert result["nsc"] == 1.0
 

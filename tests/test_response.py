@@ -117,7 +117,7 @@ def test_cross_validation_never_puts_one_well_on_both_sides():
 def test_distance_is_in_units_of_dmso_spread():
     control = np.array([[1.0, 0], [-1, 0], [0, 1], [0, -1], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 0], [-1, 0]])
     result = response.separation(
-        control, control + [3.0, 4.0], wells_of(10, 2, "c"), wells_of(10, 2, "t"), folds=2
+        control, control + [3.0, 4.0], wells_of(10, 2, "c"), wells_of(10, 2, "t"), folds=2, seed=0
     )  # RMS spread 1, centroid shift 5
     assert result["distance_to_dmso"] == pytest.approx(5.0) and result["accuracy"] == 1.0
     assert (result["n_wells"], result["n_dmso_wells"]) == (2, 2)

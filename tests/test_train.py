@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from keras import ops  # noqa: E402
 from PIL import Image  # noqa: E402
+from snakemake_runner import REPO  # noqa: E402
 
 from cellvae.dataset import write_shards  # noqa: E402
 from cellvae.files import read_pngs  # noqa: E402
@@ -32,8 +33,7 @@ from cellvae.train import (
 # Keras's own TensorFlow variable conversion when saving; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
-ROOT = Path(__file__).resolve().parents[1]
-BBBC021 = ROOT.parent / "shared" / "bbbc021"
+BBBC021 = REPO.parent / "shared" / "bbbc021"
 SINGLE_CELLS = BBBC021 / "images" / "single_cells"
 SETTINGS = dict(  # the thesis model (the config's defaults are the measured wide one), small and fast
     architecture="thesis",
@@ -169,7 +169,7 @@ def test_manifest_errors_are_clear(tmp_path):
 def run_cli(*args, **kwargs):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(
-        [sys.executable, "-m", "cellvae", *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True, **kwargs
+        [sys.executable, "-m", "cellvae", *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True, **kwargs
     )
 
 
@@ -303,7 +303,7 @@ def test_sigkilled_training_resumes_from_its_last_completed_epoch(tmp_path):
     ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     process = subprocess.Popen(
-        list(map(str, command)), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        list(map(str, command)), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         deadline = time.monotonic() + 240
@@ -316,7 +316,7 @@ def test_sigkilled_training_resumes_from_its_last_completed_epoch(tmp_path):
         process.wait()
     completed = json.loads((out / "checkpoint.json").read_text())["epoch"]
     assert 1 <= completed < 4 and not (out / "model.keras").exists()
-    rerun = subprocess.run(list(map(str, command)), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(list(map(str, command)), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert f"resuming after epoch {completed}" in rerun.stdout + rerun.stderr
     assert pd.read_csv(out / "history.csv")["epoch"].tolist() == [1, 2, 3, 4]
