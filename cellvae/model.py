@@ -229,30 +229,10 @@ class VAE(keras.Model):
         return config
 
 
-def build_vae(
-    image_size: int,
-    latent_dim: int,
-    batch_norm=True,
-    dropout=0.0,
-    r_loss_factor=1000.0,
-    kl_weight=1.0,
-    batch_norm_momentum=BN_MOMENTUM,
-    architecture="thesis",
-    reconstruction_loss="mse",
-) -> VAE:
-    """A VAE for square RGB images of side image_size (a multiple of 8); by default the thesis model."""
-    vae = VAE(
-        image_size,
-        latent_dim,
-        batch_norm,
-        dropout,
-        r_loss_factor,
-        kl_weight,
-        batch_norm_momentum,
-        architecture,
-        reconstruction_loss,
-        name=f"vae_z{latent_dim}",
-    )
+def build_vae(image_size: int, latent_dim: int, **settings) -> VAE:
+    """A built VAE for square RGB images of side image_size (a multiple of 8); settings are VAE's keyword
+    arguments (by default the thesis model)."""
+    vae = VAE(image_size, latent_dim, name=f"vae_z{latent_dim}", **settings)
     vae.build((None, image_size, image_size, 3))
     return vae
 
