@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import tifffile
 
-from cellvae import synthetic
+from cellvae import synthetic, synthetic_fields
 from cellvae.channels import STAINS
 from cellvae.synthetic import generate_mini_bbbc021, source_files
 
@@ -230,7 +230,7 @@ def test_illumination_is_uneven_and_differs_between_plates(dataset):
             # Cells sit elsewhere in every field: the minimum over fields is background.
             low = np.min([load_channel(dataset, row, channel) for _, row in rows.iterrows()], 0)
             blocks = low.reshape(4, 64, 4, 64).astype(float)  # 4 x 4 blocks of 64 x 64 pixels
-            background = np.median(blocks, axis=(1, 3)) - synthetic.CAMERA_OFFSET
+            background = np.median(blocks, axis=(1, 3)) - synthetic_fields.CAMERA_OFFSET
             assert 40 < background.min() and background.max() < 200
             assert background.min() < 0.9 * background.max(), channel  # >= 10% drop
             patterns.append(background / background.max())
