@@ -18,7 +18,7 @@ from scipy import stats
 
 from cellvae.baselines import Baselines
 from cellvae.dataset import read_dataset_manifest, shard_split, split_paths
-from cellvae.files import atomic_write, read_pngs
+from cellvae.files import atomic_write, read_pngs, write_csv, write_json
 from cellvae.metrics import METRICS, reconstruction_metrics
 from cellvae.model import load_vae
 
@@ -146,9 +146,9 @@ def analyze_model(
     baselines.save(baselines_npz)
     metrics["baselines"] = baseline_metrics(baselines, images)
     metrics["baselines"]["pca"]["k"] = baselines.k
-    atomic_write(metrics_json, lambda path: path.write_text(json.dumps(metrics, indent=2) + "\n"))
+    write_json(metrics, metrics_json)
     ks_table = latent_ks_table(mu)
-    atomic_write(ks_csv, lambda path: ks_table.to_csv(path, index=False))
+    write_csv(ks_table, ks_csv)
 
     z = np.random.default_rng(seed).standard_normal((n_generated, vae.latent_dim))
     generated = ops.convert_to_numpy(vae.decode(z.astype("float32")))
@@ -330,7 +330,7 @@ def compare_models(
 
     table = pd.concat([pd.DataFrame(rows), pd.DataFrame(baseline_rows.values())], ignore_index=True)
     table = table.sort_values(["latent_dim", "method"], key=lambda column: column.map(sort_key)).reset_index(drop=True)
-    atomic_write(metrics_csv, lambda path: table.to_csv(path, index=False))
+    write_csv(table, metrics_csv)
     save_figure(plot_reconstructions(originals, reconstructions), reconstructions_png)
     save_figure(plot_loss_curves(loss_histories), loss_curves_png)
     save_figure(plot_training_speed(table[table["method"] == "vae"]), training_speed_png)

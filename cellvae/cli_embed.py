@@ -15,7 +15,7 @@ import pandas as pd
 
 from cellvae.cli import UsageError
 from cellvae.cli_evaluate import add_model_arguments, model_inputs
-from cellvae.files import atomic_write
+from cellvae.files import write_csv
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,6 +35,6 @@ def run(args) -> int:
     table = pd.concat([table.reset_index(drop=True), latent], axis=1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, lambda path: table.to_csv(path, index=False))
+    write_csv(table, out)
     print(f"{len(table)} images, z = {mu.shape[1]} -> {out}")
     return 0

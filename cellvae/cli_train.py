@@ -19,7 +19,6 @@ percentiles); options given here override them.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ import yaml
 from cellvae.baselines import Baselines
 from cellvae.cli import UsageError
 from cellvae.config import defaults, with_defaults
-from cellvae.files import atomic_write
+from cellvae.files import write_json
 from cellvae.inputs import compose_arrays, image_table, read_image, write_shard
 from cellvae.metrics import inputs_are_masked
 from cellvae.png import resolve_scale
@@ -186,6 +185,6 @@ def run(args) -> int:
         "validation_where": args.validation_where,
         "validation_pattern": args.validation_pattern,
     }
-    atomic_write(out / PREPROCESSING_JSON, lambda path: path.write_text(json.dumps(preprocessing, indent=2) + "\n"))
+    write_json(preprocessing, out / PREPROCESSING_JSON)
     train_on_shards(train_shards, validation_shards, args.latent_dim, args.epochs, **training_files(out), **settings)
     return 0
