@@ -1,4 +1,4 @@
-"""PNG synthesis: single-cell channel crops → size×size RGB PNGs (R = Tubulin, G = Actin, B = DAPI).
+"""PNG composition: single-cell channel crops → size×size RGB PNGs (R = Tubulin, G = Actin, B = DAPI).
 
 Cells keep their absolute size: every cell of a data set is resized by one common factor (`png.scale`: auto =
 the largest factor at which the scale_quantile-th longest crop fits the canvas, never above 1; or a number),
@@ -155,7 +155,7 @@ def _quarantined_fields(quarantine_csv) -> list[dict]:
     ]
 
 
-def synthesize_plate(
+def compose_plate(
     cells_csv,
     crops_dir,
     quarantine_csv,

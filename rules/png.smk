@@ -43,7 +43,7 @@ rule compose_pngs:
         histogram=report(
             "results/png/{plate}/crop_sizes.png",
             caption="../report/crop_sizes.rst",
-            category="PNG synthesis",
+            category="PNG composition",
             labels={"plate": "{plate}", "figure": "crop sizes"},
         ),
     log:

@@ -3,12 +3,12 @@
 import json
 from pathlib import Path
 
-from cellvae.png import reference_fields, synthesize_plate
+from cellvae.png import compose_plate, reference_fields
 from cellvae.runlog import logged
 
 with logged(snakemake.log[0]):
     input, output, params = snakemake.input, snakemake.output, snakemake.params
-    synthesize_plate(
+    compose_plate(
         input.cells,
         input.crops,
         input.quarantine,

@@ -1,4 +1,4 @@
-"""Snakemake entry point: the data set's common resize factor for PNG synthesis."""
+"""Snakemake entry point: the data set's common resize factor for the PNGs."""
 
 from cellvae.png import write_scale
 from cellvae.runlog import logged

@@ -10,9 +10,9 @@ from cellvae.png import (
     channel_ranges,
     common_scale,
     compose_cell,
+    compose_plate,
     reference_fields,
-    resolve_scale,  # noqa: I001
-    synthesize_plate,
+    resolve_scale,
     write_scale,
 )
 
@@ -104,7 +104,7 @@ def _write_cell(root, name, shapes, value=500):
     return paths
 
 
-def test_plate_synthesis_writes_pngs_and_a_qc_table(tmp_path):
+def test_plate_composition_writes_pngs_and_a_qc_table(tmp_path):
     crops = tmp_path / "seg"
     crops.mkdir()
     rows = []
@@ -130,7 +130,7 @@ def test_plate_synthesis_writes_pngs_and_a_qc_table(tmp_path):
         [{"plate": "Week1_22123", "well": "C02", "site": 2, "file": "bad_w2.tif", "reason": "unreadable TIFF"}]
     ).to_csv(tmp_path / "quarantine.csv", index=False)
     messages = []
-    manifest = synthesize_plate(
+    manifest = compose_plate(
         tmp_path / "cells.csv",
         crops,
         tmp_path / "quarantine.csv",
@@ -155,7 +155,7 @@ def test_plate_synthesis_writes_pngs_and_a_qc_table(tmp_path):
     assert Image.open(tmp_path / "sizes.png").size[0] > 100
 
 
-def test_plate_synthesis_at_a_common_scale_rejects_cells_too_large_and_takes_ranges_from_dmso(tmp_path):
+def test_plate_composition_at_a_common_scale_rejects_cells_too_large_and_takes_ranges_from_dmso(tmp_path):
     crops = tmp_path / "seg"
     crops.mkdir()
     rows = []
@@ -188,7 +188,7 @@ def test_plate_synthesis_at_a_common_scale_rejects_cells_too_large_and_takes_ran
     ).to_csv(tmp_path / "selected.csv", index=False)
     assert reference_fields(tmp_path / "selected.csv", "P") == [("B02", 1)]
     messages = []
-    manifest = synthesize_plate(
+    manifest = compose_plate(
         tmp_path / "cells.csv",
         crops,
         tmp_path / "quarantine.csv",

@@ -125,7 +125,7 @@ def test_profile_setting_change_reruns_only_the_profile_stage(finished_run):
     assert jobs == {"response_profiles": 1, "compare_responses": 1, "cost": 1, "all": 1}  # cost: their new hours
 
 
-def test_png_size_change_reruns_synthesis_onward_not_cellprofiler(finished_run):
+def test_png_size_change_reruns_pngs_onward_not_cellprofiler(finished_run):
     workdir, config = finished_run
     jobs = planned_jobs(workdir, config={**config, "png": {**config["png"], "size": 40}})
     assert jobs == {
