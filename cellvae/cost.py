@@ -5,12 +5,12 @@ which is how the cluster and cloud profiles run them (one Slurm job / one AWS Ba
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
 
 from cellvae.files import write_csv
+from cellvae.settings import parse_model_id
 
 ALL_MODELS = "all models"
 COLUMNS = ["stage", "model", "instance_type", "jobs", "hours", "price_per_hour", "cost"]
@@ -27,10 +27,10 @@ def job_of(path: str | Path) -> tuple[str, str]:
         raise CostError(f"{path}: not under a benchmarks/ folder")
     rest = parts[parts.index("benchmarks") + 1 :]
     rule = rest[0]
-    model = re.fullmatch(r"(?:([a-z0-9_]+)-)?z(\d+)", rest[-1]) if len(rest) > 1 else None
+    model = parse_model_id(rest[-1]) if len(rest) > 1 else None
     if not model:
         return rule, ALL_MODELS
-    variant, latent_dim = model.groups()
+    variant, latent_dim = model
     return rule, f"{variant} z={latent_dim}" if variant else f"z={latent_dim}"
 
 

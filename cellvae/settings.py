@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from cellvae.config import defaults, schema
+
+# A model's id: z<latent dim>, or <variant>-z<latent dim> when the config names variants (key models).
+MODEL_ID = re.compile(r"(?:([a-z0-9_]+)-)?z(\d+)")
 
 ARCHITECTURES = {  # name: (encoder filters, decoder filters)
     "thesis": ((32, 64, 64), (64, 64, 32)),
@@ -26,6 +31,17 @@ MODEL_KEYS = (
     "reconstruction_loss",
 )
 LR_SCHEDULES = ("constant", "cosine")
+
+
+def model_id(variant: str | None, latent_dim: int) -> str:
+    """The id of a model (its folder under results/models): z16, or thesis-z75 for a named variant."""
+    return f"{variant}-z{latent_dim}" if variant else f"z{latent_dim}"
+
+
+def parse_model_id(text: str) -> tuple[str | None, int] | None:
+    """(variant or None, latent dim) of a model id; None if text is not one."""
+    match = MODEL_ID.fullmatch(text)
+    return (match[1], int(match[2])) if match else None
 
 
 def check_settings(latent_dim, epochs, settings) -> None:

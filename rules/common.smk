@@ -10,6 +10,7 @@ from snakemake.utils import min_version, validate
 
 from cellvae.channels import STAINS
 from cellvae.fetch import archive_name, is_url, source_location
+from cellvae.settings import MODEL_ID, model_id, parse_model_id
 
 min_version("9.0")
 
@@ -74,18 +75,18 @@ for _name, _overrides in VARIANTS.items():
             f"config key models.{_name}: {', '.join(_unknown)} not a train: setting; "
             f"allowed: {', '.join(config['train'])}"
         )
-MODELS = [f"{name}-z{dim}" for name in VARIANTS for dim in LATENT_DIMS] or [f"z{dim}" for dim in LATENT_DIMS]
-MODEL_PATTERN = r"([a-z0-9_]+-)?z\d+"
+MODELS = [model_id(name, dim) for name in VARIANTS or [None] for dim in LATENT_DIMS]
+MODEL_PATTERN = MODEL_ID.pattern
 
 
 def model_latent_dim(wildcards):
     """The latent dimension of a model id (z16, or thesis-z75 with variants)."""
-    return int(wildcards.model.rsplit("z", 1)[1])
+    return parse_model_id(wildcards.model)[1]
 
 
 def model_settings(wildcards):
     """The train: settings of a model id, with its variant's overrides (config key models)."""
-    variant = wildcards.model.rsplit("-z", 1)[0] if "-z" in wildcards.model else None
+    variant = parse_model_id(wildcards.model)[0]
     return {**config["train"], **(VARIANTS[variant] if variant else {})}
 
 
