@@ -19,21 +19,22 @@ def read_dataset_manifest(manifest_csv) -> pd.DataFrame:
     return read_table(manifest_csv, DATASET_MANIFEST_COLUMNS, "dataset manifest")
 
 
-def split_paths(manifest, split, manifest_csv) -> list:
-    """PNG paths of one split ('train' or 'validation'); an error if it has none."""
-    paths = manifest.loc[manifest["split"] == split, "path"].tolist()
-    if not paths:
+def split_rows(manifest, split, manifest_csv) -> pd.DataFrame:
+    """The manifest's rows of one split ('train' or 'validation'); an error if it has none."""
+    rows = manifest[manifest["split"] == split]
+    if rows.empty:
         raise ValueError(f"manifest {manifest_csv} has no '{split}' rows")
-    return paths
+    return rows
+
+
+def split_paths(manifest, split, manifest_csv) -> list:
+    """PNG paths of one split."""
+    return split_rows(manifest, split, manifest_csv)["path"].tolist()
 
 
 def shard_split(manifest_csv, split) -> list:
     """The .npy shard paths holding one split's cells (manifest column shard)."""
-    manifest = read_dataset_manifest(manifest_csv)
-    shards = manifest.loc[manifest["split"] == split, "shard"].drop_duplicates().tolist()
-    if not shards:
-        raise ValueError(f"manifest {manifest_csv} has no '{split}' rows")
-    return shards
+    return split_rows(read_dataset_manifest(manifest_csv), split, manifest_csv)["shard"].drop_duplicates().tolist()
 
 
 def split_by_well(cells: pd.DataFrame, validation_fraction: float, seed: int) -> pd.Series:
