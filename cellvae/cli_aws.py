@@ -8,12 +8,20 @@ printed.
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
 
-from cellvae.cli import CommandError
+from cellvae.cli import CommandError, UsageError, bounded
 
 DEFAULT_STACK = "cellvae"
+OPTIONS = {  # template parameter: the deploy option that sets it (any other: --parameter KEY=VALUE)
+    "ImageTag": "--image-tag",
+    "AlertEmail": "--alert-email",
+    "MonthlyBudgetUsd": "--monthly-budget-usd",
+    "GpuInstanceFamily": "--gpu-family",
+    "OnDemandFallback": "--on-demand-fallback",
+}
 
 
 def key_value(text: str) -> tuple[str, str]:
@@ -61,22 +69,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_parameters(parameters: dict[str, str], declared: dict, named: set[str]) -> None:
+    """Refuse, before AWS is asked, a value that the template's declaration of the parameter refuses: a Number
+    outside MinValue..MaxValue (or not a number), a value not in AllowedValues or not matching AllowedPattern.
+    `named`: the parameters given by their own options (the others by --parameter). Unknown parameters are left
+    to aws.deploy, which lists the known ones."""
+    for key, value in parameters.items():
+        spec = declared.get(key, {})
+        option = OPTIONS[key] if key in named else f"--parameter {key}"
+        if spec.get("Type") == "Number":
+            limits = {"minimum": spec.get("MinValue"), "maximum": spec.get("MaxValue")}
+            try:
+                bounded(float, **limits, source=f"template parameter {key}")(value)
+            except argparse.ArgumentTypeError as error:
+                raise UsageError(f"argument {option}: {error}") from None
+        allowed = [str(choice) for choice in spec.get("AllowedValues", [])]
+        if allowed and value not in allowed:
+            raise UsageError(f"argument {option}: expected one of {', '.join(allowed)}, got {value!r}")
+        if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], value):
+            raise UsageError(
+                f"argument {option}: expected a value matching {spec['AllowedPattern']} "
+                f"(template parameter {key}), got {value!r}"
+            )
+
+
 def run(args) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from cellvae import aws
 
+    if args.action == "deploy":
+        named = {key: getattr(args, option[2:].replace("-", "_")) for key, option in OPTIONS.items()}
+        named = {key: value for key, value in named.items() if value is not None}
+        parameters = dict(args.parameter) | named
+        check_parameters(parameters, aws.load_template()["Parameters"], set(named))
     try:
         session = aws.make_session(args.region)
         if args.action == "deploy":
-            named = {
-                "ImageTag": args.image_tag,
-                "AlertEmail": args.alert_email,
-                "MonthlyBudgetUsd": args.monthly_budget_usd,
-                "GpuInstanceFamily": args.gpu_family,
-                "OnDemandFallback": args.on_demand_fallback,
-            }
-            parameters = dict(args.parameter) | {k: v for k, v in named.items() if v is not None}
             docker = aws.find_docker() if args.push else None
             outputs = aws.deploy(session, args.stack_name, parameters)
             if docker:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from cellvae.cli import UsageError
+from cellvae.cli import UsageError, schema_number
 from cellvae.config import defaults
 from cellvae.cost import cost_table
 
@@ -26,11 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--currency", help="currency of the prices (default: config cost.currency)")
 
 
-def price(text: str) -> float:
+def price(kind: str, text: str) -> float:
+    """The PRICE of --cpu/--gpu, within the config's bounds (cost.instances.<kind>.price_per_hour)."""
     try:
-        return float(text)
-    except ValueError:
-        raise UsageError(f"price must be a number, got {text!r}") from None
+        return schema_number(f"cost.instances.{kind}.price_per_hour")(text)
+    except argparse.ArgumentTypeError as error:
+        raise UsageError(f"argument --{kind} PRICE: {error}") from None
 
 
 def run(args) -> int:
@@ -38,7 +39,7 @@ def run(args) -> int:
     for kind in ("cpu", "gpu"):
         if getattr(args, kind):
             instance_type, per_hour = getattr(args, kind)
-            settings["instances"][kind] = {"type": instance_type, "price_per_hour": price(per_hour)}
+            settings["instances"][kind] = {"type": instance_type, "price_per_hour": price(kind, per_hour)}
     settings["gpu_rules"] = args.gpu_rules or settings["gpu_rules"]
     settings["currency"] = args.currency or settings["currency"]
     print(cost_table(args.benchmarks, settings).to_string(index=False))

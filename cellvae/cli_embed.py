@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cellvae.cli import UsageError
+from cellvae.cli import positive_int
 from cellvae.cli_evaluate import add_model_arguments, model_inputs
 from cellvae.files import write_csv
 
@@ -21,12 +21,10 @@ from cellvae.files import write_csv
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("--out", required=True, help="CSV to write (path, metadata, z0 … z{k-1})")
-    p.add_argument("--batch-size", type=int, default=256, help="images encoded per batch")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="images encoded per batch")
 
 
 def run(args) -> int:
-    if args.batch_size < 1:
-        raise UsageError(f"--batch-size must be a positive integer, got {args.batch_size}")
     from cellvae.response import encode_images
 
     vae, table, cells, _, _ = model_inputs(args)

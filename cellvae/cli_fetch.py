@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-TRANSFER_OPTIONS = {  # FetchSettings field: type
-    "connections": int,
-    "coalesce_gap": int,
-    "max_request_bytes": int,
-    "retries": int,
-    "backoff_s": float,
-    "timeout_s": float,
-}
+from cellvae.cli import schema_number
+from cellvae.config import defaults
+
+TRANSFER_OPTIONS = ["connections", "coalesce_gap", "max_request_bytes", "retries", "backoff_s", "timeout_s"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,8 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, help="base URL, s3://bucket/prefix or local directory")
     parser.add_argument("--out", required=True, help="output folder of the plate's TIFFs")
     parser.add_argument("--record", required=True, help="fetch record to write (JSON)")
-    for key, kind in TRANSFER_OPTIONS.items():
-        parser.add_argument(f"--{key.replace('_', '-')}", type=kind, help=f"config fetch.{key}")
+    default = defaults()["fetch"]
+    for key in TRANSFER_OPTIONS:  # type and bounds of the config key (config/config.schema.yaml)
+        kind = schema_number(f"fetch.{key}")
+        parser.add_argument(f"--{key.replace('_', '-')}", type=kind, help=f"{kind.wanted}; default {default[key]}")
 
 
 def run(args) -> int:

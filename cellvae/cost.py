@@ -42,7 +42,14 @@ def job_hours(path: str | Path) -> float:
         raise CostError(f"{path}: unreadable benchmark file ({error})") from error
     if "s" not in table.columns or table.empty:
         raise CostError(f"{path}: no 's' column; expected a Snakemake benchmark file")
-    return float(table["s"].sum()) / 3600.0
+    seconds = pd.to_numeric(table["s"], errors="coerce")
+    wrong = ~(seconds >= 0) | (seconds == float("inf"))  # not a number, empty, negative or infinite
+    if wrong.any():
+        row = int(wrong.to_numpy().argmax())
+        value = table["s"].iloc[row]
+        problem = "is empty" if pd.isna(value) else f"is {str(value)!r}, not wall seconds (a finite number >= 0)"
+        raise CostError(f"{path}: column 's', row {row + 1} {problem}; expected a Snakemake benchmark file")
+    return float(seconds.sum()) / 3600.0
 
 
 def instance_of(rule: str, settings: dict) -> tuple[str, float]:

@@ -10,6 +10,7 @@ was given and fetches only what is missing, so that `zipfile.ZipFile` reads a re
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import io
 import os
@@ -19,9 +20,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
+from cellvae.cli import schema_number
 from cellvae.config import defaults
 
 TAIL_BYTES = 8192  # first request: the end of the archive (EOCD, ZIP64 locator and record, end of the CD)
@@ -55,6 +57,17 @@ class FetchSettings:
     retries: int = FETCH_DEFAULTS["retries"]  # retries per request after the first try
     backoff_s: float = FETCH_DEFAULTS["backoff_s"]  # wait before retry k: backoff_s * 2**k
     timeout_s: float = FETCH_DEFAULTS["timeout_s"]  # connect/read timeout of one request
+
+    def __post_init__(self):
+        """Refuse a value outside the config schema's bounds (retries -1, connections 0, ...) before any transfer."""
+        for field in fields(self):
+            value, kind = getattr(self, field.name), schema_number(f"fetch.{field.name}")
+            try:
+                accepted = kind(value) == value  # 2.5 or "3" for an integer: refused too
+            except argparse.ArgumentTypeError:
+                accepted = False
+            if not accepted:
+                raise FetchError(f"fetch settings: expected {kind.wanted}, got {value!r}")
 
     @classmethod
     def from_config(cls, values: dict | None) -> "FetchSettings":

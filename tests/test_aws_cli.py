@@ -193,6 +193,40 @@ def test_clear_errors(cloud, capsys, monkeypatch):
     assert code == 1 and "--region" in err
 
 
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--monthly-budget-usd", "-5"], "--monthly-budget-usd: expected a finite number >= 1 ({} MonthlyBudgetUsd)"),
+        (["--monthly-budget-usd", "lots"], "--monthly-budget-usd: expected a finite number >= 1 ({} MonthlyBudgetUsd)"),
+        (
+            ["--parameter", "RootVolumeGiB=5"],
+            "--parameter RootVolumeGiB: expected a finite number from 30 to 2000 ({} ",
+        ),
+        (["--parameter", "GpuInstanceFamily=t4"], "--parameter GpuInstanceFamily: expected one of g5, p3"),
+        (["--image-tag", "v 1"], "--image-tag: expected a value matching ^[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}$ ({} "),
+        (["--alert-email", "nobody"], "--alert-email: expected a value matching ^[^@\\s]+@[^@\\s]+"),
+    ],
+)
+def test_parameter_values_the_template_refuses_are_usage_errors_before_aws_is_asked(cloud, capsys, extra, message):
+    cfn = boto3.client("cloudformation")
+    for existing in (False, True):  # on create, then on update of a deployed stack
+        with pytest.raises(SystemExit) as exit:
+            main(["aws", "deploy", "--alert-email", "ops@example.org", *extra])
+        assert exit.value.code == 2
+        error = capsys.readouterr().err.splitlines()[-1]
+        assert error.startswith(f"cellvae aws: error: argument {message.format('template parameter')}"), error
+        assert error.endswith(f", got {extra[-1].split('=')[-1]!r}")
+        if not existing:
+            assert aws.find_stack(cfn, "cellvae") is None
+            deploy(capsys, "--monthly-budget-usd", "200")
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in aws.find_stack(cfn, "cellvae")["Parameters"]}
+    assert (parameters["MonthlyBudgetUsd"], parameters["RootVolumeGiB"], parameters["ImageTag"]) == (
+        "200",
+        "100",
+        "latest",
+    )
+
+
 def test_push_needs_docker_and_deploys_nothing_without_it(cloud, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     code, _, err = run(capsys, "deploy", "--alert-email", "a@b.org", "--push", "cellvae:dev")

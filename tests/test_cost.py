@@ -7,6 +7,7 @@ import pytest
 import yaml
 from snakemake_runner import CELLPROFILER, snakemake, tiny_config
 
+from cellvae.cli import main
 from cellvae.cost import CostError, cost_table, job_of
 
 SETTINGS = {
@@ -63,6 +64,39 @@ def test_bad_benchmark_file_is_named(tmp_path):
     bad.write_text("wall\n3\n")
     with pytest.raises(CostError, match="dataset.tsv: no 's' column"):
         cost_table([bad], SETTINGS)
+
+
+@pytest.mark.parametrize(
+    "cell, problem",
+    [
+        ("-3600", "is '-3600', not wall seconds (a finite number >= 0)"),
+        ("abc", "is 'abc', not wall seconds (a finite number >= 0)"),
+        ("inf", "is 'inf', not wall seconds (a finite number >= 0)"),
+        ("", "is empty"),
+    ],
+)
+def test_seconds_that_are_not_wall_times_are_refused_naming_file_column_and_row(tmp_path, cell, problem):
+    path = benchmark(tmp_path, "train_vae/z4.tsv", [60, cell])
+    with pytest.raises(CostError) as error:
+        cost_table([path], SETTINGS, STAGES)
+    assert str(error.value) == f"{path}: column 's', row 2 {problem}; expected a Snakemake benchmark file"
+
+
+def test_cost_command_refuses_negative_seconds_and_prices_in_one_line(tmp_path, capsys):
+    negative = benchmark(tmp_path, "illumination/Week1_1.tsv", [-3600])
+    assert main(["cost", str(negative)]) == 1
+    out, err = capsys.readouterr()
+    why = "not wall seconds (a finite number >= 0); expected a Snakemake benchmark file"
+    assert not out and err == f"cellvae cost: {negative}: column 's', row 1 is '-3600', {why}\n"
+    good = benchmark(tmp_path, "illumination/Week2_2.tsv", [3600])
+    for kind, price in [("cpu", "-0.5"), ("gpu", "nan"), ("cpu", "cheap")]:
+        with pytest.raises(SystemExit) as exit:
+            main(["cost", f"--{kind}", "m6i.large", price, str(good)])
+        assert exit.value.code == 2
+        bound = f"expected a finite number >= 0 (config cost.instances.{kind}.price_per_hour), got {price!r}"
+        assert capsys.readouterr().err.splitlines()[-1] == f"cellvae cost: error: argument --{kind} PRICE: {bound}"
+    assert main(["cost", "--cpu", "m6i.large", "0.5", str(good)]) == 0
+    assert "0.5" in capsys.readouterr().out
 
 
 def test_stages_in_workflow_order_and_an_unknown_rule_as_its_own_stage_last(tmp_path):
