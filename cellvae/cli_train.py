@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from cellvae.baselines import Baselines
 from cellvae.cli import UsageError
 from cellvae.config import defaults, with_defaults
 from cellvae.files import write_json
-from cellvae.inputs import compose_arrays, image_table, read_image, write_shard
+from cellvae.inputs import compose_arrays, image_table, read_images, write_shard
 from cellvae.metrics import inputs_are_masked
 from cellvae.png import resolve_scale
 from cellvae.settings import DEFAULTS, NUMBERS, training_settings
@@ -73,17 +72,14 @@ def add_image_arguments(p: argparse.ArgumentParser, prefix="", required=True) ->
     )
 
 
-def read_inputs(sources, where, pattern, channel_order) -> tuple:
+def read_inputs(sources, where, pattern, channel_order, max_side=None) -> tuple:
     """(image table: path and manifest columns, raw RGB arrays, input kind 'uint8' or 'raw', whether crops carry
-    a cell mask)."""
+    a cell mask); max_side: config png.max_crop_side (default: its schema default). Refused, one line naming a
+    file: a source given twice or an image reached twice, a mix of kinds, images that cannot be used
+    (`cellvae.inputs.read_images`)."""
     table = image_table(sources, where, pattern)
-    raw = [read_image(path, channel_order) for path in table["path"]]
-    kinds = {"uint8" if cell.dtype == np.uint8 else "raw" for cell in raw}
-    if len(kinds) > 1:
-        raise ValueError(
-            f"{', '.join(map(str, sources))}: mixes uint8 images with raw (e.g. uint16) ones; give one kind"
-        )
-    return table, raw, kinds.pop(), inputs_are_masked(raw)
+    raw, kind = read_images(table["path"], channel_order, max_side, what=", ".join(map(str, sources)))
+    return table, raw, kind, inputs_are_masked(raw)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -141,7 +137,7 @@ def run(args) -> int:
     from cellvae.train import train_on_shards, training_files  # TensorFlow: once the arguments are known good
 
     channel_order = parse_channel_order(args.channel_order)
-    table, raw, kind, masked = read_inputs(args.images, args.where, args.pattern, channel_order)
+    table, raw, kind, masked = read_inputs(args.images, args.where, args.pattern, channel_order, png["max_crop_side"])
     paths = table["path"].tolist()
     validation_paths = (
         image_table(args.validation_images, args.validation_where, args.pattern)["path"].tolist()
@@ -157,7 +153,9 @@ def run(args) -> int:
             "every training image is also a validation image; check --validation-pattern / --validation-images"
         )
     out = Path(args.out)
-    validation_raw = [read_image(path, channel_order) for path in validation_paths]
+    validation_raw = read_images(
+        validation_paths, channel_order, png["max_crop_side"], "validation images", (kind, paths[0])
+    )[0]
     longest = [max(cell.shape[:2]) for cell in train_raw + validation_raw]
     scale = resolve_scale(scale_setting, longest, size, 1.0)  # every given cell fits the canvas
     cells, ranges = compose_arrays(train_raw, size, percentiles, scale)

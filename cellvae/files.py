@@ -1,4 +1,5 @@
-"""Files: written so that a reader never sees half of one; PNGs and tables read with errors naming the file."""
+"""Files: written so that a reader never sees half of one, never over a file the command reads; PNGs and tables
+read with errors naming the file."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 from PIL import Image
 
 CONVERTED_PNG_MODES = ("P", "L", "LA", "RGBA")  # palette, grey and alpha PNGs are read as RGB
+GREY_PNG_MODES = ("L", "LA")  # one channel (and alpha): read into all three of R, G and B
 
 
 def atomic_write(path, write) -> None:
@@ -24,6 +26,38 @@ def atomic_write(path, write) -> None:
         temporary.unlink(missing_ok=True)
 
 
+def refuse_overwriting_inputs(out, inputs, option: str = "--out") -> None:
+    """ValueError when the output path names one of the command's input files or folders (by any spelling: the
+    resolved path, or the same file through a hard link), before anything is written."""
+    out = Path(out)
+    target = out.resolve()
+    for path in map(Path, inputs):
+        if path.resolve() == target or (out.exists() and path.exists() and os.path.samefile(out, path)):
+            raise ValueError(
+                f"{option} {out} is an input of this command ({path}): writing it would replace that file; "
+                "give another path"
+            )
+
+
+def regular_file(path, what: str) -> Path:
+    """path, when it is a regular file (a FIFO, device or folder would block or fail when read); errors naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    if not path.is_file():
+        raise ValueError(f"{what} {path} is not a regular file; give {what} files")
+    return path
+
+
+def check_crop_side(path, height: int, width: int, max_side: int) -> None:
+    """ValueError when an image is larger than a single-cell crop can be (checked before its pixels are read)."""
+    if max(height, width) > max_side:
+        raise ValueError(
+            f"image {path} is {height}×{width} px, larger than png.max_crop_side ({max_side}): give single-cell "
+            "crops (or raise that config setting)"
+        )
+
+
 def write_csv(table: pd.DataFrame, path) -> None:
     """Write a table as CSV (no index column), atomically."""
     atomic_write(path, lambda temporary: table.to_csv(temporary, index=False))
@@ -34,13 +68,20 @@ def write_json(data, path) -> None:
     atomic_write(path, lambda temporary: temporary.write_text(json.dumps(data, indent=2) + "\n"))
 
 
-def read_png(path) -> np.ndarray:
-    """One PNG as an H×W×3 array (palette, grey and alpha images as RGB; other modes as stored)."""
+def read_png(path, max_side: int | None = None) -> np.ndarray:
+    """One PNG as an H×W×3 array (palette, grey and alpha images as RGB; other modes as stored); max_side: refuse
+    a larger image from its header (`check_crop_side`)."""
     try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB") if image.mode in CONVERTED_PNG_MODES else image)
+        image = Image.open(path)
     except (OSError, ValueError) as error:
         raise ValueError(f"unreadable PNG {path}: {error}") from None
+    with image:
+        if max_side is not None:
+            check_crop_side(path, image.height, image.width, max_side)
+        try:
+            return np.asarray(image.convert("RGB") if image.mode in CONVERTED_PNG_MODES else image)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"unreadable PNG {path}: {error}") from None
 
 
 def read_pngs(paths) -> np.ndarray:
@@ -61,11 +102,29 @@ def read_pngs(paths) -> np.ndarray:
     return images
 
 
+def is_grey_png(path) -> bool:
+    """Whether a PNG holds one grey channel (read from its header)."""
+    with Image.open(path) as image:
+        return image.mode in GREY_PNG_MODES
+
+
+def read_csv(path, what: str) -> pd.DataFrame:
+    """A CSV table; what names it in errors (e.g. 'image manifest'): missing, not a regular file, empty, unparsable."""
+    path = regular_file(path, what)
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ValueError(
+            f"{what} {path} is empty: expected a header row (the column names), then one row each"
+        ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        reason = " ".join(str(error).split())
+        raise ValueError(f"{what} {path} is not a readable CSV table ({reason})") from None
+
+
 def read_table(path, columns, what: str) -> pd.DataFrame:
     """A CSV table that must hold the given columns; what names it in errors (e.g. 'dataset manifest')."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    table = pd.read_csv(path)
+    table = read_csv(path, what)
     missing = [column for column in columns if column not in table.columns]
     if missing:
         raise ValueError(f"{what} {path} lacks columns {missing}")

@@ -1,13 +1,22 @@
 """Atomic writes, PNG and table reading: one way each, errors naming the file."""
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from cellvae.files import atomic_write, read_png, read_pngs, read_table, write_csv, write_json
+from cellvae.files import (
+    atomic_write,
+    read_png,
+    read_pngs,
+    read_table,
+    refuse_overwriting_inputs,
+    write_csv,
+    write_json,
+)
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
@@ -59,3 +68,36 @@ def test_read_table_names_the_file_and_the_missing_columns(tmp_path):
     with pytest.raises(ValueError, match=r"cells.csv lacks columns \['split'\]"):
         read_table(tmp_path / "cells.csv", ["path", "split"], "cell table")
     assert read_table(tmp_path / "cells.csv", ["path"], "cell table")["plate"].tolist() == ["P"]
+
+
+def test_read_table_names_an_empty_or_unreadable_csv_and_reads_only_regular_files(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ValueError, match=r"cell table .*empty.csv is empty: expected a header row"):
+        read_table(tmp_path / "empty.csv", ["path"], "cell table")
+    (tmp_path / "ragged.csv").write_text("a,b\n1,2\n1,2,3,4\n")
+    with pytest.raises(ValueError, match=r"cell table .*ragged.csv is not a readable CSV table \(Error tokenizing"):
+        read_table(tmp_path / "ragged.csv", ["a"], "cell table")
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(ValueError, match="cell table .*folder.csv is not a regular file"):
+        read_table(tmp_path / "folder.csv", ["a"], "cell table")
+
+
+def test_an_output_that_is_one_of_the_inputs_by_any_name_is_refused(tmp_path, monkeypatch):
+    model = tmp_path / "run" / "model.keras"
+    model.parent.mkdir()
+    model.write_text("weights")
+    os.link(model, tmp_path / "hardlink.keras")
+    os.symlink(model.parent, tmp_path / "alias")
+    monkeypatch.chdir(tmp_path)
+    for out in (
+        model,
+        "run/model.keras",
+        tmp_path / "alias" / "model.keras",
+        "hardlink.keras",
+        "run/../run/model.keras",
+    ):
+        with pytest.raises(ValueError, match=f"--out {out} is an input of this command .*; give another path"):
+            refuse_overwriting_inputs(out, [tmp_path / "images", model])
+    refuse_overwriting_inputs(tmp_path / "run" / "embedding.csv", [tmp_path / "images", model])
+    with pytest.raises(ValueError, match="--record manifest.csv is an input"):
+        refuse_overwriting_inputs("manifest.csv", [tmp_path / "manifest.csv"], "--record")
