@@ -8,6 +8,7 @@ with k = its latent dimension has learnt nothing a linear projection would not.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -46,11 +47,13 @@ def fit_pca(cells: np.ndarray, k: int, memory_bytes: int, seed: int = 0):
 class Baselines:
     """The fitted baselines of one training set: mean and median images and a PCA of k components."""
 
-    def __init__(self, mean_image, median_image, pca_mean, pca_components):
+    def __init__(self, mean_image, median_image, pca_mean, pca_components, latent_dim=None, run_id=None):
         self.mean_image = np.asarray(mean_image, np.float32)
         self.median_image = np.asarray(median_image, np.float32)
         self.pca_mean = np.asarray(pca_mean, np.float32)
         self.pca_components = np.asarray(pca_components, np.float32)
+        self.latent_dim = latent_dim  # the model's they stand beside (k may be less: capped by the cells)
+        self.run_id = run_id  # the fingerprint of the `cellvae train` run that fitted them
 
     @property
     def k(self) -> int:
@@ -58,12 +61,20 @@ class Baselines:
 
     @classmethod
     def fit(
-        cls, train_cells: np.ndarray, k: int, max_cells: int = 20_000, memory_bytes: int = 4 << 30, seed: int = 0
+        cls,
+        train_cells: np.ndarray,
+        k: int,
+        max_cells: int = 20_000,
+        memory_bytes: int = 4 << 30,
+        seed: int = 0,
+        run_id: str | None = None,
     ) -> "Baselines":
-        """Fit on (at most max_cells of) the uint8 training cells N×S×S×3."""
+        """Fit on (at most max_cells of) the uint8 training cells N×S×S×3, beside a model of latent dimension k
+        (of the run run_id, when given)."""
         cells = sample_cells(train_cells, max_cells, seed)
         pca = fit_pca(cells, k, memory_bytes, seed)
-        return cls(cells.mean(axis=0) / 255.0, np.median(cells, axis=0) / 255.0, pca.mean_, pca.components_)
+        mean, median = cells.mean(axis=0) / 255.0, np.median(cells, axis=0) / 255.0
+        return cls(mean, median, pca.mean_, pca.components_, latent_dim=k, run_id=run_id)
 
     def save(self, path) -> None:
         """Write the fitted baselines as one .npz, atomically."""
@@ -72,13 +83,22 @@ class Baselines:
             median_image=self.median_image,
             pca_mean=self.pca_mean,
             pca_components=self.pca_components,
+            **({} if self.latent_dim is None else {"latent_dim": np.int64(self.latent_dim)}),
+            **({} if self.run_id is None else {"run_id": np.str_(self.run_id)}),
         )
         atomic_write(Path(path), lambda temporary: np.savez(temporary, **arrays))
 
     @classmethod
     def load(cls, path) -> "Baselines":
-        with np.load(path) as arrays:
-            return cls(**{name: arrays[name] for name in ("mean_image", "median_image", "pca_mean", "pca_components")})
+        """The baselines saved in path; a one-line ValueError naming it when it is unreadable or incomplete."""
+        try:
+            with np.load(path) as arrays:
+                images = {name: arrays[name] for name in ("mean_image", "median_image", "pca_mean", "pca_components")}
+                latent_dim = int(arrays["latent_dim"]) if "latent_dim" in arrays else None
+                run_id = str(arrays["run_id"]) if "run_id" in arrays else None
+        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
+            raise ValueError(f"baselines {path} are unreadable (truncated? {error})") from None
+        return cls(**images, latent_dim=latent_dim, run_id=run_id)
 
     def reconstructors(self) -> dict:
         """name -> function(float cells N×S×S×3 in [0, 1]) -> reconstructions, for each baseline."""

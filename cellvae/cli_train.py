@@ -19,31 +19,59 @@ percentiles); options given here override them.
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import sys
 from pathlib import Path
 
 import yaml
 
 from cellvae.baselines import Baselines
-from cellvae.cli import UsageError
-from cellvae.config import defaults, with_defaults
+from cellvae.cli import CommandError, UsageError
+from cellvae.config import defaults, schema, validate, with_defaults
 from cellvae.files import write_json
 from cellvae.inputs import compose_arrays, image_table, read_images, write_shard
 from cellvae.metrics import inputs_are_masked
 from cellvae.png import resolve_scale
-from cellvae.settings import DEFAULTS, NUMBERS, training_settings
+from cellvae.run_folder import (
+    BASELINES_NPZ,
+    CHECKPOINT_JSON,
+    PREPROCESSING_JSON,
+    array_digest,
+    clear,
+    differences,
+    fingerprint,
+    locked,
+)
+from cellvae.settings import DEFAULTS
 
-PREPROCESSING_JSON = "preprocessing.json"
-BASELINES_NPZ = "baselines.npz"
+__all__ = ["BASELINES_NPZ", "PREPROCESSING_JSON"]  # also evaluate's and embed's names of the run folder's files
+SWITCH_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+NULL_WORDS = ("none", "null")
 
 
 def load_config(path) -> dict:
-    """The workflow config file over the defaults (config/config.schema.yaml); the defaults when path is None."""
+    """The workflow config file over the defaults (config/config.schema.yaml), checked against the schema; the
+    defaults when path is None. A one-line error naming the file (and the key) when it is unusable."""
     if path is None:
         return defaults()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path} (pass --config FILE or --config none)")
-    return with_defaults(yaml.safe_load(path.read_text()) or {})
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        where = getattr(error, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        raise UsageError(f"config file {path} is not valid YAML{at}: fix it, or pass --config none") from None
+    if not isinstance(config, dict | None):
+        raise UsageError(f"config file {path} must hold a mapping of config keys, not {type(config).__name__}")
+    config = with_defaults(config or {})
+    try:
+        validate(config, source=f"config file {path}")
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return config
 
 
 def parse_channel_order(text):
@@ -51,7 +79,69 @@ def parse_channel_order(text):
 
 
 def switch(text):
-    return text if text == "auto" else text == "true"
+    """true, false (yes/no, on/off, 1/0, any case) or auto."""
+    word = text.strip().lower()
+    if word == "auto":
+        return "auto"
+    if word not in SWITCH_WORDS:
+        raise argparse.ArgumentTypeError(f"expected true, false or auto, got {text!r}")
+    return SWITCH_WORDS[word]
+
+
+def whole_number(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def number(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def number_or_null(text):
+    """A number, or none/null (the setting off: e.g. --clip-norm none)."""
+    return "null" if text.strip().lower() in NULL_WORDS else number(text)
+
+
+def scale_value(text):
+    """auto, fill or a number."""
+    if text in ("auto", "fill"):
+        return text
+    try:
+        return number(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto, fill or a number > 0, got {text!r}") from None
+
+
+def option(key: str) -> str:
+    """The option of a train: setting: kl_weight -> --kl-weight."""
+    return f"--{key.replace('_', '-')}"
+
+
+def option_kind(key: str) -> dict:
+    """add_argument's type (or action) for a train: setting, from its rule in config/config.schema.yaml."""
+    rule = schema()["properties"]["train"]["properties"][key]
+    branches = [
+        {**schema()["definitions"][branch["$ref"].rsplit("/", 1)[-1]], **branch} if "$ref" in branch else branch
+        for branch in rule.get("oneOf", [rule])
+    ]
+    kinds = {branch.get("type") for branch in branches}
+    if kinds == {"boolean"}:
+        return {"action": argparse.BooleanOptionalAction}
+    if kinds == {"boolean", "string"}:
+        return {"type": switch, "metavar": "{true,false,auto}"}
+    if "integer" in kinds:
+        return {"type": whole_number}
+    if "number" in kinds:
+        return {"type": number_or_null if "null" in kinds else number}
+    return {"type": str}
 
 
 def add_image_arguments(p: argparse.ArgumentParser, prefix="", required=True) -> None:
@@ -85,9 +175,15 @@ def read_inputs(sources, where, pattern, channel_order, max_side=None) -> tuple:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_image_arguments(p)
     add_image_arguments(p, "validation-", required=False)
-    p.add_argument("--latent-dim", type=int, required=True)
-    p.add_argument("--epochs", type=int, required=True)
+    p.add_argument("--latent-dim", type=whole_number, required=True)
+    p.add_argument("--epochs", type=whole_number, required=True)
     p.add_argument("--out", required=True, help="output folder (model.keras, history.csv, checkpoints)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run that --out holds (model, checkpoints, history, baselines) when its settings or "
+        "images differ; without it such a run is kept and this one refused",
+    )
     p.add_argument("--pattern", default="*", help="glob of the training images in folders (default: all)")
     p.add_argument(
         "--validation-pattern",
@@ -100,10 +196,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "tubulin,actin,dapi for .png as the PNG stage writes them, dapi,tubulin,actin "
         "for .npy/TIFF as BBBC021's w1,w2,w4)",
     )
-    p.add_argument("--size", type=int, help="image side in px, a multiple of 8 (default: the config's png.size)")
+    p.add_argument(
+        "--size", type=whole_number, help="image side in px, a multiple of 8, at least 16 (default: png.size)"
+    )
     p.add_argument(
         "--scale",
-        type=lambda text: text if text in ("auto", "fill") else float(text),
+        type=scale_value,
         help="resize factor of every cell: auto (the largest at which every given cell fits the canvas, "
         "at most 1), fill (each cell fills the canvas: the thesis) or a number (default: png.scale)",
     )
@@ -112,29 +210,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="config/config.yaml",
         help="workflow config for train: and png: settings ('none': the defaults of config/config.schema.yaml)",
     )
-    for key, default in DEFAULTS.items():
-        kind = float if key in NUMBERS else {bool: lambda text: text == "true"}.get(type(default), type(default))
-        if key in ("mixed_precision", "xla"):
-            kind = switch
-        p.add_argument(f"--{key.replace('_', '-')}", type=kind, help=f"override train.{key}")
+    for key in DEFAULTS:
+        p.add_argument(option(key), **option_kind(key), help=f"override train.{key}")
+
+
+def checked_settings(args) -> tuple[dict, dict]:
+    """(png: settings, train: settings): the config file's with the options over them, checked against
+    config/config.schema.yaml; a UsageError naming the option (or the file's key) and its bound."""
+    source = None if args.config == "none" else args.config
+    config = load_config(source)
+    given = {key: getattr(args, key) for key in DEFAULTS if getattr(args, key) is not None}
+    config["train"].update({key: None if value == "null" else value for key, value in given.items()})
+    config["epochs"], config["latent_dims"] = args.epochs, [args.latent_dim]
+    names = {f"train.{key}": option(key) for key in given}
+    names |= {"epochs": "--epochs", "latent_dims[0]": "--latent-dim", "png.size": "--size", "png.scale": "--scale"}
+    for key, value in (("size", args.size), ("scale", args.scale)):
+        if value is not None:
+            config["png"][key] = value
+    try:
+        validate(config, names, f"config file {source}" if source else None)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return config["png"], {key: config["train"][key] for key in DEFAULTS}
+
+
+def completed_epochs(out: Path) -> int:
+    try:
+        return int(json.loads((out / CHECKPOINT_JSON).read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 
 
 def run(args) -> int:
-    config = load_config(None if args.config == "none" else args.config)
-    png = config.get("png", {})
-    size = args.size or png["size"]
-    if size < 8 or size % 8:
-        raise UsageError(f"--size must be a positive multiple of 8, got {size}")
-    percentiles = tuple(png["percentiles"])
-    scale_setting = args.scale if args.scale is not None else png["scale"]
-    settings = {key: value for key, value in config["train"].items() if key in DEFAULTS}
-    settings.update({key: getattr(args, key) for key in DEFAULTS if getattr(args, key) is not None})
     try:
-        settings = training_settings(args.latent_dim, args.epochs, settings)  # refuse bad values before writing
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+        return train(args)
+    except KeyboardInterrupt:
+        done = completed_epochs(Path(args.out))
+        print(f"cellvae train: interrupted; rerun the same command to resume from epoch {done + 1}", file=sys.stderr)
+        return 130
 
-    from cellvae.train import train_on_shards, training_files  # TensorFlow: once the arguments are known good
+
+def train(args) -> int:
+    png, settings = checked_settings(args)  # bad values are refused before anything is read or written
+    size, percentiles = png["size"], tuple(png["percentiles"])
 
     channel_order = parse_channel_order(args.channel_order)
     table, raw, kind, masked = read_inputs(args.images, args.where, args.pattern, channel_order, png["max_crop_side"])
@@ -157,15 +275,9 @@ def run(args) -> int:
         validation_paths, channel_order, png["max_crop_side"], "validation images", (kind, paths[0])
     )[0]
     longest = [max(cell.shape[:2]) for cell in train_raw + validation_raw]
-    scale = resolve_scale(scale_setting, longest, size, 1.0)  # every given cell fits the canvas
+    scale = resolve_scale(png["scale"], longest, size, 1.0)  # every given cell fits the canvas
     cells, ranges = compose_arrays(train_raw, size, percentiles, scale)
-    train_shards, validation_shards = [out / "data" / "train.npy"], []
-    write_shard(train_shards[0], cells)
-    if validation_paths:
-        validation_cells, _ = compose_arrays(validation_raw, size, percentiles, scale, ranges)
-        validation_shards = [out / "data" / "validation.npy"]
-        write_shard(validation_shards[0], validation_cells)
-    Baselines.fit(cells, args.latent_dim).save(out / BASELINES_NPZ)
+    validation_cells = compose_arrays(validation_raw, size, percentiles, scale, ranges)[0] if validation_paths else None
     preprocessing = {
         "size": size,
         "channel_order": args.channel_order,
@@ -183,6 +295,42 @@ def run(args) -> int:
         "validation_where": args.validation_where,
         "validation_pattern": args.validation_pattern,
     }
-    write_json(preprocessing, out / PREPROCESSING_JSON)
-    train_on_shards(train_shards, validation_shards, args.latent_dim, args.epochs, **training_files(out), **settings)
+    train_digest = array_digest(cells)
+    preprocessing["run"] = {  # what another run into this folder is compared with (cellvae.run_folder)
+        "id": fingerprint(args.latent_dim, size, args.epochs, settings, [train_digest]),
+        "latent_dim": args.latent_dim,
+        "epochs": args.epochs,
+        "train_cells": train_digest,
+        "validation_cells": None if validation_cells is None else array_digest(validation_cells),
+        "options": {
+            "--latent-dim": args.latent_dim,
+            **{f"--{key.replace('_', '-')}": preprocessing[key] for key in ("images", "where", "pattern")},
+            **{f"--{key.replace('_', '-')}": preprocessing[key] for key in preprocessing if "validation_" in key},
+            "--channel-order": args.channel_order,
+            "--size": size,
+            "--scale": png["scale"],
+            "png.percentiles": list(percentiles),
+            **{option(key): value for key, value in settings.items() if key not in ("mixed_precision", "xla")},
+        },
+    }
+    with locked(out):  # one run at a time in a folder; the kernel releases it when this process ends
+        found = differences(out, preprocessing["run"])
+        if found and not args.overwrite:
+            raise CommandError(
+                f"{out} holds another run ({'; '.join(found)}): pass --overwrite to replace it, or give another --out"
+            )
+        if args.overwrite:
+            clear(out)
+        write_json(preprocessing, out / PREPROCESSING_JSON)
+        train_shards, validation_shards = [out / "data" / "train.npy"], []
+        write_shard(train_shards[0], cells)
+        if validation_cells is not None:
+            validation_shards = [out / "data" / "validation.npy"]
+            write_shard(validation_shards[0], validation_cells)
+        Baselines.fit(cells, args.latent_dim, run_id=preprocessing["run"]["id"]).save(out / BASELINES_NPZ)
+        from cellvae.train import train_on_shards, training_files  # TensorFlow: once the run is known good
+
+        train_on_shards(
+            train_shards, validation_shards, args.latent_dim, args.epochs, **training_files(out), **settings
+        )
     return 0

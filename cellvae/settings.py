@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from cellvae.config import defaults, schema
+from cellvae.config import defaults, validate
 
 # A model's id: z<latent dim>, or <variant>-z<latent dim> when the config names variants (key models).
 MODEL_ID = re.compile(r"(?:([a-z0-9_]+)-)?z(\d+)")
@@ -15,11 +15,6 @@ ARCHITECTURES = {  # name: (encoder filters, decoder filters)
 }
 RECONSTRUCTION_LOSSES = ("mse", "gaussian")
 DEFAULTS = defaults()["train"]  # the config's train: section at its defaults (config/config.schema.yaml)
-NUMBERS = {  # the train: settings that take a number (clip_norm: or null)
-    key
-    for key, rule in schema()["properties"]["train"]["properties"].items()
-    if "number" in [rule.get("type"), *(branch.get("type") for branch in rule.get("oneOf", []))]
-}
 BN_MOMENTUM = DEFAULTS["batch_norm_momentum"]  # Keras' 0.99 leaves short runs' statistics near their start
 MODEL_KEYS = (
     "batch_norm",
@@ -30,7 +25,6 @@ MODEL_KEYS = (
     "architecture",
     "reconstruction_loss",
 )
-LR_SCHEDULES = ("constant", "cosine")
 
 
 def model_id(variant: str | None, latent_dim: int) -> str:
@@ -44,48 +38,14 @@ def parse_model_id(text: str) -> tuple[str | None, int] | None:
     return (match[1], int(match[2])) if match else None
 
 
-def check_settings(latent_dim, epochs, settings) -> None:
-    """ValueError naming the option of the first invalid training setting (before anything is written)."""
-    checks = [
-        (isinstance(latent_dim, int) and latent_dim >= 1, "latent_dim", latent_dim, "a positive integer"),
-        (isinstance(epochs, int) and epochs >= 1, "epochs", epochs, "a positive integer"),
-        (settings["batch_size"] >= 1, "train.batch_size", settings["batch_size"], "a positive integer"),
-        (settings["learning_rate"] > 0, "train.learning_rate", settings["learning_rate"], "positive"),
-        (
-            settings["seed"] >= 1,
-            "train.seed",
-            settings["seed"],
-            "a positive integer (TensorFlow's seed 0 breaks tensor-valued shuffle seeds)",
-        ),
-        (
-            settings["lr_schedule"] in LR_SCHEDULES,
-            "train.lr_schedule",
-            settings["lr_schedule"],
-            f"one of {LR_SCHEDULES}",
-        ),
-        (
-            settings["architecture"] in ARCHITECTURES,
-            "train.architecture",
-            settings["architecture"],
-            f"one of {sorted(ARCHITECTURES)}",
-        ),
-        (
-            settings["reconstruction_loss"] in RECONSTRUCTION_LOSSES,
-            "train.reconstruction_loss",
-            settings["reconstruction_loss"],
-            f"one of {RECONSTRUCTION_LOSSES}",
-        ),
-    ]
-    for ok, key, value, expected in checks:
-        if not ok:
-            raise ValueError(f"{key} must be {expected}, got {value!r}")
-
-
-def training_settings(latent_dim, epochs, overrides) -> dict:
-    """DEFAULTS with overrides, checked; ValueError for an unknown or invalid setting."""
+def training_settings(latent_dim, epochs, overrides, names=None) -> dict:
+    """DEFAULTS with overrides, checked against config/config.schema.yaml (train:, epochs, latent_dims); a one-line
+    ValueError for an unknown or invalid setting, naming it as train.<key> (or as names maps it, e.g. to an
+    option)."""
     unknown = set(overrides) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown training settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     settings = {**DEFAULTS, **overrides}
-    check_settings(latent_dim, epochs, settings)
+    names = {"latent_dims[0]": "latent_dim", **(names or {})}
+    validate({"latent_dims": [latent_dim], "epochs": epochs, "train": settings}, names)
     return settings

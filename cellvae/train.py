@@ -6,7 +6,6 @@ checkpoints/epoch-NNNN.keras + checkpoint.json (after every epoch: weights, opti
 state). Rerunning with the same settings and data resumes after the last completed epoch.
 """
 
-import hashlib
 import json
 import math
 import sys
@@ -21,6 +20,7 @@ from cellvae.dataset import shard_split
 from cellvae.files import atomic_write
 from cellvae.inputs import cell_dataset, shards_summary
 from cellvae.model import build_vae
+from cellvae.run_folder import file_digest, fingerprint
 from cellvae.settings import MODEL_KEYS, training_settings
 
 HISTORY_COLUMNS = [
@@ -137,33 +137,19 @@ class EpochCheckpoint(keras.callbacks.Callback):
         atomic_write(self.history_csv, lambda path: history.to_csv(path, index=False))
 
 
-def file_digest(path, chunk_bytes=1 << 24) -> str:
-    """sha256 of a file's content."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def fingerprint(latent_dim, image_size, epochs, settings, train_shards) -> str:
-    """A digest of everything that must match for a checkpoint to be resumed: the settings and the training
-    cells' content (not their paths: a run folder moved elsewhere resumes); the number of epochs too where
-    the learning-rate schedule depends on it."""
-    shards = [file_digest(path) for path in train_shards]
-    keys = {key: settings[key] for key in sorted(settings) if key not in ("mixed_precision", "xla")}
-    schedule_length = epochs if settings["lr_schedule"] != "constant" else None
-    text = json.dumps([latent_dim, image_size, schedule_length, keys, shards], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def resume_point(checkpoint_dir, digest, epochs, log) -> tuple[int, Path | None, list, list]:
     """(completed epochs, checkpoint file, RNG states, history rows) of a resumable earlier run
     (same settings and data, at most `epochs` epochs)."""
     state_path = Path(checkpoint_dir) / "checkpoint.json"
     if not state_path.is_file():
         return 0, None, [], []
-    state = json.loads(state_path.read_text())
+    try:
+        state = json.loads(state_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"{state_path} is unreadable (truncated? {error}): delete it and {state_path.parent / 'checkpoints'} "
+            "to train from scratch"
+        ) from None
     checkpoint = Path(checkpoint_dir) / "checkpoints" / state["checkpoint"]
     if state["fingerprint"] != digest or not checkpoint.is_file() or state["epoch"] > epochs:
         log(
@@ -209,8 +195,6 @@ def train_on_shards(
     checkpoint_dir = model_path.parent
     for path in (model_path, history_csv, summary_json):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    for stale in (model_path, summary_json):
-        Path(stale).unlink(missing_ok=True)
 
     n_train, image_size, _ = shards_summary(train_shards)
     n_validation, validation_size, _ = shards_summary(validation_shards) if validation_shards else (0, image_size, [])
@@ -223,7 +207,7 @@ def train_on_shards(
         f"backend {keras.backend.backend()}, mixed precision {mixed_precision}, XLA {xla}"
     )
 
-    digest = fingerprint(latent_dim, image_size, epochs, settings, train_shards)
+    digest = fingerprint(latent_dim, image_size, epochs, settings, [file_digest(path) for path in train_shards])
     first_epoch, checkpoint, states, rows = resume_point(checkpoint_dir, digest, epochs, log)
     keras.utils.set_random_seed(settings["seed"])  # also seeds tf.data shuffles: same on resume
     previous_policy = keras.mixed_precision.global_policy()
@@ -240,7 +224,14 @@ def train_on_shards(
     vae.compile(optimizer=optimizer, jit_compile=xla)
     if checkpoint:
         vae.optimizer.build(vae.trainable_variables)
-        vae.load_weights(checkpoint)
+        try:
+            vae.load_weights(checkpoint)
+        except Exception as error:  # a truncated zip, a missing layer: Keras raises many kinds
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(
+                f"checkpoint {checkpoint} is unreadable ({first_line}): delete it to train from scratch "
+                f"(the run folder keeps only the last epoch's checkpoint)"
+            ) from None
         for variable, state in zip(seed_variables(vae), states, strict=True):
             variable.assign(np.asarray(state, dtype=variable.dtype))
         log(f"z={latent_dim}: resuming after epoch {first_epoch} from {checkpoint}")
@@ -260,6 +251,8 @@ def train_on_shards(
         **data,
     )
     validation_data = cell_dataset(validation_shards, settings["batch_size"], **data) if validation_shards else None
+    for stale in (model_path, summary_json):  # from here on the folder is this run's: no stale model may stay
+        Path(stale).unlink(missing_ok=True)
     callbacks = [StopOnNonFiniteLoss(), EpochCheckpoint(checkpoint_dir, history_csv, digest, n_train, rows)]
     start = time.perf_counter()
     if first_epoch < epochs:
@@ -291,6 +284,7 @@ def train_on_shards(
         "mixed_precision": mixed_precision,
         "xla": xla,
         "backend": keras.backend.backend(),
+        "fingerprint": digest,
         **settings,
     }
     atomic_write(summary_json, lambda path: path.write_text(json.dumps(summary, indent=2) + "\n"))

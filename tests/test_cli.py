@@ -187,6 +187,7 @@ def test_evaluate_refuses_images_of_another_kind(trained, tmp_path):
 
 
 def test_bad_options_are_refused_before_the_run_folder_is_touched(tmp_path):
+    """Every setting is checked against config/config.schema.yaml (options over the --config file) first."""
     images = tmp_path / "images"
     images.mkdir()
     for i in range(4):
@@ -195,28 +196,59 @@ def test_bad_options_are_refused_before_the_run_folder_is_touched(tmp_path):
     out.mkdir()
     (out / "model.keras").write_text("a finished run's model")
     (out / "training.json").write_text("{}")
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("train: {batch_sise: 8}\n")
+    negative = tmp_path / "negative.yaml"
+    negative.write_text("train:\n  kl_weight: -1\n")
+    malformed = tmp_path / "malformed.yaml"
+    malformed.write_text("train: {batch_size: 8\n")
     for option, value, message in [
-        ("--epochs", 0, "epochs must be a positive integer"),
-        ("--epochs", -1, "epochs must be a positive integer"),
-        ("--latent-dim", 0, "latent_dim must be a positive integer"),
+        ("--epochs", 0, "--epochs must be an integer >= 1, got 0"),
+        ("--epochs", -1, "--epochs must be an integer >= 1, got -1"),
+        ("--epochs", "1e20", "argument --epochs: expected a whole number, got '1e20'"),
+        ("--latent-dim", 0, "--latent-dim must be an integer >= 1, got 0"),
+        ("--dropout", 1.5, "--dropout must be a number >= 0, < 1, got 1.5"),
+        ("--shuffle-buffer", 0, "--shuffle-buffer must be an integer >= 1, got 0"),
+        ("--kl-weight", -1, "--kl-weight must be a number >= 0, got -1.0"),
+        ("--clip-norm", -1, "--clip-norm must be null or a number > 0, got -1.0"),
+        ("--learning-rate", "nan", "argument --learning-rate: expected a finite number, got 'nan'"),
+        ("--architecture", "deep", "--architecture must be one of ['thesis', 'wide'], got 'deep'"),
+        ("--size", 20, "--size must be an integer >= 16, a multiple of 8, got 20"),
+        ("--scale", "abc", "argument --scale: expected auto, fill or a number > 0, got 'abc'"),
+        ("--scale", -2, "--scale must be one of ['auto', 'fill'] or a number > 0, got -2.0"),
+        ("--augment", "yes", "unrecognized arguments: yes"),
+        ("--xla", "maybe", "argument --xla: expected true, false or auto, got 'maybe'"),
+        ("--config", typo, f"config file {typo}: unknown key train.batch_sise (known: architecture,"),
+        ("--config", negative, f"config file {negative}: train.kl_weight must be a number >= 0, got -1"),
+        ("--config", malformed, f"config file {malformed} is not valid YAML at line 2, column 1: fix it"),
     ]:
-        arguments = {"--epochs": 1, "--latent-dim": 2, option: value}
+        arguments = {"--epochs": 1, "--latent-dim": 2, "--config": "none", option: value}
         result = run_cli(
             "train",
             "--images",
             images,
             "--out",
             out,
-            "--config",
-            "none",
             "--size",
             16,
             *[str(item) for pair in arguments.items() for item in pair],
             timeout=120,
         )
         assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
         assert sorted(p.name for p in out.iterdir()) == ["model.keras", "training.json"]
         assert (out / "model.keras").read_text() == "a finished run's model"
+
+
+def test_switches_take_the_usual_spellings(tmp_path):
+    from cellvae.cli import parser
+
+    required = ["train", "--images", tmp_path, "--latent-dim", 2, "--epochs", 1, "--out", tmp_path]
+    args = parser("train").parse_args(map(str, [*required, "--no-augment", "--batch-norm", "--xla", "YES"]))
+    assert (args.augment, args.batch_norm, args.xla, args.mixed_precision) == (False, True, True, None)
+    for word, value in [("off", False), ("0", False), ("True", True), ("auto", "auto")]:
+        assert parser("train").parse_args(map(str, [*required, "--mixed-precision", word])).mixed_precision == value
+    assert parser("train").parse_args(map(str, [*required, "--clip-norm", "none"])).clip_norm == "null"
 
 
 def test_where_needs_a_manifest_column_and_a_folder_takes_none(tmp_path):

@@ -248,7 +248,7 @@ def test_same_seed_same_data_gives_identical_weights(tmp_path):
     for first, second in zip(weights(tmp_path / "a" / "model.keras"), weights(tmp_path / "b" / "model.keras")):
         np.testing.assert_array_equal(first, second)
     train_vae(manifest, **training_files(tmp_path / "c"), latent_dim=4, epochs=1, **{**SETTINGS, "seed": 2})
-    with pytest.raises(ValueError, match="train.seed must be a positive integer"):
+    with pytest.raises(ValueError, match="train.seed must be an integer >= 1, got 0"):
         train_vae(manifest, **training_files(tmp_path / "d"), latent_dim=4, epochs=1, **{**SETTINGS, "seed": 0})
     assert not np.array_equal(weights(tmp_path / "a" / "model.keras")[0], weights(tmp_path / "c" / "model.keras")[0])
 
@@ -272,6 +272,24 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path):
         manifest, **training_files(tmp_path / "parts"), latent_dim=5, epochs=1, **{**SETTINGS, "log": messages.append}
     )
     assert any("training from scratch" in message for message in messages)
+
+
+def test_an_unreadable_checkpoint_is_named_and_the_finished_model_kept(tmp_path):
+    manifest = write_blob_manifest(tmp_path / "cells", n_cells=32, size=16)
+    files = training_files(tmp_path / "run")
+    train_vae(manifest, **files, latent_dim=4, epochs=1, **SETTINGS)
+    checkpoint = tmp_path / "run" / "checkpoints" / "epoch-0001.keras"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # truncated
+    model = files["model_path"].read_bytes()
+    with pytest.raises(ValueError, match=f"checkpoint {checkpoint} is unreadable .*: delete it to train from scratch"):
+        train_vae(manifest, **files, latent_dim=4, epochs=2, **SETTINGS)
+    assert files["model_path"].read_bytes() == model
+    (tmp_path / "run" / "checkpoint.json").write_text('{"epoch": 1, "checkp')
+    with pytest.raises(ValueError, match="checkpoint.json is unreadable .*: delete it and .* to train from scratch"):
+        train_vae(manifest, **files, latent_dim=4, epochs=2, **SETTINGS)
+    checkpoint.unlink()
+    (tmp_path / "run" / "checkpoint.json").unlink()
+    assert train_vae(manifest, **files, latent_dim=4, epochs=2, **SETTINGS)["resumed_after_epoch"] == 0
 
 
 def test_sigkilled_training_resumes_from_its_last_completed_epoch(tmp_path):
