@@ -4,6 +4,7 @@ profiles).
 One row per image: its path (and the manifest's columns, when --images names a manifest), then z0 … z{k-1}.
 Images are composed as for the model's training (preprocessing.json beside the model); --images and --where
 work as for train. The response-profile stage encodes with the same function (cellvae.response.encode_images).
+--out never replaces a file the command reads (the model, its run folder's files, a manifest, an image).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from cellvae.cli import positive_int
+from cellvae.cli import UsageError, positive_int
 from cellvae.cli_evaluate import add_model_arguments, model_inputs
-from cellvae.files import write_csv
+from cellvae.files import refuse_overwriting_inputs, write_csv
+from cellvae.run_folder import MODEL_KERAS, RUN_FILES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,14 +26,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=256, help="images encoded per batch")
 
 
+def refuse_reading_what_is_written(out: Path, inputs) -> None:
+    """A usage error when --out names one of the command's inputs (or a folder), before anything is written."""
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give the CSV file to write")
+    try:
+        refuse_overwriting_inputs(out, inputs)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
 def run(args) -> int:
+    out = Path(args.out)
+    model = Path(args.model) / MODEL_KERAS if Path(args.model).is_dir() else Path(args.model)
+    refuse_reading_what_is_written(out, [model, *(model.parent / name for name in RUN_FILES), *args.images])
     from cellvae.response import encode_images
 
     vae, table, cells, _, _ = model_inputs(args)
+    refuse_reading_what_is_written(out, table["path"])
     mu = encode_images(vae, cells, args.batch_size)
     latent = pd.DataFrame(mu, columns=[f"z{i}" for i in range(mu.shape[1])])
     table = pd.concat([table.reset_index(drop=True), latent], axis=1)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_csv(table, out)
     print(f"{len(table)} images, z = {mu.shape[1]} -> {out}")
