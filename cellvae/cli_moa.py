@@ -1,7 +1,13 @@
-"""cellvae moa-eval: mechanism-of-action accuracy of per-well profiles, the BBBC021 benchmark (Ljosa et al. 2013).
+"""cellvae moa-eval: mechanism-of-action accuracy of profiles, the BBBC021 benchmark (Ljosa et al. 2013).
 
-Prints JSON: NSC and NSCB accuracy of 1-nearest-neighbour (cosine) MoA prediction among treatments, after
-normalizing the wells against DMSO and aggregating them per treatment (see cellvae/moa.py).
+Prints JSON: NSC and NSCB (1-nearest-neighbour MoA among treatments of other compounds; NSCB also of other
+batches) and mAP (copairs: same-MoA treatments of other compounds retrieved among other MoAs' treatments), each
+{"value": ..., "ci": [lo, hi]} with a 95% bootstrap interval over treatments; see cellvae/moa.py.
+
+--cells: one row per cell, as `cellvae embed` writes it from a manifest (plate, well, compound,
+concentration_uM or concentration, moa, then z0 ... or any numeric feature columns): cells are normalized per
+plate, averaged into wells, then into treatments. --well-profiles: one row per well (plate, well, features; e.g.
+Ljosa's CellProfiler means), annotated from the BBBC021 metadata (--image-metadata, --moa).
 """
 
 from __future__ import annotations
@@ -9,34 +15,69 @@ from __future__ import annotations
 import argparse
 import json
 
+from cellvae.cli import UsageError
 from cellvae.config import defaults
 from cellvae.metadata import read_image_table, read_moa_table
 from cellvae.moa import (
     AGGREGATIONS,
     NORMALIZATIONS,
+    WELL_KEYS,
+    annotate_cells,
     annotate_wells,
-    evaluate_wells,
+    evaluate_rows,
     feature_columns,
-    read_well_profiles,
+    read_profiles,
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--well-profiles", required=True, help="CSV(.gz): plate, well, then one column per feature")
-    parser.add_argument("--image-metadata", required=True, help="BBBC021_v1_image.csv")
-    parser.add_argument("--moa", required=True, help="BBBC021_v1_moa.csv")
+    table = parser.add_mutually_exclusive_group(required=True)
+    table.add_argument("--cells", help="CSV(.gz) with one row per cell (e.g. from cellvae embed)")
+    table.add_argument("--well-profiles", help="CSV(.gz): plate, well, then one column per feature")
+    parser.add_argument("--image-metadata", help="BBBC021_v1_image.csv (with --well-profiles)")
+    parser.add_argument("--moa", help="BBBC021_v1_moa.csv (with --well-profiles)")
     analysis = defaults()["response"]["analysis"]  # the pipeline's settings, config/config.schema.yaml
     parser.add_argument("--normalize", choices=NORMALIZATIONS, default=analysis["normalize"])
     parser.add_argument("--aggregate", choices=AGGREGATIONS, default=analysis["aggregate"])
+    parser.add_argument(
+        "--min-controls",
+        type=int,
+        default=analysis["min_controls"],
+        help="DMSO rows a plate (else its batch) needs to be its own reference in plate-dmso/tvn",
+    )
+    parser.add_argument("--bootstrap", type=int, default=analysis["bootstrap"], help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=analysis["seed"])
     parser.add_argument("--matches", action="store_true", help="also print every treatment's nearest neighbours")
 
 
-def run(args) -> int:
-    profiles = read_well_profiles(args.well_profiles)
+def read_rows(args) -> tuple:
+    """(table of WELL_KEYS + features, feature names, whether rows are cells)."""
+    if args.cells:
+        cells = annotate_cells(read_profiles(args.cells, "cell"), args.cells)
+        return cells, feature_columns(cells), True
+    if not (args.image_metadata and args.moa):
+        raise UsageError("--well-profiles needs --image-metadata and --moa (BBBC021_v1_image.csv, BBBC021_v1_moa.csv)")
+    profiles = read_profiles(args.well_profiles, "well")
+    features = feature_columns(profiles)
     wells = annotate_wells(
-        profiles, read_image_table(args.image_metadata), read_moa_table(args.moa), args.well_profiles
+        profiles[["plate", "well", *features]],
+        read_image_table(args.image_metadata),
+        read_moa_table(args.moa),
+        args.well_profiles,
     )
-    result = evaluate_wells(wells, wells[feature_columns(profiles)], args.normalize, args.aggregate)
+    return wells, features, False
+
+
+def run(args) -> int:
+    if args.min_controls < 2:
+        raise UsageError(f"--min-controls must be at least 2 (a spread needs two rows), got {args.min_controls}")
+    if args.bootstrap < 1:
+        raise UsageError(f"--bootstrap must be a positive integer, got {args.bootstrap}")
+    table, features, cells = read_rows(args)
+    if not features:
+        raise UsageError(f"{args.cells or args.well_profiles}: no numeric feature column besides {WELL_KEYS}")
+    settings = {key: getattr(args, key) for key in ("normalize", "aggregate", "min_controls", "bootstrap", "seed")}
+    result = evaluate_rows(table, features, settings, cells)
     if not args.matches:
         result.pop("matches")
     print(json.dumps(result, indent=2))

@@ -1,13 +1,17 @@
-"""Mechanism-of-action (MoA) accuracy of well profiles: the BBBC021 benchmark of Ljosa et al. 2013.
+"""Mechanism-of-action (MoA) accuracy of profiles: the BBBC021 benchmark of Ljosa et al. 2013, from cells or wells.
 
-Wells → normalized against DMSO → one profile per treatment (compound, concentration) → 1-nearest
-neighbour by cosine similarity among the other treatments. NSC never matches the same compound; NSCB
-also never a treatment imaged in the same batch (the plate's week) and leaves out the MoAs whose
-treatments all come from one batch. DMSO is the reference, never a treatment.
+Rows (cells or wells) → normalized per plate against controls (pycytominer.normalize) → wells → one profile per
+treatment (compound, concentration; pycytominer.aggregate) → scores, each with a 95% bootstrap interval over
+treatments:
+- NSC: the nearest treatment (cosine) of another compound has the same MoA; NSCB: also from another batch (the
+  plate's week), leaving out the MoAs whose treatments all come from one batch;
+- mAP: mean average precision of retrieving the same-MoA treatments of other compounds among all treatments of
+  other MoAs (copairs, cosine).
+DMSO is the reference, never a treatment. Features that are non-finite anywhere or constant are dropped first.
 
-Features that are non-finite in any well, or constant over all wells, are dropped before anything else
-(the count is reported). In plate-dmso, a feature constant among one plate's DMSO wells is scaled by
-its DMSO spread pooled over all plates instead.
+plate-dmso standardizes each plate by its DMSO rows where it has at least min_controls of them, else by its
+batch's DMSO rows (same rule), else by all the plate's rows; the result says how many plates took each reference.
+tvn then whitens by all DMSO rows (pycytominer's ZCA spherize).
 """
 
 from __future__ import annotations
@@ -17,96 +21,98 @@ import pandas as pd
 
 from cellvae.metadata import CONTROL, MetadataError
 
-NORMALIZATIONS = ("none", "plate-dmso", "tvn")
+NORMALIZATIONS = ("none", "standardize", "plate-dmso", "tvn")
 AGGREGATIONS = ("mean", "median")
-META_COLUMNS = ["plate", "well", "compound", "concentration", "moa", "batch"]
-EIGENVALUE_FLOOR = 1e-6  # tvn: DMSO principal components below this fraction of the largest are dropped
-PLATE_WELL_ALIASES = {"Image_Metadata_Plate": "plate", "Image_Metadata_Well": "well"}
+WELL_KEYS = ["plate", "well", "compound", "concentration", "moa", "batch"]
+TREATMENT_KEYS = ["compound", "concentration", "moa"]
+META_COLUMNS = WELL_KEYS
+ALIASES = {"Image_Metadata_Plate": "plate", "Image_Metadata_Well": "well", "concentration_uM": "concentration"}
+NOT_FEATURES = {"n_cells", "site", "replicate", "week", "label", "size_bytes", "scale", "split", "path", "file"}
+REFERENCE = "_reference"  # the rows a plate is standardized by (a column pycytominer queries)
 
 
 def clean_features(features: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Features without non-finite values and with some variance over all wells; also the dropped names."""
+    """Features without non-finite values and with some variance over all rows; also the dropped names."""
     values = features.to_numpy(dtype=np.float64)
     keep = np.isfinite(values).all(axis=0)
     keep[keep] = np.ptp(values[:, keep], axis=0) > 0
     return features.loc[:, keep], list(features.columns[~keep])
 
 
-def _dmso_mask(wells: pd.DataFrame) -> np.ndarray:
-    mask = (wells["compound"] == CONTROL).to_numpy()
-    if not mask.any():
-        raise ValueError(f"no {CONTROL} well among the profiles: normalization needs {CONTROL} controls")
-    return mask
+def _standardize(table: pd.DataFrame, features: list, samples: str = "all", method="standardize") -> pd.DataFrame:
+    from pycytominer import normalize
+
+    meta = [column for column in table.columns if column not in features]
+    return normalize(table, features=features, meta_features=meta, samples=samples, method=method)[table.columns]
 
 
-def plate_dmso(wells: pd.DataFrame, values: np.ndarray) -> np.ndarray:
-    """Each feature standardized per plate by the mean and standard deviation of that plate's DMSO wells."""
-    dmso = _dmso_mask(wells)
-    plates = wells["plate"].to_numpy()
-    centred = np.empty_like(values)
-    spreads = {}
-    for plate in np.unique(plates):
-        rows, controls = plates == plate, (plates == plate) & dmso
-        if not controls.any():
-            raise ValueError(
-                f"plate {plate} has no {CONTROL} well: plate-dmso normalization needs one per "
-                "plate (use --normalize none, or select its DMSO fields)"
-            )
-        centred[rows] = values[rows] - values[controls].mean(axis=0)
-        spreads[plate] = values[controls].std(axis=0)
-    pooled = centred[dmso].std(axis=0)
-    pooled[pooled == 0] = 1.0
-    for plate, spread in spreads.items():
-        rows = plates == plate
-        centred[rows] /= np.where(spread > 0, spread, pooled)
-    return centred
+def plate_references(table: pd.DataFrame, min_controls: int) -> dict:
+    """Each plate's reference: 'plate-dmso', 'batch-dmso' or 'plate-all' (see the module docstring)."""
+    dmso = table["compound"] == CONTROL
+    plate_dmso = table[dmso].groupby("plate").size()
+    batch_dmso = table[dmso].groupby("batch").size()
+    references = {}
+    for plate, batch in table[["plate", "batch"]].drop_duplicates().itertuples(index=False):
+        if plate_dmso.get(plate, 0) >= min_controls:
+            references[plate] = "plate-dmso"
+        elif batch_dmso.get(batch, 0) >= min_controls:
+            references[plate] = "batch-dmso"
+        else:
+            references[plate] = "plate-all"
+    return references
 
 
-def tvn(wells: pd.DataFrame, values: np.ndarray) -> np.ndarray:
-    """Typical variation normalization: plate-dmso, then whitening by the principal axes of all DMSO wells."""
-    standardized = plate_dmso(wells, values)
-    controls = standardized[_dmso_mask(wells)]
-    mean = controls.mean(axis=0)
-    _, singular, axes = np.linalg.svd(controls - mean, full_matrices=False)
-    variances = singular**2 / max(len(controls) - 1, 1)
-    keep = variances > EIGENVALUE_FLOOR * variances[0]
-    return (standardized - mean) @ axes[keep].T / np.sqrt(variances[keep])
+def plate_dmso(table: pd.DataFrame, features: list, min_controls: int) -> tuple[pd.DataFrame, dict]:
+    """Each plate standardized by its reference rows (plate_references); the table and the references."""
+    references = plate_references(table, min_controls)
+    dmso = table["compound"] == CONTROL
+    parts = []
+    for plate, rows in table.groupby("plate", sort=False):
+        reference = {
+            "plate-dmso": lambda: rows[dmso[rows.index]],
+            "batch-dmso": lambda: table[dmso & (table["batch"] == rows["batch"].iloc[0])],
+            "plate-all": lambda: rows,
+        }[references[plate]]()
+        both = pd.concat([rows.assign(**{REFERENCE: False}), reference.assign(**{REFERENCE: True})])
+        standardized = _standardize(both, features, f"`{REFERENCE}`").iloc[: len(rows)]
+        parts.append(standardized.drop(columns=REFERENCE))
+    return pd.concat(parts).loc[table.index], references
 
 
-def normalize(wells: pd.DataFrame, values: np.ndarray, method: str) -> np.ndarray:
-    """Well profiles normalized by method (one of NORMALIZATIONS)."""
+def normalize(table: pd.DataFrame, features: list, method: str, min_controls: int) -> tuple[pd.DataFrame, dict]:
+    """Rows normalized by method (one of NORMALIZATIONS); also each plate's reference (empty unless per plate)."""
     if method == "none":
-        return values.astype(np.float64)
-    if method == "plate-dmso":
-        return plate_dmso(wells, values)
+        return table, {}
+    if method == "standardize":
+        return _standardize(table, features), {}
+    if method not in ("plate-dmso", "tvn"):
+        raise ValueError(f"unknown normalization {method!r}: choose one of {', '.join(NORMALIZATIONS)}")
+    if not (table["compound"] == CONTROL).any():
+        raise ValueError(f"no {CONTROL} row among the profiles: {method} normalization needs {CONTROL} controls")
+    standardized, references = plate_dmso(table, features, min_controls)
     if method == "tvn":
-        return tvn(wells, values)
-    raise ValueError(f"unknown normalization {method!r}: choose one of {', '.join(NORMALIZATIONS)}")
+        standardized = _standardize(standardized, features, f"compound == '{CONTROL}'", "spherize")
+    return standardized, references
 
 
-def aggregate_treatments(wells: pd.DataFrame, values: np.ndarray, method: str = "mean"):
-    """One profile per treatment (compound, concentration) with an MoA, DMSO excluded.
+def aggregate(table: pd.DataFrame, features: list, keys: list, method: str) -> pd.DataFrame:
+    """One row per group of keys (pycytominer.aggregate) with its features and n, the rows it averages."""
+    from pycytominer import aggregate as pycytominer_aggregate
 
-    Returns (table with compound, concentration, moa, batches (frozenset of weeks), n_wells; matrix).
-    """
     if method not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {method!r}: choose one of {', '.join(AGGREGATIONS)}")
-    treated = (wells["compound"] != CONTROL).to_numpy() & wells["moa"].notna().to_numpy()
-    rows, profiles = [], []
-    for (compound, concentration), group in wells[treated].groupby(["compound", "concentration"], sort=True):
-        block = values[wells.index.get_indexer(group.index)]
-        profiles.append(block.mean(axis=0) if method == "mean" else np.median(block, axis=0))
-        rows.append(
-            {
-                "compound": compound,
-                "concentration": concentration,
-                "moa": group["moa"].iloc[0],
-                "batches": frozenset(group["batch"]),
-                "n_wells": len(group),
-            }
-        )
-    table = pd.DataFrame(rows, columns=["compound", "concentration", "moa", "batches", "n_wells"])
-    return table, np.array(profiles).reshape(len(rows), values.shape[1])
+    profiles = pycytominer_aggregate(table, strata=keys, features=features, operation=method)
+    counts = table.groupby(keys, dropna=False).size().rename("n").reset_index()
+    return profiles.merge(counts, on=keys, validate="one_to_one")
+
+
+def treatment_profiles(wells: pd.DataFrame, features: list, method: str) -> pd.DataFrame:
+    """One profile per treatment with an MoA, DMSO excluded; batches = the frozenset of its wells' batches."""
+    treated = wells[(wells["compound"] != CONTROL) & wells["moa"].notna()]
+    treatments = aggregate(treated, features, TREATMENT_KEYS, method).rename(columns={"n": "n_wells"})
+    batches = treated.groupby(TREATMENT_KEYS)["batch"].agg(frozenset).rename("batches").reset_index()
+    treatments = treatments.merge(batches, on=TREATMENT_KEYS, validate="one_to_one")
+    return treatments.sort_values(["compound", "concentration"]).reset_index(drop=True)
 
 
 def cosine_similarity(profiles: np.ndarray) -> np.ndarray:
@@ -129,25 +135,22 @@ def nearest_neighbours(treatments: pd.DataFrame, similarity: np.ndarray, exclude
     return matches
 
 
-def _score(treatments: pd.DataFrame, matches: list) -> dict:
-    """Accuracy, counts and per-MoA breakdown of matches; accuracy None when nothing was matched."""
+def interval(values, bootstrap: int, seed: int) -> dict:
+    """{'value': the mean, 'ci': [lo, hi]}: the 95% percentile bootstrap interval of the mean over the values."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return {"value": None, "ci": [None, None]}
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(bootstrap, values.size))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"value": float(values.mean()), "ci": [float(low), float(high)]}
+
+
+def hits(treatments: pd.DataFrame, matches: list) -> tuple[np.ndarray, np.ndarray]:
+    """(indices of the treatments that have a match, whether each match has the query's MoA)."""
     moas = treatments["moa"].to_numpy()
-    evaluated = [(query, match) for query, match in enumerate(matches) if match is not None]
-    correct = [moas[query] == moas[match] for query, match in evaluated]
-    per_moa = {}
-    for moa in sorted(set(moas)):
-        hits = [ok for (query, _), ok in zip(evaluated, correct) if moas[query] == moa]
-        per_moa[moa] = {"n": len(hits), "correct": int(sum(hits)), "accuracy": float(np.mean(hits)) if hits else None}
-    return {
-        "accuracy": float(np.mean(correct)) if correct else None,
-        "n_evaluated": len(evaluated),
-        "n_correct": int(sum(correct)),
-        "per_moa": per_moa,
-    }
-
-
-def _treatment_name(treatments: pd.DataFrame, index) -> str | None:
-    return None if index is None else f"{treatments.compound[index]} @ {treatments.concentration[index]:g}"
+    queries = np.array([query for query, match in enumerate(matches) if match is not None], dtype=int)
+    return queries, np.array([moas[query] == moas[matches[query]] for query in queries], dtype=bool)
 
 
 def single_batch_moas(treatments: pd.DataFrame) -> list[str]:
@@ -156,73 +159,112 @@ def single_batch_moas(treatments: pd.DataFrame) -> list[str]:
     return sorted(batches[batches.map(len) < 2].index)
 
 
-def evaluate(treatments: pd.DataFrame, profiles: np.ndarray) -> dict:
-    """NSC and NSCB 1-NN MoA accuracy of treatment profiles, with per-MoA breakdowns and the matches.
+def average_precisions(treatments: pd.DataFrame, profiles: np.ndarray) -> np.ndarray:
+    """Each treatment's average precision (copairs, cosine) of retrieving same-MoA treatments of other compounds
+    among those and all treatments of other MoAs; NaN where its MoA has no other compound."""
+    from copairs.map import average_precision
+    from copairs.matching import UnpairedException
 
-    An accuracy is None (with a reason) where no treatment has an allowed neighbour, e.g. a single compound.
+    meta = treatments[["compound", "moa"]].reset_index(drop=True)
+    try:
+        ap = average_precision(meta, profiles, ["moa"], ["compound"], [], ["moa"], progress_bar=False)
+    except UnpairedException:  # no MoA with two compounds, or a single MoA
+        return np.full(len(treatments), np.nan)
+    return ap["average_precision"].to_numpy(dtype=np.float64)
+
+
+def _matched_name(treatments: pd.DataFrame, index, column=None):
+    if index is None:
+        return None
+    if column:
+        return treatments.at[index, column]
+    return f"{treatments.at[index, 'compound']} @ {treatments.at[index, 'concentration']:g}"
+
+
+def score(treatments: pd.DataFrame, profiles: np.ndarray, bootstrap: int, seed: int) -> dict:
+    """NSC, NSCB and mAP of treatment profiles with 95% bootstrap intervals, per-MoA NSC/NSCB and the matches.
+
+    A score is None (with a reason) where no treatment can be scored, e.g. a single compound.
     """
     similarity = cosine_similarity(profiles)
     nsc_matches = nearest_neighbours(treatments, similarity, exclude_batch=False)
-    nsc = _score(treatments, nsc_matches)
     left_out = single_batch_moas(treatments)
-    kept = ~treatments["moa"].isin(left_out).to_numpy()
-    subset = treatments[kept].reset_index(drop=True)
-    nscb_matches = nearest_neighbours(subset, similarity[np.ix_(kept, kept)], exclude_batch=True)
-    nscb = _score(subset, nscb_matches)
-    kept_index = np.flatnonzero(kept)
-    nscb_full = [None] * len(treatments)
-    for query, match in zip(kept_index, nscb_matches):
-        nscb_full[query] = None if match is None else int(kept_index[match])
-    matches = [
+    kept = np.flatnonzero(~treatments["moa"].isin(left_out).to_numpy())
+    subset = treatments.iloc[kept].reset_index(drop=True)
+    nscb_subset = nearest_neighbours(subset, similarity[np.ix_(kept, kept)], exclude_batch=True)
+    nscb_matches = [None] * len(treatments)
+    for query, match in zip(kept, nscb_subset):
+        nscb_matches[query] = None if match is None else int(kept[match])
+    ap = average_precisions(treatments, profiles)
+    result = {"n_treatments": len(treatments), "n_compounds": int(treatments["compound"].nunique())}
+    result["n_moas"] = int(treatments["moa"].nunique())
+    moas = treatments["moa"].to_numpy()
+    per_moa = {moa: {} for moa in sorted(set(moas))}
+    for key, matches, offset in (("nsc", nsc_matches, 0), ("nscb", nscb_matches, 1)):
+        queries, correct = hits(treatments, matches)
+        result[key] = interval(correct, bootstrap, seed + offset)
+        result[f"{key}_evaluated"] = len(queries)
+        for moa in per_moa:
+            mine = correct[moas[queries] == moa]
+            left = key == "nscb" and moa in left_out
+            per_moa[moa][key] = None if left else {"n": len(mine), "correct": int(mine.sum()), "accuracy": _mean(mine)}
+    scored = np.isfinite(ap)
+    result["map"] = interval(ap[scored], bootstrap, seed + 2)
+    result["map_evaluated"] = int(scored.sum())
+    for moa in per_moa:
+        per_moa[moa]["map"] = _mean(ap[scored & (moas == moa)])
+    result["nscb_left_out_moas"] = left_out
+    result["per_moa"] = per_moa
+    named = {"nsc": nsc_matches, "nscb": nscb_matches}
+    result["matches"] = [
         {
             "compound": row.compound,
             "concentration": float(row.concentration),
             "moa": row.moa,
             "batches": sorted(row.batches),
-            "nsc_match": _treatment_name(treatments, nsc_matches[i]),
-            "nsc_match_moa": None if nsc_matches[i] is None else treatments.moa[nsc_matches[i]],
-            "nscb_match": _treatment_name(treatments, nscb_full[i]),
-            "nscb_match_moa": None if nscb_full[i] is None else treatments.moa[nscb_full[i]],
+            "average_precision": None if np.isnan(ap[i]) else float(ap[i]),
+            **{f"{key}_match": _matched_name(treatments, found[i]) for key, found in named.items()},
+            **{f"{key}_match_moa": _matched_name(treatments, found[i], "moa") for key, found in named.items()},
         }
         for i, row in enumerate(treatments.itertuples())
     ]
-    result = {
-        "nsc": nsc["accuracy"],
-        "nscb": nscb["accuracy"],
-        "n_treatments": len(treatments),
-        "n_compounds": int(treatments["compound"].nunique()),
-        "n_moas": int(treatments["moa"].nunique()),
-        "nsc_evaluated": nsc["n_evaluated"],
-        "nscb_evaluated": nscb["n_evaluated"],
-        "nscb_left_out_moas": left_out,
-        "per_moa": {moa: {"nsc": nsc["per_moa"][moa], "nscb": nscb["per_moa"].get(moa)} for moa in nsc["per_moa"]},
-        "matches": matches,
-    }
-    for key, score in (("nsc", nsc), ("nscb", nscb)):
-        if score["accuracy"] is None:
+    for key in ("nsc", "nscb"):
+        if result[key]["value"] is None:
             result[f"{key}_undefined"] = (
                 "no treatment has a neighbour of another compound"
                 + (" from another batch" if key == "nscb" else "")
-                + f" ({len(treatments)} treatment(s) of "
-                f"{treatments['compound'].nunique()} compound(s))"
+                + f" ({len(treatments)} treatment(s) of {treatments['compound'].nunique()} compound(s))"
             )
     return result
 
 
-def evaluate_wells(wells: pd.DataFrame, features: pd.DataFrame, normalization: str, aggregation: str) -> dict:
-    """The whole benchmark from well metadata (META_COLUMNS) and a well × feature table in the same order."""
-    wells = wells.reset_index(drop=True)
-    features, dropped = clean_features(features.reset_index(drop=True))
-    if features.shape[1] == 0:
-        raise ValueError("no usable feature: every feature is non-finite in some well or constant")
-    values = normalize(wells, features.to_numpy(dtype=np.float64), normalization)
-    treatments, profiles = aggregate_treatments(wells, values, aggregation)
-    result = evaluate(treatments, profiles)
+def _mean(values) -> float | None:
+    return float(np.mean(values)) if len(values) else None
+
+
+def evaluate_rows(table: pd.DataFrame, features: list, settings: dict, cells: bool) -> dict:
+    """The whole benchmark from a table of WELL_KEYS + features, one row per cell (cells) or per well.
+
+    settings: normalize, aggregate, min_controls, bootstrap, seed (config response.analysis).
+    """
+    table = table.reset_index(drop=True)
+    cleaned, dropped = clean_features(table[features])
+    if cleaned.shape[1] == 0:
+        raise ValueError("no usable feature: every feature is non-finite in some row or constant")
+    features = list(cleaned.columns)
+    table = table[WELL_KEYS + features].astype({feature: np.float64 for feature in features})
+    table.loc[table["compound"] == CONTROL, "moa"] = CONTROL
+    normalized, references = normalize(table, features, settings["normalize"], settings["min_controls"])
+    wells = aggregate(normalized, features, WELL_KEYS, settings["aggregate"]) if cells else normalized
+    treatments = treatment_profiles(wells, features, settings["aggregate"])
+    result = score(treatments, treatments[features].to_numpy(np.float64), settings["bootstrap"], settings["seed"])
     return {
-        "normalization": normalization,
-        "aggregation": aggregation,
+        "normalization": settings["normalize"],
+        "aggregation": settings["aggregate"],
+        "plate_references": {kind: list(references.values()).count(kind) for kind in sorted(set(references.values()))},
+        "n_cells": len(table) if cells else None,
         "n_wells": len(wells),
-        "n_features": features.shape[1],
+        "n_features": len(features),
         "dropped_features": dropped,
         **result,
     }
@@ -230,6 +272,13 @@ def evaluate_wells(wells: pd.DataFrame, features: pd.DataFrame, normalization: s
 
 def annotate_wells(profiles: pd.DataFrame, images: pd.DataFrame, moa: pd.DataFrame, source: str) -> pd.DataFrame:
     """Plate/well profiles joined with compound, concentration, batch (week) and MoA; unannotated wells dropped."""
+    repeated = profiles.duplicated(["plate", "well"], keep=False)
+    if repeated.any():
+        first = profiles.loc[repeated, ["plate", "well"]].iloc[0]
+        raise MetadataError(
+            f"{source}: {repeated.sum()} rows repeat a plate and well, e.g. {first.plate} {first.well}: give one "
+            "row per well (per-cell tables go to --cells)"
+        )
     wells = images[["plate", "well", "compound", "concentration", "week"]].drop_duplicates(["plate", "well"])
     joined = profiles.merge(wells, on=["plate", "well"], how="left", validate="one_to_one")
     unknown = joined["compound"].isna()
@@ -244,15 +293,18 @@ def annotate_wells(profiles: pd.DataFrame, images: pd.DataFrame, moa: pd.DataFra
     return joined[keep].reset_index(drop=True)
 
 
-def read_well_profiles(path: str) -> pd.DataFrame:
-    """A per-well profile table with plate and well columns (CellProfiler Image_Metadata_* names accepted)."""
-    expected = "expected per-well profiles: a header (plate, well, then one column per feature) and one row per well"
+def read_profiles(path: str, unit: str) -> pd.DataFrame:
+    """A table of one profile per unit (well or cell) with plate and well columns (CellProfiler's
+    Image_Metadata_* names and concentration_uM accepted)."""
+    expected = (
+        f"expected per-{unit} profiles: a header (plate, well, then one column per feature) and one row per {unit}"
+    )
     try:
-        table = pd.read_csv(path).rename(columns=PLATE_WELL_ALIASES)
+        table = pd.read_csv(path).rename(columns=ALIASES)
     except pd.errors.EmptyDataError as error:
         raise MetadataError(f"{path}: the file is empty; {expected}") from error
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise MetadataError(f"{path}: cannot read the well profiles ({error})") from error
+        raise MetadataError(f"{path}: cannot read the profiles ({error})") from error
     if not {"plate", "well"} <= set(table.columns):
         raise MetadataError(f"{path}: needs plate and well columns (or Image_Metadata_Plate/Image_Metadata_Well)")
     if table.empty:
@@ -260,7 +312,26 @@ def read_well_profiles(path: str) -> pd.DataFrame:
     return table
 
 
+def annotate_cells(cells: pd.DataFrame, source: str) -> pd.DataFrame:
+    """A per-cell table with its treatment: needs compound, concentration and moa (DMSO's may be empty); batch is
+    the plate's week (the text before the first '_') unless given."""
+    missing = [column for column in ("compound", "concentration", "moa") if column not in cells]
+    if missing:
+        raise MetadataError(
+            f"{source}: per-cell table lacks column(s) {', '.join(missing)} (cellvae embed on a manifest with "
+            "plate, well, compound, concentration_uM and moa writes them)"
+        )
+    cells = cells.copy()
+    if "batch" not in cells:
+        cells["batch"] = cells["week"] if "week" in cells else cells["plate"].astype(str).str.split("_").str[0]
+    cells.loc[cells["compound"] == CONTROL, "moa"] = CONTROL
+    return cells[cells["moa"].notna()].reset_index(drop=True)
+
+
 def feature_columns(table: pd.DataFrame) -> list[str]:
-    """Numeric columns that are not metadata."""
-    meta = set(META_COLUMNS) | {"n_cells", "site", "replicate", "week"}
+    """The latent columns z0, z1, … where there are any, else the numeric columns that are not metadata."""
+    latent = [column for column in table.columns if column[:1] == "z" and column[1:].isdigit()]
+    if latent:
+        return latent
+    meta = set(WELL_KEYS) | NOT_FEATURES
     return [column for column in table.columns if column not in meta and pd.api.types.is_numeric_dtype(table[column])]

@@ -16,8 +16,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from cellvae import moa
-from cellvae.files import atomic_write, read_pngs
+from cellvae.baselines import Baselines
+from cellvae.files import atomic_write, read_pngs, write_csv
 from cellvae.metadata import CONTROL
+from cellvae.response_baselines import pixel_baselines, score_baselines, untrained_copy
 
 CELL_COLUMNS = ["path", "plate", "well", "site", "label", "compound", "concentration", "moa", "batch", "split"]
 
@@ -279,7 +281,7 @@ def plot_confusion(result: dict):
     """MoA confusion matrix of the NSC nearest neighbours, or the reason NSC is undefined."""
     figure = Figure(figsize=(8, 7))
     ax = figure.subplots()
-    if result["nsc"] is None:
+    if result["nsc"]["value"] is None:
         ax.axis("off")
         ax.text(0.5, 0.5, f"NSC undefined:\n{result['nsc_undefined']}", ha="center", va="center", wrap=True)
         return figure
@@ -296,13 +298,10 @@ def plot_confusion(result: dict):
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.set_xlabel("MoA of the nearest other compound")
     ax.set_ylabel("true MoA")
-    ax.set_title(f"NSC {result['nsc']:.1%} over {result['n_treatments']} treatments")
+    low, high = result["nsc"]["ci"]
+    ax.set_title(f"NSC {result['nsc']['value']:.1%} [{low:.0%}, {high:.0%}] over {result['n_treatments']} treatments")
     figure.tight_layout()
     return figure
-
-
-def _write_csv(table: pd.DataFrame, path) -> None:
-    atomic_write(path, lambda temporary: table.to_csv(temporary, index=False))
 
 
 def _save_figure(figure, path) -> None:
@@ -319,6 +318,7 @@ def response_profiles(
     wells_csv,
     moa_json,
     separation_csv,
+    baselines_npz,
     confusion_png,
     embedding_png,
     traversals_png,
@@ -327,10 +327,12 @@ def response_profiles(
     log=print,
 ) -> dict:
     """One trained model's profiled cells with their latent means (cells_csv, gzip by its name), well profiles
-    (wells_csv), MoA accuracy (moa_json), separation from DMSO (separation_csv) and four figures.
+    (wells_csv), MoA scores (moa_json; under "baselines" those of PCA-k from baselines_npz, a thumbnail, classic
+    features and an untrained encoder on the same cells: cellvae.response_baselines), separation from DMSO
+    (separation_csv) and four figures.
 
-    settings: normalize, aggregate, batch_size, cv_folds, max_cells_per_class, embedding_points,
-    traversal_dims, traversal_steps, traversal_extent, interpolation_steps, interpolation_rows, seed.
+    settings: normalize, aggregate, min_controls, bootstrap, batch_size, cv_folds, max_cells_per_class,
+    embedding_points, traversal_dims, traversal_steps, traversal_extent, interpolation_steps, interpolation_rows, seed.
     """
     from cellvae.model import load_vae
 
@@ -339,19 +341,25 @@ def response_profiles(
     log(f"z={vae.latent_dim}: encoding {len(cells)} cells of {cells['compound'].nunique()} compounds")
     mu = encode_paths(vae, cells["path"].tolist(), settings["batch_size"])
     latent = [f"z{i}" for i in range(mu.shape[1])]
-    _write_csv(pd.concat([cells, pd.DataFrame(mu, columns=latent)], axis=1), cells_csv)
+    write_csv(pd.concat([cells, pd.DataFrame(mu, columns=latent)], axis=1), cells_csv)
     wells = well_profiles(cells, mu)
-    _write_csv(wells, wells_csv)
+    write_csv(wells, wells_csv)
 
-    result = moa.evaluate_wells(wells, wells[latent], settings["normalize"], settings["aggregate"])
+    result = moa.evaluate_rows(pd.concat([cells, pd.DataFrame(mu, columns=latent)], axis=1), latent, settings, True)
     result["latent_dim"] = vae.latent_dim
+    baseline_features = pixel_baselines(Baselines.load(baselines_npz), cells["path"].tolist(), settings["batch_size"])
+    untrained = untrained_copy(vae, settings["seed"] + 1)
+    baseline_features["untrained encoder"] = encode_paths(untrained, cells["path"].tolist(), settings["batch_size"])
+    result["baselines"] = score_baselines(cells, baseline_features, settings)
     atomic_write(moa_json, lambda path: path.write_text(json.dumps(result, indent=2) + "\n"))
     log(
-        f"z={vae.latent_dim}: NSC {result['nsc']}, NSCB {result['nscb']} over {result['n_treatments']} treatments"
-        + (f" ({result['nsc_undefined']})" if result["nsc"] is None else "")
+        f"z={vae.latent_dim}: "
+        + ", ".join(f"{key.upper()} {result[key]['value']} {result[key]['ci']}" for key in ("nsc", "nscb", "map"))
+        + f" over {result['n_treatments']} treatments"
+        + (f" ({result['nsc_undefined']})" if result["nsc"]["value"] is None else "")
     )
     separation = separation_table(cells, mu, settings["cv_folds"], settings["max_cells_per_class"], settings["seed"])
-    _write_csv(separation.assign(latent_dim=vae.latent_dim), separation_csv)
+    write_csv(separation.assign(latent_dim=vae.latent_dim), separation_csv)
     log(separation.to_string(index=False))
 
     _save_figure(plot_confusion(result), confusion_png)
@@ -369,9 +377,19 @@ def response_profiles(
     return result
 
 
+def _scores(result: dict) -> dict:
+    """nsc, nsc_low, nsc_high, nscb, … map_high: the values and 95% intervals of one moa.json entry."""
+    return {
+        f"{key}{suffix}": value
+        for key in ("nsc", "nscb", "map")
+        for suffix, value in zip(("", "_low", "_high"), (result[key]["value"], *result[key]["ci"]))
+    }
+
+
 def compare_responses(models: list, *, moa_jsons: list, separation_csvs: list, table_csv) -> pd.DataFrame:
-    """One row per model (z16, or thesis-z75 with variants; each with its moa.json and separation.csv of
-    response_profiles): NSC, NSCB (empty where undefined) and the separation from DMSO."""
+    """Per model (z16, or thesis-z75 with variants; each with its moa.json and separation.csv of
+    response_profiles) one row of its mu (method "VAE mu": NSC, NSCB, mAP with intervals, empty where undefined,
+    and the separation from DMSO), then one row per baseline scored on the same cells."""
     if not len(models) == len(moa_jsons) == len(separation_csvs):
         raise ValueError(
             f"{len(models)} models but {len(moa_jsons)} moa.json and {len(separation_csvs)} separation.csv files"
@@ -380,20 +398,23 @@ def compare_responses(models: list, *, moa_jsons: list, separation_csvs: list, t
     for model, moa_json, separation_csv in zip(models, moa_jsons, separation_csvs):
         result = json.loads(Path(moa_json).read_text())
         separation = pd.read_csv(separation_csv)
+        common = {"model": model, "latent_dim": result["latent_dim"]}
+        counts = {"n_treatments": result["n_treatments"], "n_moas": result["n_moas"]}
         rows.append(
             {
-                "model": model,
-                "latent_dim": result["latent_dim"],
-                "nsc": result["nsc"],
-                "nscb": result["nscb"],
-                "n_treatments": result["n_treatments"],
-                "n_moas": result["n_moas"],
+                **common,
+                "method": "VAE mu",
+                **_scores(result),
+                **counts,
                 "mean_accuracy_vs_dmso": separation["accuracy"].mean(),
                 "min_accuracy_vs_dmso": separation["accuracy"].min(),
                 "mean_distance_to_dmso": separation["distance_to_dmso"].mean(),
                 "nsc_note": result.get("nsc_undefined", ""),
             }
         )
-    table = pd.DataFrame(rows).sort_values(["latent_dim", "model"])
-    _write_csv(table, table_csv)
+        rows += [
+            {**common, "method": name, **_scores(scores), **counts} for name, scores in result["baselines"].items()
+        ]
+    table = pd.DataFrame(rows).sort_values(["latent_dim", "model"], kind="stable")
+    write_csv(table, table_csv)
     return table

@@ -17,6 +17,7 @@ if lookup(dpath="response/enabled", within=config):  # off: no response jobs, no
             pngs=per_plate("results/png/{plate}/cells"),  # read through the manifests' paths (staged with storage)
             selected=rules.select_images.output.table,
             dataset=rules.dataset.output.manifest,  # which DMSO cells the model trained on
+            baselines=rules.analyze_model.output.baselines,  # PCA-k of the model's training cells
         output:
             **{
                 name: report(

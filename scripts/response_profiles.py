@@ -14,6 +14,7 @@ with logged(snakemake.log[0]):
         wells_csv=output.wells,
         moa_json=output.moa,
         separation_csv=output.separation,
+        baselines_npz=input.baselines,
         confusion_png=output.confusion,
         embedding_png=output.embedding,
         traversals_png=output.traversals,

@@ -13,6 +13,7 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from cellvae import response  # noqa: E402
+from cellvae.baselines import Baselines  # noqa: E402
 from cellvae.metadata import MetadataError, training_and_profiled_fields  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -206,9 +207,13 @@ def profiled_run(tmp_path_factory):
     pd.DataFrame(fields).to_csv(selected, index=False)
     model = root / "model.keras"
     build_vae(16, 3).save(model)
+    training_cells = np.random.default_rng(1).integers(0, 256, size=(20, 16, 16, 3), dtype=np.uint8)
+    Baselines.fit(training_cells, 3).save(root / "baselines.npz")
     settings = dict(
         normalize="plate-dmso",
         aggregate="mean",
+        min_controls=5,
+        bootstrap=100,
         batch_size=16,
         cv_folds=3,
         max_cells_per_class=100,
@@ -231,6 +236,7 @@ def profiled_run(tmp_path_factory):
         wells_csv=out / "wells.csv",
         moa_json=out / "moa.json",
         separation_csv=out / "separation.csv",
+        baselines_npz=root / "baselines.npz",
         **{f"{figure}_png": out / f"{figure}.png" for figure in FIGURES},
         log=lambda m: None,
     )
@@ -244,7 +250,11 @@ def test_profile_model_writes_profiles_scores_and_figures(profiled_run):
     assert len(wells) == 16 and set(wells["n_cells"]) == {8}
     result = json.loads((profiled_run / "moa.json").read_text())
     assert result["n_treatments"] == 3 and result["latent_dim"] == 3 and result["nsc_evaluated"] == 3
-    assert result["nscb"] is None and "another batch" in result["nscb_undefined"]  # every treatment in both weeks
+    assert result["nscb"]["value"] is None and "another batch" in result["nscb_undefined"]  # all in both weeks
+    assert result["n_cells"] == len(cells) and result["n_wells"] == 16  # the cells, scored by cellvae.moa
+    baselines = ["pixel PCA-3", "thumbnail 16px", "classic (centre cell)", "untrained encoder"]
+    assert list(result["baselines"]) == baselines
+    assert all(set(result["baselines"][name]) == {"nsc", "nscb", "map"} for name in baselines)
     separation = pd.read_csv(profiled_run / "separation.csv")
     assert separation["compound"].tolist() == ["a1", "a2", "b1"]
     assert (separation["accuracy"] > 0.85).all() and (separation["distance_to_dmso"] > 1).all()
@@ -261,8 +271,19 @@ def test_compare_profiles_tabulates_each_model(profiled_run, tmp_path):
         separation_csvs=[profiled_run / "separation.csv"],
         table_csv=tmp_path / "summary.csv",
     )
-    assert table["model"].tolist() == ["z3"]
-    assert table["latent_dim"].tolist() == [3] and table["n_treatments"].tolist() == [3]
+    assert table["model"].tolist() == ["z3"] * 5
+    assert table["method"].tolist() == [
+        "VAE mu",
+        "pixel PCA-3",
+        "thumbnail 16px",
+        "classic (centre cell)",
+        "untrained encoder",
+    ]
+    assert set(table["latent_dim"]) == {3} and set(table["n_treatments"]) == {3}
+    result = json.loads((profiled_run / "moa.json").read_text())
+    row = table.iloc[0]
+    assert [row.nsc, row.nsc_low, row.nsc_high] == [result["nsc"]["value"], *result["nsc"]["ci"]]
+    assert row["map"] == result["map"]["value"]
     assert pd.read_csv(tmp_path / "summary.csv")["mean_accuracy_vs_dmso"].iloc[0] > 0.85
 
 

@@ -58,7 +58,7 @@ def test_whole_dag_runs_and_writes_every_output(finished_run):
         assert (workdir / "results/analysis" / figure).stat().st_size > 1000
     assert set(manifest["compound"]) == {"DMSO"}
     moa = json.loads((workdir / "results/response/z4/moa.json").read_text())
-    assert moa["nsc"] is None and "1 compound" in moa["nsc_undefined"] and moa["n_treatments"] == 1
+    assert moa["nsc"]["value"] is None and "1 compound" in moa["nsc_undefined"] and moa["n_treatments"] == 1
     assert pd.read_csv(workdir / "results/response/summary.csv")["mean_accuracy_vs_dmso"].iloc[0] > 0.5
     snakemake(workdir, "--report", workdir / "report.html", config=config)
     report = (workdir / "report.html").read_text(errors="ignore")

@@ -1,0 +1,193 @@
+"""MoA on real cells of all 12 mechanisms: the trained VAE's posterior means beside every cheap baseline.
+
+Cells: ../shared/bbbc021/images/single_cells_moa (1,945 crops, 103 treatments of 38 compounds plus DMSO, 54 plates).
+Feature sets, all on the same cells: a 16 px thumbnail of the raw crop, window statistics, classic measurements of
+the centre cell (cellvae.cell_features), pixel PCA-16 and PCA-k (k = the model's z) fitted on the cells the VAE
+trained on, an untrained encoder of the same architecture, and each trained run's mu (mean over seeds).
+Two protocols, both scored by cellvae.moa (NSC, NSCB, mAP with 95% bootstrap intervals over treatments):
+- simple: features standardized over all cells, a treatment's profile = the mean of its cells, the mean profile
+  subtracted, cosine;
+- product: `cellvae moa-eval --cells` at the config's defaults (per-plate normalization, cells → wells →
+  treatments).
+Runs are trained with the command of issue 17 (no labels): the five shared DMSO plates plus the MoA crops,
+z = 75, 64 px, 40 epochs; --train trains the seeds whose run folder is missing or unfinished (it resumes).
+
+Usage: .venv/bin/python benchmarks/moa_cells.py --runs benchmarks/out/moa/default-s1 ... [--train] [--results FILE]
+Prints one line per feature set and protocol, then `vae_nsc_minus_best_baseline=` (the smaller margin of the two
+protocols) last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+
+from cellvae import cell_features, moa
+from cellvae.config import defaults
+from cellvae.inputs import compose_arrays, read_image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "bbbc021" / "images"
+MOA_MANIFEST = SHARED / "single_cells_moa" / "manifest.csv"
+DMSO_PLATES = sorted(SHARED.glob("single_cells_by_plate/*/DMSO"))
+SECTION = "## MoA on real cells of all 12 mechanisms"
+THUMBNAIL_SIDE = 16
+PCA_SMALL = 16
+
+
+def train_command(out: Path, seed: int) -> list[str]:
+    images = [arg for folder in DMSO_PLATES for arg in ("--images", str(folder))]
+    return [
+        *(sys.executable, "-m", "cellvae", "train", *images, "--images", str(MOA_MANIFEST)),
+        *("--latent-dim", "75", "--size", "64", "--epochs", "40", "--seed", str(seed), "--out", str(out)),
+    ]
+
+
+def read_cells() -> tuple[pd.DataFrame, list]:
+    """The MoA manifest with plate, well, compound, concentration, moa, batch and the raw crops (DAPI, Tub, Actin)."""
+    table = pd.read_csv(MOA_MANIFEST)
+    table["path"] = [str(MOA_MANIFEST.parents[2] / file) for file in table["file"]]
+    table = moa.annotate_cells(table.rename(columns=moa.ALIASES), MOA_MANIFEST)
+    return table, [np.load(path) for path in table["path"]]
+
+
+def model_features(run: Path, table: pd.DataFrame, untrained_seed: int | None) -> dict:
+    """mu of the run's model (or, with untrained_seed, of a fresh model of its architecture) and pixel PCA-16 and
+    PCA-k fitted on the run's training cells, for the MoA cells composed as the run composed its inputs."""
+    import keras
+
+    from cellvae.model import VAE, load_vae
+    from cellvae.response import encode_images
+
+    preprocessing = json.loads((run / "preprocessing.json").read_text())
+    order = None if preprocessing["channel_order"] == "auto" else tuple(preprocessing["channel_order"].split(","))
+    raw = [read_image(path, order) for path in table["path"]]
+    cells, _ = compose_arrays(
+        raw, preprocessing["size"], preprocessing["percentiles"], preprocessing["scale"], preprocessing["ranges_rgb"]
+    )
+    vae = load_vae(run / "model.keras")
+    found = {f"VAE z={vae.latent_dim} (trained)": encode_images(vae, cells)}
+    if untrained_seed is not None:
+        keras.utils.set_random_seed(untrained_seed)
+        fresh = VAE.from_config(vae.get_config())
+        fresh.build((None, *cells.shape[1:]))
+        found = {f"untrained encoder z={vae.latent_dim}": encode_images(fresh, cells)}
+        training = np.load(run / "data" / "train.npy", mmap_mode="r").reshape(-1, cells[0].size) / 255.0
+        flat = cells.reshape(len(cells), -1) / 255.0
+        for k in (PCA_SMALL, vae.latent_dim):
+            found[f"pixel PCA-{k}"] = PCA(k, random_state=0).fit(training).transform(flat)
+    return found
+
+
+def simple_protocol(table: pd.DataFrame, features: list, bootstrap: int, seed: int) -> dict:
+    normalized, _ = moa.normalize(table, features, "standardize", 2)
+    treatments = moa.treatment_profiles(normalized, features, "mean")
+    profiles = treatments[features].to_numpy(np.float64)
+    return moa.score(treatments, profiles - profiles.mean(axis=0), bootstrap, seed)
+
+
+def scores(table: pd.DataFrame, values, settings: dict) -> dict:
+    """{protocol: {nsc, nscb, map: {value, ci}}} of one feature matrix."""
+    frame = values if isinstance(values, pd.DataFrame) else pd.DataFrame(values).add_prefix("f")
+    features = list(frame.columns)
+    rows = pd.concat([table[moa.WELL_KEYS].reset_index(drop=True), frame.reset_index(drop=True)], axis=1)
+    keep = list(moa.clean_features(rows[features])[0].columns)
+    results = {
+        "simple": simple_protocol(rows, keep, settings["bootstrap"], settings["seed"]),
+        "product": moa.evaluate_rows(rows, keep, settings, cells=True),
+    }
+    return {protocol: {key: result[key] for key in ("nsc", "nscb", "map")} for protocol, result in results.items()}
+
+
+def mean_over_seeds(results: list) -> dict:
+    """Values and interval bounds averaged over seeds; the seeds' values kept beside."""
+    merged = {}
+    for protocol in results[0]:
+        merged[protocol] = {}
+        for key in results[0][protocol]:
+            per_seed = [result[protocol][key] for result in results]
+            merged[protocol][key] = {
+                "value": float(np.mean([entry["value"] for entry in per_seed])),
+                "ci": [float(np.mean([entry["ci"][i] for entry in per_seed])) for i in (0, 1)],
+                "seeds": [round(entry["value"], 3) for entry in per_seed],
+            }
+    return merged
+
+
+def table_markdown(rows: dict) -> str:
+    def cell(entry):
+        text = f"{entry['value']:.2f} [{entry['ci'][0]:.2f}, {entry['ci'][1]:.2f}]"
+        return text + (f" (seeds {', '.join(map(str, entry['seeds']))})" if "seeds" in entry else "")
+
+    lines = []
+    for protocol in ("simple", "product"):
+        lines += [
+            f"\n{protocol} protocol:\n",
+            "| features | NSC | NSCB | mAP |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {name} | " + " | ".join(cell(result[protocol][key]) for key in ("nsc", "nscb", "map")) + " |"
+            for name, result in rows.items()
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(results_md: Path, body: str) -> None:
+    text = results_md.read_text() if results_md.is_file() else ""
+    section = f"{SECTION}\n\n{body}"
+    pattern = re.compile(rf"{re.escape(SECTION)}\n.*?(?=\n## |\Z)", re.S)
+    text = pattern.sub(lambda _: section.rstrip("\n") + "\n", text) if pattern.search(text) else text + "\n" + section
+    results_md.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", nargs="+", type=Path, required=True, help="run folders of `cellvae train`")
+    parser.add_argument("--train", action="store_true", help="train (or resume) the runs first; --runs end in -s<seed>")
+    parser.add_argument("--results", type=Path, help="markdown file whose MoA section is (re)written")
+    args = parser.parse_args()
+    if not MOA_MANIFEST.is_file():
+        sys.exit(f"moa_cells: {MOA_MANIFEST} not found (../shared beside the checkout)")
+    if args.train:
+        for run in args.runs:
+            seed = int(re.search(r"-s(\d+)$", run.name)[1])
+            subprocess.run(train_command(run, seed), check=True)
+    settings = defaults()["response"]["analysis"]
+    table, crops = read_cells()
+    print(f"{len(table)} cells, {table.groupby(['compound', 'concentration']).ngroups - 1} treatments", flush=True)
+    feature_sets = {
+        f"thumbnail {THUMBNAIL_SIDE}x{THUMBNAIL_SIDE}": [cell_features.thumbnail(c, THUMBNAIL_SIDE) for c in crops],
+        "window statistics": pd.DataFrame([cell_features.window_statistics(c) for c in crops]),
+        "classic (centre cell)": pd.DataFrame([cell_features.classic_measurements(c) for c in crops]),
+        **model_features(args.runs[0], table, untrained_seed=1),
+    }
+    rows = {}
+    for name, values in feature_sets.items():
+        rows[name] = scores(table, values if isinstance(values, pd.DataFrame) else np.asarray(values), settings)
+        print(name, json.dumps(rows[name]), flush=True)
+    trained = [scores(table, next(iter(model_features(run, table, None).values())), settings) for run in args.runs]
+    name = f"VAE mu, default, z=75 (mean of {len(args.runs)} seed(s))"
+    rows[name] = mean_over_seeds(trained)
+    print(name, json.dumps(rows[name]), flush=True)
+    margins = {}
+    for protocol in ("simple", "product"):
+        for key in ("nsc", "map"):
+            best = max(result[protocol][key]["value"] for label, result in rows.items() if label != name)
+            margins[f"{protocol}_{key}"] = rows[name][protocol][key]["value"] - best
+            print(f"vae_{key}_minus_best_baseline_{protocol}={margins[f'{protocol}_{key}']:.3f}")
+    if args.results:
+        write_section(args.results, table_markdown(rows) + f"\nMargins of the VAE over the best baseline: {margins}\n")
+    print(f"vae_nsc_minus_best_baseline={min(margins['simple_nsc'], margins['product_nsc']):.3f}")
+
+
+if __name__ == "__main__":
+    main()
