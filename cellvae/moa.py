@@ -91,6 +91,12 @@ def normalize(table: pd.DataFrame, features: list, method: str, min_controls: in
         raise ValueError(f"no {CONTROL} row among the profiles: {method} normalization needs {CONTROL} controls")
     standardized, references = plate_dmso(table, features, min_controls)
     if method == "tvn":
+        controls = int((table["compound"] == CONTROL).sum())
+        if controls <= len(features):
+            raise ValueError(
+                f"tvn needs more {CONTROL} rows than features to whiten by their covariance ({controls} rows, "
+                f"{len(features)} features): use plate-dmso"
+            )
         standardized = _standardize(standardized, features, f"compound == '{CONTROL}'", "spherize")
     return standardized, references
 

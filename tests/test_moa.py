@@ -300,3 +300,11 @@ def test_cli_names_repeated_wells_in_a_well_table(tmp_path, capsys, shared_bbbc0
     args = ["--image-metadata", str(metadata / "BBBC021_v1_image.csv"), "--moa", str(metadata / "BBBC021_v1_moa.csv")]
     assert cli(["moa-eval", "--well-profiles", str(wells), *args]) == 1
     assert "2 rows repeat a plate and well, e.g. Week1_22123 B02" in capsys.readouterr().err
+
+
+def test_tvn_with_fewer_controls_than_features_says_so():
+    rows = [("Week1_1", f"W{i}", "DMSO", 0.0, "DMSO", *np.eye(4)[i % 4]) for i in range(3)]
+    rows.append(("Week1_1", "X01", "A1", 1.0, "A", 1.0, 2.0, 3.0, 4.0))
+    wells, features = wells_table(rows)
+    with pytest.raises(ValueError, match=r"tvn needs more DMSO rows than features .*\(3 rows, 4 features\)"):
+        moa.normalize(pd.concat([wells, features], axis=1), list(features.columns), "tvn", 2)
