@@ -11,8 +11,9 @@ cycloheximide (Week4_27801, Week4_27821), of which no cell was seen in training.
 2. Response on the held-out plates: features side by side — VAE mu, PCA-k of the pixels, an untrained encoder
    of the same architecture, classic per-cell features (scikit-image regionprops on an Otsu mask) —
    (a) DMSO-vs-cycloheximide balanced accuracy of a shrinkage LDA trained on one plate, tested on the other;
-   (b) per plate, each concentration's centroid distance from DMSO in DMSO spreads (cellvae.response.separation),
-   and whether it grows with concentration.
+   (b) per plate, each concentration's cross-fitted Mahalanobis distance from DMSO (in DMSO standard deviations,
+   cellvae.separation.mahalanobis_distance; it does not fall as features are added), whether it grows with
+   concentration, and beside it the plate's within-well null: the same distance between the DMSO well's fields.
 Trained models are kept under --out and reused by a rerun (delete the folder to retrain).
 Ablations (--models no-augment thesis-architecture constant-lr thesis-sigma): the default with one ingredient
 taken away, and the thesis with only the sigma-VAE loss.
@@ -43,7 +44,8 @@ from cellvae.config import defaults  # noqa: E402
 from cellvae.inputs import compose_arrays, read_image, write_shard  # noqa: E402
 from cellvae.metrics import reconstruction_metrics  # noqa: E402
 from cellvae.model import build_vae, load_vae  # noqa: E402
-from cellvae.response import centroid_distance, encode_images  # noqa: E402
+from cellvae.response import encode_images  # noqa: E402
+from cellvae.separation import mahalanobis_distance, within_well_null  # noqa: E402
 from cellvae.train import train_on_shards, training_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +117,8 @@ def classic_features(raw: np.ndarray) -> np.ndarray:
 
 
 def response_scores(features: np.ndarray, cells: pd.DataFrame, plates: list) -> dict:
-    """Cross-plate LDA balanced accuracy (mean of both directions) and per-plate centroid distances."""
+    """Cross-plate LDA balanced accuracy (mean of both directions), per-plate Mahalanobis distances of each
+    concentration from DMSO and the plate's within-well DMSO null (<plate>_dmso_null)."""
     treated = (cells["compound"] != "DMSO").to_numpy()
     accuracies = []
     for train_plate, test_plate in [(plates[0], plates[1]), (plates[1], plates[0])]:
@@ -130,10 +133,13 @@ def response_scores(features: np.ndarray, cells: pd.DataFrame, plates: list) -> 
         on_plate = (cells["plate"] == plate).to_numpy()
         scale = StandardScaler().fit(features[on_plate & ~treated])
         control = scale.transform(features[on_plate & ~treated])
+        wells = cells.loc[on_plate & ~treated, "well"].to_numpy()
+        sites = cells.loc[on_plate & ~treated, "site"].to_numpy()
+        scores[f"{plate}_dmso_null"] = within_well_null(control, wells, sites, seed=0)
         distances = []
         for concentration in sorted(cells.loc[on_plate & treated, "concentration_uM"].unique()):
             chosen = on_plate & treated & (cells["concentration_uM"] == concentration).to_numpy()
-            distance = centroid_distance(control, scale.transform(features[chosen]))
+            distance = mahalanobis_distance(control, scale.transform(features[chosen]), seed=0)
             scores[f"{plate}_{concentration:g}uM"] = distance
             distances.append(distance)
         ordered &= bool(np.all(np.diff(distances) > 0))
@@ -265,7 +271,7 @@ def main(argv=None) -> int:
     print(summary.round(5).to_string())
     print(
         f"\nResponse on {', '.join(response_plates)} (LDA trained on one plate, tested on the other; "
-        "distances in DMSO spreads):"
+        "Mahalanobis distances in DMSO standard deviations; <plate>_dmso_null: between the fields of its DMSO well):"
     )
     print(response_summary.round(3).to_string())
     if "default" in args.models and 75 in args.latent_dims:

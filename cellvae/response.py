@@ -1,6 +1,6 @@
 """Cellular response profiles from a trained VAE: every profiled cell encoded to its posterior mean mu,
-aggregated into wells and treatments, scored for MoA (cellvae.moa) and for separation from DMSO; plus
-latent traversals, interpolations and a 2-D embedding.
+aggregated into wells and treatments, scored for MoA (cellvae.moa) and for separation from DMSO
+(cellvae.separation); plus latent traversals, interpolations and a 2-D embedding.
 
 Keras is imported only by the functions that run a model, so the summary across models starts fast.
 """
@@ -8,7 +8,6 @@ Keras is imported only by the functions that run a model, so the summary across 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from cellvae.baselines import Baselines
 from cellvae.files import atomic_write, read_pngs, write_csv
 from cellvae.metadata import CONTROL
 from cellvae.response_baselines import pixel_baselines, score_baselines, untrained_copy
+from cellvae.separation import separation_table
 
 CELL_COLUMNS = ["path", "plate", "well", "site", "label", "compound", "concentration", "moa", "batch", "split"]
 
@@ -81,103 +81,6 @@ def well_profiles(cells: pd.DataFrame, mu: np.ndarray) -> pd.DataFrame:
     table = pd.concat([cells[keys].fillna({"moa": CONTROL}), features], axis=1)
     grouped = table.groupby(keys, sort=True)
     return grouped.mean().join(grouped.size().rename("n_cells")).reset_index()
-
-
-def lda_cv_accuracy(
-    control: np.ndarray, treated: np.ndarray, control_wells, treated_wells, folds: int, seed: int
-) -> float:
-    """Balanced accuracy of a shrinkage linear discriminant (scikit-learn, Ledoit-Wolf shrinkage),
-    cross-validated with folds grouped by well (no well on both sides of a split) and stratified by class;
-    NaN where a class has fewer than 2 wells."""
-    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-    from sklearn.metrics import balanced_accuracy_score
-    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
-
-    n_splits = min(folds, len(set(control_wells)), len(set(treated_wells)))
-    if n_splits < 2:
-        return math.nan
-    data = np.concatenate([control, treated])
-    labels = np.r_[np.zeros(len(control), bool), np.ones(len(treated), bool)]
-    groups = np.r_[np.asarray(control_wells, str), np.asarray(treated_wells, str)]
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    predicted = cross_val_predict(
-        LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"), data, labels, groups=groups, cv=splitter
-    )
-    return float(balanced_accuracy_score(labels, predicted))
-
-
-def centroid_distance(control: np.ndarray, treated: np.ndarray) -> float:
-    """Distance of the treated centroid from the control centroid in units of control spread (RMS distance
-    of control cells to their centroid)."""
-    centre = control.mean(axis=0)
-    spread = math.sqrt(np.mean(np.sum((control - centre) ** 2, axis=1)))
-    return float(np.linalg.norm(treated.mean(axis=0) - centre) / spread)
-
-
-def separation(control: np.ndarray, treated: np.ndarray, control_wells, treated_wells, folds: int, seed: int) -> dict:
-    """Treated vs control latent means: well-grouped cross-validated balanced accuracy of a linear classifier,
-    the centroid distance in units of control spread, and the number of wells on each side."""
-    return {
-        "accuracy": lda_cv_accuracy(control, treated, control_wells, treated_wells, folds, seed),
-        "distance_to_dmso": centroid_distance(control, treated),
-        "n_wells": len(set(treated_wells)),
-        "n_dmso_wells": len(set(control_wells)),
-    }
-
-
-def separation_table(cells: pd.DataFrame, mu: np.ndarray, folds: int, max_cells: int, seed: int) -> pd.DataFrame:
-    """`separation` of each treatment from the DMSO cells of its plates (at most max_cells sampled per class).
-
-    DMSO reference cells come from wells the model was not trained on (dataset split validation, or not in
-    the dataset) where those plates have at least 2 such wells; otherwise from all DMSO wells, and the column
-    dmso_reference says that they include training cells of the model."""
-    rng = np.random.default_rng(seed)
-
-    def sample(index):
-        return index if len(index) <= max_cells else rng.choice(index, max_cells, replace=False)
-
-    wells = (cells["plate"] + "/" + cells["well"]).to_numpy()
-    rows = []
-    treated = cells[cells["compound"] != CONTROL]
-    for (compound, concentration), group in treated.groupby(["compound", "concentration"], sort=True):
-        dmso = cells["plate"].isin(group["plate"].unique()) & (cells["compound"] == CONTROL)
-        unseen = dmso & cells["split"].isin(["validation", "none"])
-        if len(set(wells[unseen])) >= 2:
-            control, reference = np.flatnonzero(unseen), "wells not used in training"
-        else:
-            known = not (cells.loc[dmso, "split"] == "unknown").all()
-            control = np.flatnonzero(dmso)
-            reference = "includes training cells" if known else "training split unknown"
-        control = sample(control)
-        chosen = sample(group.index.to_numpy())
-        if len(control) < folds or len(chosen) < folds:
-            continue
-        rows.append(
-            {
-                "compound": compound,
-                "concentration": concentration,
-                "moa": group["moa"].iloc[0],
-                "n_cells": len(group),
-                "n_dmso_cells": len(control),
-                "dmso_reference": reference,
-                **separation(mu[control], mu[chosen], wells[control], wells[chosen], folds, seed),
-            }
-        )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "compound",
-            "concentration",
-            "moa",
-            "n_cells",
-            "n_dmso_cells",
-            "dmso_reference",
-            "n_wells",
-            "n_dmso_wells",
-            "accuracy",
-            "distance_to_dmso",
-        ],
-    )
 
 
 def pca_2d(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -389,7 +292,8 @@ def _scores(result: dict) -> dict:
 def compare_responses(models: list, *, moa_jsons: list, separation_csvs: list, table_csv) -> pd.DataFrame:
     """Per model (z16, or thesis-z75 with variants; each with its moa.json and separation.csv of
     response_profiles) one row of its mu (method "VAE mu": NSC, NSCB, mAP with intervals, empty where undefined,
-    and the separation from DMSO), then one row per baseline scored on the same cells."""
+    and the separation from DMSO: mean and least accuracy, mean Mahalanobis distance and mean within-well DMSO
+    null of cellvae.separation), then one row per baseline scored on the same cells."""
     if not len(models) == len(moa_jsons) == len(separation_csvs):
         raise ValueError(
             f"{len(models)} models but {len(moa_jsons)} moa.json and {len(separation_csvs)} separation.csv files"
@@ -398,6 +302,8 @@ def compare_responses(models: list, *, moa_jsons: list, separation_csvs: list, t
     for model, moa_json, separation_csv in zip(models, moa_jsons, separation_csvs):
         result = json.loads(Path(moa_json).read_text())
         separation = pd.read_csv(separation_csv)
+        if "mahalanobis_to_dmso" not in separation:
+            raise ValueError(f"{separation_csv} has no mahalanobis_to_dmso column (an older run): rerun its profiles")
         common = {"model": model, "latent_dim": result["latent_dim"]}
         counts = {"n_treatments": result["n_treatments"], "n_moas": result["n_moas"]}
         rows.append(
@@ -408,7 +314,8 @@ def compare_responses(models: list, *, moa_jsons: list, separation_csvs: list, t
                 **counts,
                 "mean_accuracy_vs_dmso": separation["accuracy"].mean(),
                 "min_accuracy_vs_dmso": separation["accuracy"].min(),
-                "mean_distance_to_dmso": separation["distance_to_dmso"].mean(),
+                "mean_mahalanobis_to_dmso": separation["mahalanobis_to_dmso"].mean(),
+                "mean_dmso_null": separation["dmso_null"].mean(),
                 "nsc_note": result.get("nsc_undefined", ""),
             }
         )

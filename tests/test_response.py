@@ -1,5 +1,6 @@
-"""Response profiles (cellvae.response): field selection for profiling, separation statistics, well
-aggregation, the per-model profile stage on tiny PNG sets, and real DMSO vs cycloheximide crops."""
+"""Response profiles (cellvae.response): field selection for profiling, separation statistics
+(cellvae.separation: classifier, cross-fitted Mahalanobis distance, within-well null), well aggregation, the
+per-model profile stage on tiny PNG sets, and real DMSO vs cycloheximide crops."""
 
 import json
 import math
@@ -12,7 +13,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from cellvae import response  # noqa: E402
+from cellvae import response, separation  # noqa: E402
 from cellvae.baselines import Baselines  # noqa: E402
 from cellvae.metadata import MetadataError, training_and_profiled_fields  # noqa: E402
 
@@ -94,10 +95,10 @@ def test_lda_accuracy_separates_shifted_classes_and_not_identical_ones():
     control = rng.normal(size=(200, 4))
     control_wells, treated_wells = wells_of(200, 10, "c"), wells_of(100, 5, "t")
     shifted = rng.normal(size=(100, 4)) + [3, 0, 0, 0]
-    assert response.lda_cv_accuracy(control, shifted, control_wells, treated_wells, 5, 0) > 0.9
+    assert separation.lda_cv_accuracy(control, shifted, control_wells, treated_wells, 5, 0) > 0.9
     same = rng.normal(size=(100, 4))
-    assert 0.35 < response.lda_cv_accuracy(control, same, control_wells, treated_wells, 5, 0) < 0.65
-    assert math.isnan(response.lda_cv_accuracy(control, shifted, control_wells, ["t0"] * 100, 5, 0))
+    assert 0.35 < separation.lda_cv_accuracy(control, same, control_wells, treated_wells, 5, 0) < 0.65
+    assert math.isnan(separation.lda_cv_accuracy(control, shifted, control_wells, ["t0"] * 100, 5, 0))
 
 
 def test_cross_validation_never_puts_one_well_on_both_sides():
@@ -108,20 +109,71 @@ def test_cross_validation_never_puts_one_well_on_both_sides():
     wells = np.repeat(np.arange(12), 40)
     data = offsets[wells] + rng.normal(scale=0.3, size=(len(wells), 16))
     control, treated = data[wells < 6], data[wells >= 6]
-    grouped = response.lda_cv_accuracy(control, treated, wells[wells < 6], wells[wells >= 6], 3, 0)
-    by_cell = response.lda_cv_accuracy(
+    grouped = separation.lda_cv_accuracy(control, treated, wells[wells < 6], wells[wells >= 6], 3, 0)
+    by_cell = separation.lda_cv_accuracy(
         control, treated, np.arange((wells < 6).sum()), 1000 + np.arange((wells >= 6).sum()), 3, 0
     )
     assert by_cell > 0.9 and grouped < 0.75, (by_cell, grouped)
 
 
-def test_distance_is_in_units_of_dmso_spread():
-    control = np.array([[1.0, 0], [-1, 0], [0, 1], [0, -1], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 0], [-1, 0]])
-    result = response.separation(
-        control, control + [3.0, 4.0], wells_of(10, 2, "c"), wells_of(10, 2, "t"), folds=2, seed=0
-    )  # RMS spread 1, centroid shift 5
-    assert result["distance_to_dmso"] == pytest.approx(5.0) and result["accuracy"] == 1.0
-    assert (result["n_wells"], result["n_dmso_wells"]) == (2, 2)
+def test_distance_is_mahalanobis_in_dmso_standard_deviations():
+    """DMSO standard deviations 1 and 2, shift (3, 4): Mahalanobis sqrt(9 + 4) = 3.61 (the former centroid
+    distance in DMSO spreads gave 5 / sqrt(5) = 2.24)."""
+    rng = np.random.default_rng(0)
+    control = rng.normal(size=(4000, 2)) * [1.0, 2.0]
+    treated = rng.normal(size=(2000, 2)) * [1.0, 2.0] + [3.0, 4.0]
+    result = separation.separation(control, treated, wells_of(4000, 4, "c"), wells_of(2000, 2, "t"), folds=2, seed=0)
+    assert result["mahalanobis_to_dmso"] == pytest.approx(math.sqrt(13), rel=0.03) and result["accuracy"] > 0.9
+    assert (result["n_wells"], result["n_dmso_wells"]) == (2, 4) and math.isnan(result["dmso_null"])
+
+
+def correlated_cells(rng, n, shift, mix):
+    return (rng.normal(size=(n, len(mix))) + shift) @ mix
+
+
+def test_noise_columns_do_not_change_the_distance():
+    """16 correlated informative features, then the same cells with 59 columns of N(0, 1) noise appended: the
+    distance moves by < 5% (the centroid distance in DMSO spreads fell to ~sqrt(16 / 75) of itself)."""
+    rng = np.random.default_rng(0)
+    mix = rng.normal(size=(16, 16)) / 4 + np.eye(16)
+    shift = np.r_[1.5, 1.0, 0.8, np.zeros(13)]
+    control, treated = correlated_cells(rng, 2000, 0, mix), correlated_cells(rng, 1000, shift, mix)
+    informative = separation.mahalanobis_distance(control, treated, seed=0)
+    padded = separation.mahalanobis_distance(
+        np.hstack([control, rng.normal(size=(2000, 59))]), np.hstack([treated, rng.normal(size=(1000, 59))]), seed=0
+    )
+    assert informative == pytest.approx(np.linalg.norm(shift), rel=0.05)
+    assert abs(padded / informative - 1) < 0.05, (informative, padded)
+
+
+def test_a_shift_is_farther_than_none_and_the_within_well_null_is_small():
+    rng = np.random.default_rng(1)
+    mix = rng.normal(size=(8, 8)) / 4 + np.eye(8)
+    control = correlated_cells(rng, 1200, 0, mix)
+    shifted = separation.mahalanobis_distance(control, correlated_cells(rng, 400, np.r_[1.0, np.zeros(7)], mix), 0)
+    unshifted = separation.mahalanobis_distance(control, correlated_cells(rng, 400, 0, mix), 0)
+    assert shifted > 0.8 and abs(unshifted) < 0.25 < shifted - abs(unshifted)
+    wells, fields = np.repeat(["P/B02", "P/C02"], 600), np.tile(np.repeat([1, 2, 3, 4], 150), 2)
+    null = separation.within_well_null(control, wells, fields, seed=0)
+    assert abs(null) < 0.25 < shifted - abs(null)
+    offsets = rng.normal(scale=0.5, size=(8, 8))  # each field of each well its own offset: field-to-field variation
+    with_fields = control + offsets[(wells == "P/C02") * 4 + fields - 1]
+    assert separation.within_well_null(with_fields, wells, fields, seed=0) > 0.4
+    assert math.isnan(separation.within_well_null(control, wells, np.ones(1200), seed=0))  # one field per well
+
+
+def test_separation_table_prints_the_within_well_null_beside_each_treatment():
+    rng = np.random.default_rng(2)
+    rows = [("DMSO", 0.0, "DMSO", "B02", site, 0.0) for site in (1, 2, 3, 4) for _ in range(100)]
+    rows += [("t", 1.0, "M", well, site, 1.0) for well in ("C02", "D02") for site in (1, 2) for _ in range(50)]
+    cells = pd.DataFrame(rows, columns=["compound", "concentration", "moa", "well", "site", "shift"])
+    cells = cells.assign(plate="P", split="unknown")
+    mu = rng.normal(size=(len(cells), 4)) + cells[["shift"]].to_numpy() * [1.0, 0, 0, 0]
+    table = separation.separation_table(cells, mu, folds=2, max_cells=1000, seed=0)
+    assert table.columns.tolist()[-2:] == ["mahalanobis_to_dmso", "dmso_null"]
+    row = table.iloc[0]
+    assert (row.compound, row.n_cells, row.n_dmso_cells, row.n_dmso_wells) == ("t", 200, 400, 1)
+    assert row.mahalanobis_to_dmso == pytest.approx(1.0, abs=0.2) and abs(row.dmso_null) < 0.3
 
 
 def test_well_profiles_average_cells_per_well():
@@ -255,11 +307,12 @@ def test_profile_model_writes_profiles_scores_and_figures(profiled_run):
     baselines = ["pixel PCA-3", "thumbnail 16px", "classic (centre cell)", "untrained encoder"]
     assert list(result["baselines"]) == baselines
     assert all(set(result["baselines"][name]) == {"nsc", "nscb", "map"} for name in baselines)
-    separation = pd.read_csv(profiled_run / "separation.csv")
-    assert separation["compound"].tolist() == ["a1", "a2", "b1"]
-    assert (separation["accuracy"] > 0.85).all() and (separation["distance_to_dmso"] > 1).all()
-    assert (separation["n_wells"] == 4).all() and (separation["n_dmso_wells"] == 4).all()
-    assert set(separation["dmso_reference"]) == {"training split unknown"}
+    table = pd.read_csv(profiled_run / "separation.csv")
+    assert table["compound"].tolist() == ["a1", "a2", "b1"]
+    assert (table["accuracy"] > 0.85).all() and (table["mahalanobis_to_dmso"] > 1).all()
+    assert table["dmso_null"].isna().all()  # one field per well: no within-well null
+    assert (table["n_wells"] == 4).all() and (table["n_dmso_wells"] == 4).all()
+    assert set(table["dmso_reference"]) == {"training split unknown"}
     for figure in FIGURES:
         assert (profiled_run / f"{figure}.png").stat().st_size > 5000
 
@@ -284,7 +337,19 @@ def test_compare_profiles_tabulates_each_model(profiled_run, tmp_path):
     row = table.iloc[0]
     assert [row.nsc, row.nsc_low, row.nsc_high] == [result["nsc"]["value"], *result["nsc"]["ci"]]
     assert row["map"] == result["map"]["value"]
-    assert pd.read_csv(tmp_path / "summary.csv")["mean_accuracy_vs_dmso"].iloc[0] > 0.85
+    summary = pd.read_csv(tmp_path / "summary.csv").iloc[0]
+    distances = pd.read_csv(profiled_run / "separation.csv")["mahalanobis_to_dmso"]
+    assert summary["mean_accuracy_vs_dmso"] > 0.85 and summary["mean_mahalanobis_to_dmso"] == distances.mean()
+    assert "mean_dmso_null" in summary.index
+    old = pd.read_csv(profiled_run / "separation.csv").drop(columns=["mahalanobis_to_dmso", "dmso_null"])
+    old.assign(distance_to_dmso=1.0).to_csv(tmp_path / "old.csv", index=False)
+    with pytest.raises(ValueError, match="old.csv has no mahalanobis_to_dmso column"):
+        response.compare_responses(
+            ["z3"],
+            moa_jsons=[profiled_run / "moa.json"],
+            separation_csvs=[tmp_path / "old.csv"],
+            table_csv=tmp_path / "t.csv",
+        )
 
 
 def test_profiled_cells_need_the_response_flags(tmp_path):
