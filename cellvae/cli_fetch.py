@@ -3,13 +3,15 @@
 Only the selected members of the plate's zip archive are fetched (byte ranges, neighbours merged, several
 requests in parallel), checked against the archive's CRC-32 and sizes, and written atomically; a rerun after a
 kill keeps what was already verified. Transfer options not given take their defaults (config key fetch).
+--out must be a new or empty folder, or an earlier fetch's of the plate; neither --out nor --record may be, hold
+or lie inside --selected or a local --source: such a run is refused before anything is written, moved or deleted.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from cellvae.cli import schema_number
+from cellvae.cli import UsageError, schema_number
 from cellvae.config import defaults
 
 TRANSFER_OPTIONS = ["connections", "coalesce_gap", "max_request_bytes", "retries", "backoff_s", "timeout_s"]
@@ -28,8 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from cellvae.fetch import FetchSettings, fetch_plate
+    from cellvae.fetch import FetchSettings, OutputConflict, fetch_plate
 
     given = {key: getattr(args, key) for key in TRANSFER_OPTIONS if getattr(args, key) is not None}
-    print(fetch_plate(args.plate, args.selected, args.source, args.out, args.record, FetchSettings(**given)))
+    try:  # --out and --record are checked against the inputs and what they hold before anything is touched
+        record = fetch_plate(args.plate, args.selected, args.source, args.out, args.record, FetchSettings(**given))
+    except OutputConflict as error:
+        raise UsageError(str(error)) from None
+    print(record)
     return 0

@@ -5,6 +5,8 @@ ranges are fetched (neighbours merged, several requests in parallel), inflated, 
 directory's CRC-32 and size, and written atomically into a staging folder beside the output, which becomes
 the output once complete. A rerun after a kill keeps every member already verified there. A server that
 ignores byte ranges gets one streamed whole-archive download (continued where the server allows).
+Nothing of the user's is moved or deleted: the output must lie apart from the inputs, and an existing output
+(or staging) folder is reused only when empty or marked as an earlier fetch of the plate (FETCH_MARKER).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from cellvae.channels import STAINS, file_column
-from cellvae.files import atomic_write, write_csv, write_json
+from cellvae.files import atomic_write, refuse_overwriting_inputs, write_csv, write_json
 from cellvae.metadata import (
     IMAGE_CSV,
     MOA_CSV,
@@ -47,11 +49,25 @@ from cellvae.ranged import (
     validator_path,
 )
 
-__all__ = ["FetchError", "FetchSettings", "archive_name", "fetch_metadata", "fetch_plate", "is_url", "source_location"]
+__all__ = [
+    "FetchError",
+    "FetchSettings",
+    "OutputConflict",
+    "archive_name",
+    "fetch_metadata",
+    "fetch_plate",
+    "is_url",
+    "source_location",
+]
 
 COMPOUND_CSV = "BBBC021_v1_compound.csv"
 COMPOUND_COLUMNS = ["compound", "smiles"]
 PROGRESS_INTERVAL_S = 2.0
+FETCH_MARKER = ".cellvae-fetch"  # in a plate's output (and staging) folder: the plate it holds a fetch of
+
+
+class OutputConflict(ValueError):
+    """An output path that would write into, move or delete an input or a folder fetch did not make."""
 
 
 def archive_name(plate: str) -> str:
@@ -271,6 +287,51 @@ def _fetch_members(
                 future.cancel()
 
 
+def _overlap(path: Path, option: str, inputs: dict[str, Path]) -> None:
+    """OutputConflict when path is, contains or lies inside one of the inputs (option: path), symlinks resolved."""
+    for name, other in inputs.items():
+        mine, theirs = path.resolve(), Path(other).resolve()
+        how = "is" if mine == theirs else "lies inside" if mine.is_relative_to(theirs) else "contains"
+        if mine == theirs or mine.is_relative_to(theirs) or theirs.is_relative_to(mine):
+            raise OutputConflict(
+                f"{option} {path} {how} {name} {other}, which fetch must leave untouched: give {option} a path of "
+                "its own, apart from it"
+            )
+
+
+def _check_own_folder(folder: Path, what: str, plate: str) -> None:
+    """OutputConflict unless folder is absent, empty, or an earlier fetch of this plate (marked by FETCH_MARKER)."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise OutputConflict(f"{what} {folder} is not a folder: give a new or empty folder's path")
+    files = sorted(path.name for path in folder.iterdir())
+    marker = folder / FETCH_MARKER
+    if not files or (marker.is_file() and marker.read_text().strip() in ("", plate)):
+        return  # an empty marker: killed as it was written
+    held = f"plate {marker.read_text().strip()}'s fetch" if marker.is_file() else "files that fetch did not write"
+    shown = next((name for name in files if name != FETCH_MARKER), files[0])
+    raise OutputConflict(
+        f"{what} {folder} holds {held} ({len(files)} entries, e.g. {shown}): fetch would move and clean it; "
+        "give a new or empty folder, or move that one away"
+    )
+
+
+def check_outputs(plate: str, selected_csv, source: str, out_dir: Path, record_path: Path) -> None:
+    """Refuse (OutputConflict), before anything is written, moved or deleted: an output folder or record that is,
+    contains or lies inside an input (the selection, a local source) or each other; an existing output or
+    staging folder holding anything but an earlier fetch of the plate."""
+    inputs = {"--selected": Path(selected_csv)} | ({} if is_url(source) else {"--source": Path(source)})
+    _overlap(out_dir, "--out", inputs)
+    try:
+        refuse_overwriting_inputs(record_path, list(inputs.values()), "--record")
+    except ValueError as error:
+        raise OutputConflict(str(error)) from None
+    _overlap(record_path, "--record", inputs | {"--out": out_dir})
+    _check_own_folder(out_dir, "--out", plate)
+    _check_own_folder(out_dir.with_name(f".{out_dir.name}.partial"), f"the staging folder of --out {out_dir}", plate)
+
+
 def fetch_plate(
     plate: str,
     selected_csv: str | Path,
@@ -285,11 +346,13 @@ def fetch_plate(
     out_dir, record_path = Path(out_dir), Path(record_path)
     staging = out_dir.with_name(f".{out_dir.name}.partial")
     download = out_dir.with_name(f".{archive_name(plate)}.download")
+    check_outputs(plate, selected_csv, source, out_dir, record_path)
     record_path.unlink(missing_ok=True)
     if out_dir.exists():  # a previous complete fetch: verify and reuse its files
         shutil.rmtree(staging, ignore_errors=True)
         os.replace(out_dir, staging)
     staging.mkdir(parents=True, exist_ok=True)
+    (staging / FETCH_MARKER).write_text(plate)
     remote = open_source(source, settings)
     name, url = archive_name(plate), remote.locate(archive_name(plate))
     try:
@@ -303,7 +366,7 @@ def fetch_plate(
         raise FetchError(
             f"plate {plate}: {url} is not a readable zip archive ({error}); is it truncated? rerun, or check the mirror"
         ) from error
-    keep = {safe_member_name(info.filename, plate) for info in selected}
+    keep = {safe_member_name(info.filename, plate) for info in selected} | {FETCH_MARKER}
     for stale in staging.iterdir():
         if stale.name not in keep:
             stale.unlink()

@@ -20,6 +20,7 @@ from servers.nginx import Nginx
 from snakemake_runner import REPO
 
 from cellvae.fetch import (
+    FETCH_MARKER,
     FetchError,
     FetchSettings,
     archive_name,
@@ -82,6 +83,12 @@ def _member_bytes(archive_path: Path, names: list[str]) -> dict[str, bytes]:
         return {name.split("/")[1]: archive.read(name) for name in names}
 
 
+def _images(folder: Path) -> dict[str, bytes]:
+    """The images a fetch left in its output folder (each file but its marker, which names the plate)."""
+    assert (folder / FETCH_MARKER).read_text() == PLATE
+    return {path.name: path.read_bytes() for path in folder.iterdir() if path.name != FETCH_MARKER}
+
+
 def _wanted(selected: Path) -> list[str]:
     table = pd.read_csv(selected)
     return [f"{PLATE}/{name}" for column in ("file_dapi", "file_tubulin", "file_actin") for name in table[column]]
@@ -119,7 +126,7 @@ def test_nginx_fetch_moves_little_more_than_the_selected_members(served, tmp_pat
     assert record["mode"] == "ranges" and record["members"] == record["members_fetched"] == len(names) == 18
     assert served_bytes / needed <= 1.1, served_bytes / needed
     expected = _member_bytes(source_dir / ARCHIVE, names)
-    assert {path.name: path.read_bytes() for path in (tmp_path / "images").iterdir()} == expected
+    assert _images(tmp_path / "images") == expected
     assert json.loads((tmp_path / "fetch.json").read_text()) == record
 
     since = server.log_size()
@@ -175,7 +182,7 @@ def test_sigkill_at_ten_points_then_rerun_matches_a_clean_fetch(served, tmp_path
 
     clean = run(tmp_path / "clean")
     assert clean.returncode == 0, clean.errors
-    reference = {path.name: path.read_bytes() for path in (tmp_path / "clean" / "images").iterdir()}
+    reference = _images(tmp_path / "clean" / "images")
     assert reference == _member_bytes(source_dir / ARCHIVE, names)
 
     out, uri = tmp_path / "killed", f"/slow/bbbc021/{ARCHIVE}"
@@ -192,7 +199,7 @@ def test_sigkill_at_ten_points_then_rerun_matches_a_clean_fetch(served, tmp_path
         assert not _overlapping(_ranges(server.requests(since), uri), verified)  # verified: never asked again
     final = run(out)
     assert final.returncode == 0, final.errors
-    assert {path.name: path.read_bytes() for path in (out / "images").iterdir()} == reference
+    assert _images(out / "images") == reference
     assert not staging.exists() and json.loads((out / "fetch.json").read_text())["members"] == len(names)
 
 
@@ -215,7 +222,7 @@ def test_server_ignoring_ranges_gets_one_whole_archive_download(served, tmp_path
         assert record["mode"] == "whole archive"
         assert record["bytes_transferred"] == (source_dir / ARCHIVE).stat().st_size
         expected = _member_bytes(source_dir / ARCHIVE, _wanted(selected))
-        assert {path.name: path.read_bytes() for path in (tmp_path / "images").iterdir()} == expected
+        assert _images(tmp_path / "images") == expected
         assert sorted(path.name for path in tmp_path.iterdir()) == ["fetch.json", "images", "selected.csv"]
         assert "ignores byte ranges" in capfd.readouterr().err
 
@@ -295,7 +302,7 @@ def test_retries_ride_out_5xx_and_dropped_connections(served, tmp_path):
         proxy.shutdown()
     assert FlakyProxy.count > 6 and record["members_fetched"] == 18
     expected = _member_bytes(source_dir / ARCHIVE, _wanted(selected))
-    assert {path.name: path.read_bytes() for path in (tmp_path / "images").iterdir()} == expected
+    assert _images(tmp_path / "images") == expected
 
 
 def _write_zip(directory: Path, members: dict[str, bytes]) -> Path:
@@ -324,7 +331,8 @@ def _small_selection(path: Path) -> Path:
 
 
 def _written(folder: Path) -> list[str]:
-    return sorted(path.name for path in folder.rglob("*") if path.is_file() and path.suffix != ".csv")
+    files = folder.rglob("*")
+    return sorted(path.name for path in files if path.is_file() and path.suffix != ".csv" and path.name != FETCH_MARKER)
 
 
 @pytest.mark.range
@@ -395,14 +403,12 @@ def test_local_fetch_extracts_only_the_selection_and_resumes(tmp_path):
     _write_zip(tmp_path / "src", {**FILES, **OTHER})
     selected, out = _small_selection(tmp_path / "selected.csv"), tmp_path / "images"
     record = fetch_plate(PLATE, selected, str(tmp_path / "src"), out, tmp_path / "fetch.json")
-    assert sorted(p.name for p in out.iterdir()) == sorted(name.split("/")[1] for name in FILES)
+    assert sorted(_images(out)) == sorted(name.split("/")[1] for name in FILES)
     for name, data in FILES.items():
         assert (out / name.split("/")[1]).read_bytes() == data
     assert record["members"] == record["members_fetched"] == 3 and record["bytes_needed"] > 0
     again = fetch_plate(PLATE, selected, str(tmp_path / "src"), out, tmp_path / "fetch.json")
-    assert again["members_fetched"] == 0 and sorted(p.name for p in out.iterdir()) == sorted(
-        name.split("/")[1] for name in FILES
-    )
+    assert again["members_fetched"] == 0 and sorted(_images(out)) == sorted(name.split("/")[1] for name in FILES)
 
 
 def test_zip64_members_are_read(tmp_path):
@@ -419,9 +425,7 @@ def test_zip64_members_are_read(tmp_path):
         tmp_path / "fetch.json",
     )
     assert record["members"] == 3
-    assert {path.name: path.read_bytes() for path in (tmp_path / "images").iterdir()} == {
-        name.split("/")[1]: data for name, data in FILES.items()
-    }
+    assert _images(tmp_path / "images") == {name.split("/")[1]: data for name, data in FILES.items()}
 
 
 def test_missing_member_is_named(tmp_path):
@@ -491,7 +495,7 @@ def test_s3_source_through_boto3(served, tmp_path, monkeypatch):
         with pytest.raises(FetchError, match=r"plate Week1_22123: archive s3://cells/mirror/bbbc021/.* not found"):
             fetch_plate("Week1_22123", other, "s3://cells/mirror/bbbc021", tmp_path / "x", tmp_path / "x.json", FAST)
     expected = _member_bytes(source_dir / ARCHIVE, _wanted(selected))
-    assert {path.name: path.read_bytes() for path in (tmp_path / "images").iterdir()} == expected
+    assert _images(tmp_path / "images") == expected
     assert record["mode"] == "ranges" and record["bytes_transferred"] / record["bytes_needed"] < 1.1
     assert records[0]["bytes"] == (source_dir / "BBBC021_v1_image.csv").stat().st_size
 
