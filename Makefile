@@ -1,4 +1,5 @@
 # make demo: set up, run the pipeline on the default (synthetic mini BBBC021) config, write the report.
+# make check: set up, the linters, the fast tests (no server, no whole workflow run).
 # make test: set up, add the servers the tests start (setup-test), run the linters (lint), then the whole test suite.
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -6,7 +7,7 @@ VENV := .venv
 CP_VENV := .venv-cellprofiler
 CORES ?= all
 
-.PHONY: setup setup-test system system-test profiles demo lint test clean
+.PHONY: setup setup-test system system-test profiles demo lint check test clean
 
 # what the pipeline needs: Debian packages, the two venvs, the cluster profiles by name (--profile aws-gpu)
 setup: system $(VENV)/.installed $(CP_VENV)/.installed profiles
@@ -45,6 +46,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/snakefmt --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# the fast tier, for every change: the linters and the tests that start no server and run no whole workflow
+check: setup lint
+	$(VENV)/bin/python -m pytest -m "not e2e and not cellprofiler and not slurm and not s3 and not range"
 
 test: setup-test lint
 	$(VENV)/bin/python -m pytest

@@ -184,6 +184,11 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", type=Path, required=True, help="run folders of `cellvae train`")
     parser.add_argument("--train", action="store_true", help="train (or resume) the runs first; --runs end in -s<seed>")
     parser.add_argument("--results", type=Path, help="markdown file whose MoA section is (re)written")
+    parser.add_argument(
+        "--masked",
+        type=Path,
+        help="output folder of benchmarks/masked_crops.py: its masked-s<seed> runs (beside it) are scored on its crops",
+    )
     args = parser.parse_args()
     if not MOA_MANIFEST.is_file():
         sys.exit(f"moa_cells: {MOA_MANIFEST} not found (../shared beside the checkout)")
@@ -204,18 +209,26 @@ def main() -> None:
     for name, values in feature_sets.items():
         rows[name] = scores(table, values if isinstance(values, pd.DataFrame) else np.asarray(values), settings)
         print(name, json.dumps(rows[name]), flush=True)
-    trained = [scores(table, next(iter(model_features(run, table, None).values())), settings) for run in args.runs]
-    name = f"VAE mu, default, z=75 (mean of {len(args.runs)} seed(s))"
+    embedded = [model_features(run, table, None) for run in args.runs]
+    trained = [scores(table, next(iter(features.values())), settings) for features in embedded]
+    latent = re.search(r"z=(\d+)", next(iter(embedded[0])))[1]
+    name = f"VAE mu, default, z={latent} (mean of {len(args.runs)} seed(s))"
     rows[name] = mean_over_seeds(trained)
     print(name, json.dumps(rows[name]), flush=True)
+    if args.masked:
+        masked_table = table.assign(path=pd.read_csv(args.masked / "moa.csv")["path"].to_numpy())
+        for run in sorted(args.masked.parent.glob("masked-s*")):
+            label = f"VAE mu, centre cell masked (inputs), {run.name}"
+            rows[label] = scores(masked_table, next(iter(model_features(run, masked_table, None).values())), settings)
+            print(label, json.dumps(rows[label]), flush=True)
     margins = {}
     for protocol in ("simple", "product"):
         for key in ("nsc", "map"):
-            best = max(result[protocol][key]["value"] for label, result in rows.items() if label != name)
+            best = max(result[protocol][key]["value"] for label, result in rows.items() if "VAE mu" not in label)
             margins[f"{protocol}_{key}"] = rows[name][protocol][key]["value"] - best
             print(f"vae_{key}_minus_best_baseline_{protocol}={margins[f'{protocol}_{key}']:.3f}")
     ablated = {name: values for name, values in feature_sets.items() if not name.startswith("thumbnail")}
-    ablated[name] = next(iter(model_features(args.runs[0], table, None).values()))
+    ablated[name] = next(iter(embedded[0].values()))
     ablation = normalization_ablation(table, ablated, settings)
     if args.results:
         write_section(
