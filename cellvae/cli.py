@@ -12,6 +12,8 @@ import importlib
 import math
 import sys
 
+from cellvae.native_logs import VERBOSE_VARIABLE, quiet_native_logs, verbose_from_environment
+
 COMMANDS = {  # command: (module with add_arguments and run, one-line help)
     "train": ("cellvae.cli_train", "train a VAE on single-cell images (PNG, TIFF, .npy) from folders or manifests"),
     "evaluate": (
@@ -89,6 +91,12 @@ class CommandError(Exception):
 def parser(chosen: str | None) -> argparse.ArgumentParser:
     """The `cellvae` parser: every command listed, the chosen one's module imported and its options added."""
     top = argparse.ArgumentParser(prog="cellvae", description=__doc__.splitlines()[0])
+    top.add_argument(
+        "--verbose",
+        action="store_true",
+        default=verbose_from_environment(),
+        help=f"also show TensorFlow's native start-up messages (or set {VERBOSE_VARIABLE}=1)",
+    )
     commands = top.add_subparsers(dest="command", required=True, metavar="<command>")
     for name, (module_name, help_text) in COMMANDS.items():
         command = commands.add_parser(name, help=help_text, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,9 +111,10 @@ def parser(chosen: str | None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; its exit code (0 done, 1 failed, 2 usage error)."""
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
-    args = parser(argv[0] if argv else None).parse_args(argv)
+    args = parser(next((arg for arg in argv if not arg.startswith("-")), None)).parse_args(argv)
     try:
-        return args.run(args) or 0
+        with quiet_native_logs(enabled=not args.verbose):
+            return args.run(args) or 0
     except UsageError as error:
         args.command_parser.error(str(error))
     except (CommandError, OSError, ValueError, RuntimeError) as error:
