@@ -3,7 +3,9 @@
 Reconstructions decode the posterior mean mu. Metrics (cellvae.metrics): the thesis's similarity S, MSE,
 PSNR and SSIM over whole images and, inside the segmented cell (the PNG stage zeroes every pixel outside it),
 s_cell and mse_cell. Each model stands beside zero / mean / median / PCA-k reconstructions of the same cells
-(cellvae.baselines, fitted on the model's training cells, k = its latent dimension).
+(cellvae.baselines, fitted on the model's training cells, k = its latent dimension). The latent section
+(cellvae.latent): KL per dimension and in total, active units, and the held-out NLL per pixel of the VAE
+(importance-weighted bound) beside probabilistic PCA's with k = z.
 """
 
 import json
@@ -16,6 +18,7 @@ from keras import ops
 from matplotlib.figure import Figure
 from scipy import stats
 
+from cellvae import latent
 from cellvae.baselines import Baselines
 from cellvae.dataset import read_dataset_manifest, shard_split, split_paths
 from cellvae.files import atomic_write, read_pngs, write_csv, write_json
@@ -61,23 +64,6 @@ def baseline_metrics(baselines: Baselines, images, masked=True) -> dict:
     }
 
 
-def latent_ks_table(mu):
-    """Per latent dimension: mean, std and the KS test of mu against N(0, 1)."""
-    rows = []
-    for dim in range(mu.shape[1]):
-        test = stats.kstest(mu[:, dim], "norm")
-        rows.append(
-            {
-                "dim": dim,
-                "mean": mu[:, dim].mean(),
-                "std": mu[:, dim].std(),
-                "ks_statistic": test.statistic,
-                "ks_pvalue": test.pvalue,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 def save_figure(figure, path):
     """Write a matplotlib figure as PNG atomically."""
     atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=120))
@@ -97,9 +83,11 @@ def image_grid(images, columns, title):
     return figure
 
 
-def plot_latent_histograms(mu, ks_table, n_dims):
-    """Histograms of mu for the first n_dims latent dimensions against the N(0, 1) density."""
+def plot_latent_histograms(mu, kl, n_dims):
+    """Histograms of mu for the n_dims latent dimensions of the highest KL (kl: per dimension, in nats), beside
+    the N(0, 1) prior (the posterior means of an informative dimension spread less: Var(mu) = 1 - E[sigma^2])."""
     n_dims = min(n_dims, mu.shape[1])
+    order = np.argsort(-np.asarray(kl), kind="stable")[:n_dims]
     columns = min(5, n_dims)
     rows = math.ceil(n_dims / columns)
     figure = Figure(figsize=(3 * columns, 2.4 * rows + 0.8))
@@ -107,16 +95,16 @@ def plot_latent_histograms(mu, ks_table, n_dims):
     for ax in axes.flat[n_dims:]:
         ax.axis("off")
     grid = np.linspace(-4, 4, 200)
-    for dim, ax in zip(range(n_dims), axes.flat):
+    for dim, ax in zip(order, axes.flat):
         ax.hist(mu[:, dim], bins=30, density=True, color="tab:blue", alpha=0.7, label="mu")
-        ax.plot(grid, stats.norm.pdf(grid), color="black", label="N(0, 1)")
-        ax.set_title(f"dim {dim}: KS = {ks_table.loc[dim, 'ks_statistic']:.3f}", fontsize=10)
+        ax.plot(grid, stats.norm.pdf(grid), color="black", label="N(0, 1) prior")
+        ax.set_title(f"dim {dim}: KL {kl[dim]:.2f} nats, Var(mu) {mu[:, dim].var():.2f}", fontsize=10)
         ax.set_xlabel("mu")
         ax.set_ylabel("density")
     axes.flat[0].legend(fontsize=8)
     figure.suptitle(
-        f"Latent means of {len(mu)} validation cells vs N(0, 1) "
-        f"(z = {mu.shape[1]}, Kolmogorov-Smirnov statistic per panel)"
+        f"Latent means of {len(mu)} validation cells, the {n_dims} dimensions of the highest KL "
+        f"(z = {mu.shape[1]}, {latent.active_units(mu)} active: Var(mu) > {latent.ACTIVE_UNIT_VARIANCE})"
     )
     figure.tight_layout()
     return figure
@@ -128,27 +116,30 @@ def analyze_model(
     *,
     metrics_json,
     baselines_npz,
-    ks_csv,
+    latent_json,
     generated_png,
     latent_histograms_png,
     n_generated: int,
     n_latent_histograms: int,
+    iwae_samples: int,
     seed=0,
 ) -> dict:
     """One model's metrics (its own and its baselines') in metrics_json, the fitted baselines in baselines_npz,
-    the per-dimension KS table in ks_csv, and the generated_png and latent_histograms_png figures."""
+    its latent section (cellvae.latent.latent_section, IWAE with iwae_samples draws) in latent_json, and the
+    generated_png and latent_histograms_png figures."""
     vae = load_vae(model_path)
     manifest = read_dataset_manifest(manifest_csv)
     images = read_pngs(split_paths(manifest, "validation", manifest_csv))
 
     metrics, mu = evaluate(vae, images)
-    baselines = Baselines.fit(training_cells(manifest_csv), vae.latent_dim, seed=seed)
+    train_cells = training_cells(manifest_csv)
+    baselines = Baselines.fit(train_cells, vae.latent_dim, seed=seed)
     baselines.save(baselines_npz)
     metrics["baselines"] = baseline_metrics(baselines, images)
     metrics["baselines"]["pca"]["k"] = baselines.k
     write_json(metrics, metrics_json)
-    ks_table = latent_ks_table(mu)
-    write_csv(ks_table, ks_csv)
+    section = latent.latent_section(vae, images, train_cells, baselines, iwae_samples, seed)
+    write_json(section, latent_json)
 
     z = np.random.default_rng(seed).standard_normal((n_generated, vae.latent_dim))
     generated = ops.convert_to_numpy(vae.decode(z.astype("float32")))
@@ -158,7 +149,8 @@ def analyze_model(
         ),
         generated_png,
     )
-    save_figure(plot_latent_histograms(mu, ks_table, n_latent_histograms), latent_histograms_png)
+    kl = latent.kl_per_dimension(*latent.posterior(vae, images))
+    save_figure(plot_latent_histograms(mu, kl, n_latent_histograms), latent_histograms_png)
     return metrics
 
 

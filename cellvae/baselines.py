@@ -3,7 +3,9 @@
 zero (an all-black image), mean and median (the training cells' pixel-wise mean and median image), and
 pca (scikit-learn PCA with k components fitted on the training cells: the best linear k-dimensional code;
 IncrementalPCA in batches when the cells would not fit the memory budget). A model that does not beat PCA-k
-with k = its latent dimension has learnt nothing a linear projection would not.
+with k = its latent dimension has learnt nothing a linear projection would not. The PCA's eigenvalues
+(explained_variance_) and noise variance (noise_variance_) are kept too: with the components they are
+probabilistic PCA (Tipping & Bishop 1999), the generative baseline of cellvae.latent.
 """
 
 from __future__ import annotations
@@ -47,11 +49,24 @@ def fit_pca(cells: np.ndarray, k: int, memory_bytes: int, seed: int = 0):
 class Baselines:
     """The fitted baselines of one training set: mean and median images and a PCA of k components."""
 
-    def __init__(self, mean_image, median_image, pca_mean, pca_components, latent_dim=None, run_id=None):
+    def __init__(
+        self,
+        mean_image,
+        median_image,
+        pca_mean,
+        pca_components,
+        latent_dim=None,
+        run_id=None,
+        pca_explained_variance=None,
+        pca_noise_variance=None,
+    ):
         self.mean_image = np.asarray(mean_image, np.float32)
         self.median_image = np.asarray(median_image, np.float32)
         self.pca_mean = np.asarray(pca_mean, np.float32)
         self.pca_components = np.asarray(pca_components, np.float32)
+        # the PCA's k eigenvalues and the mean of the discarded ones (sklearn's); None in files of older versions
+        self.pca_explained_variance = None if pca_explained_variance is None else np.asarray(pca_explained_variance)
+        self.pca_noise_variance = None if pca_noise_variance is None else float(pca_noise_variance)
         self.latent_dim = latent_dim  # the model's they stand beside (k may be less: capped by the cells)
         self.run_id = run_id  # the fingerprint of the `cellvae train` run that fitted them
 
@@ -74,7 +89,16 @@ class Baselines:
         cells = sample_cells(train_cells, max_cells, seed)
         pca = fit_pca(cells, k, memory_bytes, seed)
         mean, median = cells.mean(axis=0) / 255.0, np.median(cells, axis=0) / 255.0
-        return cls(mean, median, pca.mean_, pca.components_, latent_dim=k, run_id=run_id)
+        return cls(
+            mean,
+            median,
+            pca.mean_,
+            pca.components_,
+            latent_dim=k,
+            run_id=run_id,
+            pca_explained_variance=np.asarray(pca.explained_variance_, np.float64),
+            pca_noise_variance=float(pca.noise_variance_),
+        )
 
     def save(self, path) -> None:
         """Write the fitted baselines as one .npz, atomically."""
@@ -85,6 +109,14 @@ class Baselines:
             pca_components=self.pca_components,
             **({} if self.latent_dim is None else {"latent_dim": np.int64(self.latent_dim)}),
             **({} if self.run_id is None else {"run_id": np.str_(self.run_id)}),
+            **(
+                {}
+                if self.pca_explained_variance is None
+                else {
+                    "pca_explained_variance": self.pca_explained_variance,
+                    "pca_noise_variance": np.float64(self.pca_noise_variance),
+                }
+            ),
         )
         atomic_write(Path(path), lambda temporary: np.savez(temporary, **arrays))
 
@@ -96,9 +128,12 @@ class Baselines:
                 images = {name: arrays[name] for name in ("mean_image", "median_image", "pca_mean", "pca_components")}
                 latent_dim = int(arrays["latent_dim"]) if "latent_dim" in arrays else None
                 run_id = str(arrays["run_id"]) if "run_id" in arrays else None
+                ppca = {  # absent from files written before they were kept: PCA works, probabilistic PCA does not
+                    name: arrays[name] for name in ("pca_explained_variance", "pca_noise_variance") if name in arrays
+                }
         except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
             raise ValueError(f"baselines {path} are unreadable (truncated? {error})") from None
-        return cls(**images, latent_dim=latent_dim, run_id=run_id)
+        return cls(**images, latent_dim=latent_dim, run_id=run_id, **ppca)
 
     def reconstructors(self) -> dict:
         """name -> function(float cells N×S×S×3 in [0, 1]) -> reconstructions, for each baseline."""

@@ -151,5 +151,16 @@ def run(args) -> int:
     result = evaluate_with_baselines(vae, cells, masked, baselines)
     if baselines is None:
         result["baselines"] = f"none: {model.parent / BASELINES_NPZ} not found (written by `cellvae train`)"
+    # the latent section (cellvae.latent): KL, active units, IWAE NLL per pixel (the decoder's sigma^2 fitted on the
+    # run's training cells, data/train.npy) beside probabilistic PCA's (the baselines' PCA-k)
+    from cellvae.config import defaults
+    from cellvae.latent import latent_section
+    from cellvae.run_folder import SHARDS
+
+    train_npy = model.parent / SHARDS[0]
+    train_cells = np.load(train_npy, mmap_mode="r") if train_npy.is_file() else None
+    result["latent"] = latent_section(vae, cells, train_cells, baselines, defaults()["analysis"]["iwae_samples"])
+    if train_cells is None:
+        result["latent"]["notes"][0] += f" ({train_npy} not found: rerun the `cellvae train` command that wrote it)"
     print(json.dumps(result))
     return 0

@@ -7,7 +7,13 @@ rule analyze_model:
     output:
         metrics="results/analysis/{model}/metrics.json",
         baselines="results/analysis/{model}/baselines.npz",
-        ks="results/analysis/{model}/latent_ks.csv",
+        latent_json=report(
+            "results/analysis/{model}/latent.json",
+            caption="../report/latent.rst",
+            category="Models",
+            subcategory="{model}",
+            labels={"model": "{model}", "figure": "latent section (KL, active units, NLL vs PPCA)"},
+        ),
         generated=report(
             "results/analysis/{model}/generated.png",
             caption="../report/generated.rst",
@@ -37,6 +43,7 @@ rule analyze_model:
     params:
         n_generated=lookup(dpath="analysis/n_generated", within=config),
         n_latent_histograms=lookup(dpath="analysis/n_latent_histograms", within=config),
+        iwae_samples=lookup(dpath="analysis/iwae_samples", within=config),
     script:
         "../scripts/analyze_model.py"
 

@@ -10,9 +10,10 @@ with logged(snakemake.log[0]):
         snakemake.input.manifest,
         metrics_json=output.metrics,
         baselines_npz=output.baselines,
-        ks_csv=output.ks,
+        latent_json=output.latent_json,
         generated_png=output.generated,
         latent_histograms_png=output.latent,
         n_generated=snakemake.params.n_generated,
         n_latent_histograms=snakemake.params.n_latent_histograms,
+        iwae_samples=snakemake.params.iwae_samples,
     )

@@ -10,13 +10,14 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from keras import ops  # noqa: E402
 from PIL import Image  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
 
-from cellvae import analysis  # noqa: E402
+from cellvae import analysis, latent  # noqa: E402
 from cellvae.analysis import analyze_model, compare_models  # noqa: E402
 from cellvae.baselines import Baselines  # noqa: E402
 from cellvae.dataset import write_shards  # noqa: E402
 from cellvae.metrics import psnr, reconstruction_metrics  # noqa: E402
-from cellvae.model import build_vae  # noqa: E402
+from cellvae.model import build_vae, load_vae  # noqa: E402
 from cellvae.train import train_vae, training_files  # noqa: E402
 
 # Keras's own TensorFlow variable conversion when saving; not ours to fix.
@@ -95,7 +96,7 @@ def analysis_files(folder):
     return {
         "metrics_json": folder / "metrics.json",
         "baselines_npz": folder / "baselines.npz",
-        "ks_csv": folder / "latent_ks.csv",
+        "latent_json": folder / "latent.json",
         "generated_png": folder / "generated.png",
         "latent_histograms_png": folder / "latent_histograms.png",
     }
@@ -122,16 +123,21 @@ def png_size(path):
         return image.size
 
 
-def test_analyze_model_writes_metrics_figures_and_ks_table(models, tmp_path):
+def test_analyze_model_writes_metrics_figures_and_latent_section(models, tmp_path):
     _, manifest, model_dirs = models
     metrics = analyze_model(
-        model_dirs[0] / "model.keras", manifest, **analysis_files(tmp_path), n_generated=7, n_latent_histograms=4
+        model_dirs[0] / "model.keras",
+        manifest,
+        **analysis_files(tmp_path),
+        n_generated=7,
+        n_latent_histograms=4,
+        iwae_samples=8,
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "baselines.npz",
         "generated.png",
+        "latent.json",
         "latent_histograms.png",
-        "latent_ks.csv",
         "metrics.json",
     ]
     written = json.loads((tmp_path / "metrics.json").read_text())
@@ -163,10 +169,18 @@ def test_analyze_model_writes_metrics_figures_and_ks_table(models, tmp_path):
     assert pca.k == 6 and metrics["baselines"]["zero"]["mse"] == pytest.approx(np.mean((validation / 255) ** 2))
     assert 0 < metrics["similarity_s"] < 1 and metrics["psnr"] == pytest.approx(psnr(metrics["mse"]))
 
-    ks = pd.read_csv(tmp_path / "latent_ks.csv")
-    assert list(ks.columns) == ["dim", "mean", "std", "ks_statistic", "ks_pvalue"]
-    assert ks["dim"].tolist() == list(range(6))
-    assert ks["ks_statistic"].between(0, 1).all() and ks["ks_pvalue"].between(0, 1).all()
+    section = json.loads((tmp_path / "latent.json").read_text())
+    assert len(section["kl_per_dim"]) == 6 and section["kl_per_dim"] == sorted(section["kl_per_dim"], reverse=True)
+    assert section["kl_nats"] == pytest.approx(sum(section["kl_per_dim"])) and 0 <= section["active_units"] <= 6
+    vae = load_vae(model_dirs[0] / "model.keras")
+    mu, log_var = latent.posterior(vae, validation)
+    assert section["kl_nats"] == pytest.approx(latent.kl_per_dimension(mu, log_var).sum(), rel=1e-6)
+    assert section["active_units"] == latent.active_units(mu) and section["n_cells"] == 10
+    # PPCA-6 of the same 30 training cells, on the same 10 validation cells, per pixel value
+    ppca = PCA(n_components=6, random_state=0).fit(train.reshape(30, -1) / 255)
+    expected = -ppca.score_samples(validation.reshape(10, -1) / 255).mean() / (16 * 16 * 3)
+    assert section["ppca_nll_per_pixel"] == pytest.approx(expected, rel=1e-3)
+    assert np.isfinite(section["nll_per_pixel"]) and section["iwae_samples"] == 8 and "notes" not in section
     width, height = png_size(tmp_path / "generated.png")
     assert width > height > 0  # 7 samples on one row
     assert png_size(tmp_path / "latent_histograms.png")[0] > 0
@@ -177,7 +191,12 @@ def test_compare_models_writes_table_reconstructions_and_loss_curves(models, tmp
     analysis_dirs = [directory / "analysis" / d.name for d in model_dirs]
     for model_dir, analysis_dir in zip(model_dirs, analysis_dirs):
         analyze_model(
-            model_dir / "model.keras", manifest, **analysis_files(analysis_dir), n_generated=2, n_latent_histograms=2
+            model_dir / "model.keras",
+            manifest,
+            **analysis_files(analysis_dir),
+            n_generated=2,
+            n_latent_histograms=2,
+            iwae_samples=2,
         )
     table = compare_models(
         [directory.name for directory in model_dirs],
