@@ -2,8 +2,10 @@
 
 Images are composed exactly as the PNG stage does (cellvae.inputs), written as .npy shards under
 OUT/data/, and trained with the pipeline's code (cellvae.train); rerunning resumes after the last
-completed epoch. Beside the model: preprocessing.json (how inputs were composed: evaluate and embed reuse
-it) and baselines.npz (mean / median image and PCA-k of the training cells, k = the latent dimension).
+completed epoch (Ctrl-C says from which). Beside the model: preprocessing.json (how inputs were composed:
+evaluate and embed reuse it; the run's record) and baselines.npz (mean / median image and PCA-k of the
+training cells, k = the latent dimension). An OUT that holds another run (other settings, images or fewer
+epochs) is refused, saying what differs, unless --overwrite; one train at a time holds OUT (OUT/.lock).
 
 --images takes a folder or a CSV manifest (columns path or file, e.g. ../shared's by-plate manifest.csv),
 and may be given several times; --where KEY=VALUE[,VALUE...] keeps the manifests' rows that match (several
@@ -13,7 +15,8 @@ and may be given several times; --where KEY=VALUE[,VALUE...] keeps the manifests
                 --validation-images manifest.csv --validation-where compound=DMSO --validation-where plate=Week4_27821
                 --latent-dim 75 --size 64 --epochs 30 --out runs/z75
 Training settings come from the config file's train: section (png: for the image size and intensity
-percentiles); options given here override them.
+percentiles); options given here override them, and both are checked against config/config.schema.yaml
+before anything is written.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import yaml
 
 from cellvae.baselines import Baselines
 from cellvae.cli import CommandError, UsageError
-from cellvae.config import defaults, schema, validate, with_defaults
+from cellvae.config import defaults, schema, with_defaults
 from cellvae.files import write_json
 from cellvae.inputs import compose_arrays, image_table, read_images, write_shard
 from cellvae.metrics import inputs_are_masked
@@ -43,6 +46,7 @@ from cellvae.run_folder import (
     fingerprint,
     locked,
 )
+from cellvae.schema_check import validate
 from cellvae.settings import DEFAULTS
 
 __all__ = ["BASELINES_NPZ", "PREPROCESSING_JSON"]  # also evaluate's and embed's names of the run folder's files

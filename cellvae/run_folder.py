@@ -26,6 +26,10 @@ LOCK = ".lock"
 RUN_FILES = (MODEL_KERAS, "training.json", "history.csv", CHECKPOINT_JSON, "checkpoints", PREPROCESSING_JSON,
              BASELINES_NPZ)  # fmt: skip
 SHARDS = ("data/train.npy", "data/validation.npy")
+INPUT_OPTIONS = {  # the options that say where a run's cells are (a moved folder of the same cells is the same run)
+    "training": ("--images", "--where", "--pattern", "--validation-pattern"),
+    "validation": ("--validation-images", "--validation-where", "--validation-pattern", "--images", "--pattern"),
+}
 
 
 def file_digest(path, chunk_bytes=1 << 24) -> str:
@@ -120,17 +124,14 @@ def differences(out: Path, record: dict) -> list[str]:
         return [f"its {', '.join(present)} are not this run's (no readable {PREPROCESSING_JSON} to compare with)"]
     comparable = json.loads(json.dumps(record["options"]))
     before = old.get("options", {})
-    found = [
-        f"{option} {before.get(option)!r}, now {value!r}"
-        for option, value in comparable.items()
-        if before.get(option) != value
-    ]
-    if not found:
-        found += [
-            f"the {what} images' content"
-            for what, key in (("training", "train_cells"), ("validation", "validation_cells"))
-            if old.get(key) != record[key]
-        ]
+    changed = {option: f"{option} {before.get(option)!r}, now {value!r}" for option, value in comparable.items()}
+    changed = {option: said for option, said in changed.items() if before.get(option) != comparable[option]}
+    found = [said for option, said in changed.items() if not any(option in group for group in INPUT_OPTIONS.values())]
+    for what, key in (("training", "train_cells"), ("validation", "validation_cells")):
+        if old.get(key) != record[key]:  # where the inputs are counts only when what they hold differs
+            found += [said for option, said in changed.items() if option in INPUT_OPTIONS[what] and said not in found]
+            if not found:
+                found.append(f"the {what} images' content")
     if record["epochs"] < old["epochs"]:
         found.append(f"--epochs {old['epochs']}, now {record['epochs']}")
     elif record["id"] != old.get("id") and not found:

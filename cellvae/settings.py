@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from cellvae.config import defaults, validate
+from cellvae.config import defaults
 
 # A model's id: z<latent dim>, or <variant>-z<latent dim> when the config names variants (key models).
 MODEL_ID = re.compile(r"(?:([a-z0-9_]+)-)?z(\d+)")
@@ -14,6 +14,7 @@ ARCHITECTURES = {  # name: (encoder filters, decoder filters)
     "wide": ((32, 64, 128), (128, 64, 32)),
 }
 RECONSTRUCTION_LOSSES = ("mse", "gaussian")
+SIGMAS = ("shared", "per_channel")  # the gaussian loss's decoder variance: one, or one per RGB channel
 DEFAULTS = defaults()["train"]  # the config's train: section at its defaults (config/config.schema.yaml)
 BN_MOMENTUM = DEFAULTS["batch_norm_momentum"]  # Keras' 0.99 leaves short runs' statistics near their start
 MODEL_KEYS = (
@@ -24,6 +25,7 @@ MODEL_KEYS = (
     "batch_norm_momentum",
     "architecture",
     "reconstruction_loss",
+    "sigma",
 )
 
 
@@ -38,14 +40,11 @@ def parse_model_id(text: str) -> tuple[str | None, int] | None:
     return (match[1], int(match[2])) if match else None
 
 
-def training_settings(latent_dim, epochs, overrides, names=None) -> dict:
-    """DEFAULTS with overrides, checked against config/config.schema.yaml (train:, epochs, latent_dims); a one-line
-    ValueError for an unknown or invalid setting, naming it as train.<key> (or as names maps it, e.g. to an
-    option)."""
+def training_settings(overrides) -> dict:
+    """DEFAULTS with overrides; a ValueError for an unknown setting. Their values are checked against
+    config/config.schema.yaml where they are given: Snakemake validates the workflow's config, `cellvae train` its
+    config file and options (cellvae.schema_check), both before anything is written."""
     unknown = set(overrides) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown training settings {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    settings = {**DEFAULTS, **overrides}
-    names = {"latent_dims[0]": "latent_dim", **(names or {})}
-    validate({"latent_dims": [latent_dim], "epochs": epochs, "train": settings}, names)
-    return settings
+    return {**DEFAULTS, **overrides}

@@ -190,7 +190,7 @@ def train_on_shards(
     overrides: any of DEFAULTS. verbose is passed to fit; by default a live progress bar on a
     terminal and one line per epoch otherwise (log files).
     """
-    settings = training_settings(latent_dim, epochs, overrides)
+    settings = training_settings(overrides)
     model_path = Path(model_path)
     checkpoint_dir = model_path.parent
     for path in (model_path, history_csv, summary_json):

@@ -90,7 +90,8 @@ def test_a_finished_run_is_kept_when_another_run_would_replace_it(finished, tmp_
         assert "--overwrite" in result.stderr and "Traceback" not in result.stderr
         assert snapshot(out) == before
 
-    longer = run_cli(*train_command(images, out, 3))  # more epochs on a constant schedule: continued
+    moved = shutil.copytree(images, tmp_path / "moved")  # the same cells elsewhere (and the run folder a copy)
+    longer = run_cli(*train_command(moved, out, 3))  # more epochs on a constant schedule: continued
     assert longer.returncode == 0, longer.stderr
     assert json.loads((out / "training.json").read_text())["resumed_after_epoch"] == 2
     assert pd.read_csv(out / "history.csv")["epoch"].tolist() == [1, 2, 3]

@@ -248,8 +248,6 @@ def test_same_seed_same_data_gives_identical_weights(tmp_path):
     for first, second in zip(weights(tmp_path / "a" / "model.keras"), weights(tmp_path / "b" / "model.keras")):
         np.testing.assert_array_equal(first, second)
     train_vae(manifest, **training_files(tmp_path / "c"), latent_dim=4, epochs=1, **{**SETTINGS, "seed": 2})
-    with pytest.raises(ValueError, match="train.seed must be an integer >= 1, got 0"):
-        train_vae(manifest, **training_files(tmp_path / "d"), latent_dim=4, epochs=1, **{**SETTINGS, "seed": 0})
     assert not np.array_equal(weights(tmp_path / "a" / "model.keras")[0], weights(tmp_path / "c" / "model.keras")[0])
 
 
@@ -416,10 +414,6 @@ def test_cosine_schedule_and_augmentation_train(tmp_path):
     assert (summary["architecture"], summary["reconstruction_loss"], summary["augment"]) == ("wide", "gaussian", True)
     checkpoint = keras.saving.load_model(tmp_path / "run" / "checkpoints" / "epoch-0002.keras")
     assert float(checkpoint.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)  # decayed to 0 at the end
-    with pytest.raises(ValueError, match="train.lr_schedule must be one of"):
-        train_vae(
-            manifest, **training_files(tmp_path / "bad"), latent_dim=4, epochs=1, **{**SETTINGS, "lr_schedule": "step"}
-        )
 
 
 def test_train_vae_writes_exactly_the_files_it_is_given(tmp_path):
