@@ -4,7 +4,8 @@ Two architectures: `thesis` (encoder Conv2D 32/64/64, decoder Conv2DTranspose 64
 thesis) and `wide` (encoder 32/64/128, decoder 128/64/32: twice the channels where the image is smallest).
 Two reconstruction terms: `mse` (the thesis: r_loss_factor * mean squared error) and `gaussian` (the
 negative log-likelihood of a Gaussian decoder whose variance is the batch's own MSE, the "optimal sigma"
-of Rybkin et al. 2021: it balances reconstruction and KL without a hand-tuned factor, at any image size).
+of Rybkin et al. 2021: it balances reconstruction and KL without a hand-tuned factor, at any image size;
+`sigma: per_channel` fits one variance per RGB channel, whose errors differ).
 
 Backend-agnostic Keras 3: only `keras.ops`, so it runs on TensorFlow, JAX and PyTorch.
 Images are float tensors in [0, 1] of shape (image_size, image_size, 3), or uint8 (0..255) ones,
@@ -18,7 +19,7 @@ from pathlib import Path
 import keras
 from keras import layers, ops
 
-from cellvae.settings import ARCHITECTURES, BN_MOMENTUM, RECONSTRUCTION_LOSSES
+from cellvae.settings import ARCHITECTURES, BN_MOMENTUM, RECONSTRUCTION_LOSSES, SIGMAS
 
 LOG_VAR_LIMIT = 20.0  # soft bound of the posterior log-variance: LIMIT * tanh(log_var / LIMIT)
 MIN_VARIANCE = 1e-6  # floor of the Gaussian decoder's variance
@@ -62,24 +63,36 @@ def build_decoder(image_size, latent_dim, batch_norm=True, dropout=0.0, momentum
     return keras.Model(z, images, name="decoder")
 
 
-def vae_loss(images, reconstructions, mu, log_var, r_loss_factor, kl_weight=1.0, reconstruction_loss="mse"):
+def vae_loss(
+    images, reconstructions, mu, log_var, r_loss_factor, kl_weight=1.0, reconstruction_loss="mse", sigma="shared"
+):
     """Batch means of (total, reconstruction, KL) loss, in float32.
 
     Per image, reconstruction is
     - `mse`: r_loss_factor * mean squared error over pixels and channels (the thesis);
     - `gaussian`: -log N(x | x_hat, sigma^2 I) in nats, summed over the D pixel values, with sigma^2 the
-      batch's mean squared error (floored at MIN_VARIANCE): sum (x - x_hat)^2 / (2 sigma^2) + D/2 log(2 pi sigma^2).
+      batch's mean squared error (floored at MIN_VARIANCE): sum (x - x_hat)^2 / (2 sigma^2) + D/2 log(2 pi sigma^2);
+      with sigma="per_channel" one sigma_c^2 per channel c, the batch's mean squared error in that channel (floored),
+      summed over channels: the same as "shared" when the channels' errors are equal.
     KL = KL(N(mu, exp(log_var)) || N(0, I)) summed over latent dimensions;
     total = reconstruction + kl_weight * KL (kl_weight is the beta of a beta-VAE).
     """
     images, reconstructions, mu, log_var = (ops.cast(t, "float32") for t in (images, reconstructions, mu, log_var))
-    squared_error = ops.mean(ops.square(images - reconstructions), axis=(1, 2, 3))
+    if sigma not in SIGMAS:
+        raise ValueError(f"sigma must be one of {SIGMAS}, got {sigma!r}")
+    channel_error = ops.mean(ops.square(images - reconstructions), axis=(1, 2))  # batch × channels
+    squared_error = ops.mean(channel_error, axis=1)
     if reconstruction_loss == "mse":
         reconstruction = r_loss_factor * squared_error
-    elif reconstruction_loss == "gaussian":
+    elif reconstruction_loss == "gaussian" and sigma == "shared":
         pixels = math.prod(images.shape[1:])
         variance = ops.maximum(ops.mean(squared_error), MIN_VARIANCE)
         reconstruction = 0.5 * pixels * (squared_error / variance + ops.log(2.0 * math.pi * variance))
+    elif reconstruction_loss == "gaussian":
+        pixels = math.prod(images.shape[1:3])  # per channel
+        variance = ops.maximum(ops.mean(channel_error, axis=0), MIN_VARIANCE)  # one per channel
+        per_channel = channel_error / variance + ops.log(2.0 * math.pi * variance)
+        reconstruction = 0.5 * pixels * ops.sum(per_channel, axis=1)
     else:
         raise ValueError(f"reconstruction_loss must be one of {RECONSTRUCTION_LOSSES}, got {reconstruction_loss!r}")
     kl = -0.5 * ops.sum(1.0 + log_var - ops.square(mu) - ops.exp(log_var), axis=1)
@@ -130,6 +143,7 @@ class VAE(keras.Model):
         batch_norm_momentum=BN_MOMENTUM,
         architecture="thesis",
         reconstruction_loss="mse",
+        sigma="shared",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -137,6 +151,8 @@ class VAE(keras.Model):
             raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {architecture!r}")
         if reconstruction_loss not in RECONSTRUCTION_LOSSES:
             raise ValueError(f"reconstruction_loss must be one of {RECONSTRUCTION_LOSSES}, got {reconstruction_loss!r}")
+        if sigma not in SIGMAS:
+            raise ValueError(f"sigma must be one of {SIGMAS}, got {sigma!r}")
         if image_size % 2 ** len(ARCHITECTURES[architecture][0]):
             raise ValueError(f"image_size must be a multiple of 8, got {image_size}")
         self.image_size = image_size
@@ -148,6 +164,7 @@ class VAE(keras.Model):
         self.batch_norm_momentum = batch_norm_momentum
         self.architecture = architecture
         self.reconstruction_loss = reconstruction_loss
+        self.sigma = sigma
         previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(self.dtype_policy)  # e.g. mixed_float16, also when loaded
         try:
@@ -207,6 +224,7 @@ class VAE(keras.Model):
             self.r_loss_factor,
             self.beta(training),
             self.reconstruction_loss,
+            self.sigma,
         )
         batch_size = ops.shape(x)[0]
         self.reconstruction_loss_tracker.update_state(reconstruction, sample_weight=batch_size)
@@ -225,6 +243,7 @@ class VAE(keras.Model):
             batch_norm_momentum=self.batch_norm_momentum,
             architecture=self.architecture,
             reconstruction_loss=self.reconstruction_loss,
+            sigma=self.sigma,
         )
         return config
 

@@ -10,6 +10,7 @@ import pytest  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
 from cellvae.model import LOG_VAR_LIMIT, VAE, build_vae, load_vae, vae_loss  # noqa: E402
+from cellvae.settings import DEFAULTS, MODEL_KEYS, training_settings  # noqa: E402
 
 # Keras's own TensorFlow variable conversion when saving; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -135,6 +136,54 @@ def test_gaussian_reconstruction_term_is_the_optimal_sigma_nll():
     assert float(vae_loss(x, x_hat, mu, log_var, 1.0, reconstruction_loss="gaussian")[1]) == pytest.approx(
         reconstruction, rel=1e-6
     )
+
+
+def test_per_channel_sigma_is_one_optimal_sigma_nll_per_channel():
+    rng = np.random.default_rng(3)
+    x, x_hat = random_images(3, 4, seed=4), random_images(3, 4, seed=5)
+    x_hat[..., 0] = np.clip(x[..., 0] + 0.3, 0, 1)  # channels of very different errors
+    mu, log_var = rng.normal(size=(2, 3, 2)).astype("float32")
+    loss = vae_loss(x, x_hat, mu, log_var, 1.0, reconstruction_loss="gaussian", sigma="per_channel")
+    total, reconstruction, kl = (float(v) for v in loss)
+    expected = 0.0  # by hand: per channel c, sigma_c^2 = the batch's mean squared error in c
+    for c in range(3):
+        squared = ((x[..., c] - x_hat[..., c]) ** 2).astype(np.float64)
+        variance = squared.mean()
+        expected += (squared.sum(axis=(1, 2)) / (2 * variance) + 16 / 2 * np.log(2 * np.pi * variance)).mean()
+    assert reconstruction == pytest.approx(expected, rel=1e-4)
+    assert total == pytest.approx(reconstruction + kl, rel=1e-5)
+    shared = float(vae_loss(x, x_hat, mu, log_var, 1.0, reconstruction_loss="gaussian")[1])
+    assert reconstruction < shared - 1.0  # a variance per channel fits unequal errors better
+
+
+def test_per_channel_sigma_equals_shared_for_equal_channel_errors():
+    x = np.repeat(0.25 + 0.5 * random_images(4, 8, seed=11)[..., :1], 3, axis=-1)
+    x_hat = x + np.repeat(0.2 * random_images(4, 8, seed=12)[..., :1] - 0.1, 3, axis=-1)  # equal channel errors
+    mu, log_var = np.zeros((2, 4, 3), np.float32)
+    shared = vae_loss(x, x_hat, mu, log_var, 1.0, reconstruction_loss="gaussian")
+    per_channel = vae_loss(x, x_hat, mu, log_var, 1.0, reconstruction_loss="gaussian", sigma="per_channel")
+    np.testing.assert_allclose([float(v) for v in per_channel], [float(v) for v in shared], rtol=1e-5)
+    # the mse loss ignores sigma; an unknown sigma is named
+    mse = [float(v) for v in vae_loss(x, x_hat, mu, log_var, 10.0)]
+    assert [float(v) for v in vae_loss(x, x_hat, mu, log_var, 10.0, sigma="per_channel")] == mse
+    with pytest.raises(ValueError, match="sigma must be one of"):
+        build_vae(16, 2, sigma="per_pixel")
+
+
+def test_per_channel_sigma_model_trains_and_reloads(tmp_path):
+    vae = build_vae(16, 2, reconstruction_loss="gaussian", sigma="per_channel")
+    vae.compile(optimizer="adam", jit_compile=False)
+    images = random_images(8, 16)
+    history = vae.fit(images, epochs=1, batch_size=4, verbose=0).history
+    assert np.isfinite(history["loss"][0])
+    vae.save(tmp_path / "vae.keras")
+    loaded = load_vae(tmp_path / "vae.keras")
+    assert (loaded.reconstruction_loss, loaded.sigma) == ("gaussian", "per_channel")
+    assert build_vae(16, 2).sigma == "shared"
+    # a train: setting (schema default shared) that reaches the model as the other model settings do
+    settings = training_settings({"sigma": "per_channel"})
+    assert DEFAULTS["sigma"] == "shared" and "sigma" in MODEL_KEYS
+    assert build_vae(16, 2, **{key: settings[key] for key in MODEL_KEYS}).sigma == "per_channel"
 
 
 def test_wide_architecture_and_unknown_names():
