@@ -2,6 +2,7 @@
 configfile: "config/config.yaml"
 
 
+include: "rules/config.smk"
 include: "rules/common.smk"
 include: "rules/synthetic.smk"
 include: "rules/metadata.smk"

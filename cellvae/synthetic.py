@@ -1,7 +1,9 @@
 """A deterministic synthetic mini BBBC021 (MCF7 cells; DAPI, Tubulin, Actin) in the real layout.
 
 `generate_mini_bbbc021` writes BBBC021_v1_image.csv, BBBC021_v1_moa.csv and one
-BBBC021_v1_images_<Plate>.zip per plate, named and formatted like the Broad originals. Fields are
+BBBC021_v1_images_<Plate>.zip per plate, named and formatted like the Broad originals, into a folder of its own:
+one that is empty or absent, which it marks (MARKER lists what it wrote), or one it marked before. A folder holding
+anything else (a real BBBC021 mirror) is refused before anything is written. Fields are
 rendered from random per-cell shapes and textures, then seen through a per-plate, per-channel
 uneven illumination with a camera offset and shot/read noise. The treated compound gets a
 taxol-like phenotype whatever its name: larger, rounder cells, bright peripheral tubulin bundles,
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import math
 import os
 import re
@@ -65,6 +68,7 @@ IMAGE_CSV_HEADER = (
     'Replicate,"Image_Metadata_Compound",Image_Metadata_Concentration'
 )
 MOA_CSV_HEADER = '"compound",concentration,"moa"'
+MARKER = "cellvae-synthetic.json"  # in the generator's folder: the files it wrote there
 ZIP_DATE_TIME = (2007, 6, 15, 0, 0, 0)
 
 
@@ -107,8 +111,15 @@ def generate_mini_bbbc021(settings: dict, *, image_csv, moa_csv, archives: dict)
     _validate(settings)
     if sorted(archives) != sorted(settings["plates"]):
         raise ValueError(f"archives given for plates {sorted(archives)}, but synthetic.plates is {settings['plates']}")
+    names: dict[Path, list[str]] = {}
+    for path in map(Path, [image_csv, moa_csv, *archives.values()]):
+        names.setdefault(path.parent, []).append(path.name)
+    for folder in names:
+        check_own_folder(folder)
+    marked = {folder: claim_folder(folder, files) for folder, files in names.items()}
     seed, fields = settings["seed"], _fields(settings)
     staged: list[tuple[Path, Path]] = []
+    replaced = 0
     try:
         for plate in settings["plates"]:
             staged.append(_stage(Path(archives[plate])))
@@ -119,9 +130,71 @@ def generate_mini_bbbc021(settings: dict, *, image_csv, moa_csv, archives: dict)
         staged[-1][0].write_bytes(_image_csv(fields, seed).encode())
         for temporary, final in staged:
             os.replace(temporary, final)
+            replaced += 1
+    except BaseException:
+        if not replaced:  # nothing written: each folder as it was, its marker too
+            for folder, before in marked.items():
+                _restore_marker(folder, before)
+        raise
     finally:
         for temporary, _ in staged:
             temporary.unlink(missing_ok=True)
+
+
+def foreign_entries(folder) -> list[str]:
+    """The names in a folder that the generator did not write there (none for an absent or empty folder); a folder
+    without MARKER holds only foreign entries."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return [] if not folder.exists() else [folder.name]
+    names = sorted(entry.name for entry in folder.iterdir())
+    ours = set(_marked(folder))
+    staged = {f".{name}.partial" for name in ours | {MARKER}}  # what an interrupted write left
+    return [name for name in names if not (name in ours or name in staged or (name == MARKER and ours))]
+
+
+def check_own_folder(folder, key: str = "synthetic output folder") -> None:
+    """Raise a one-line ValueError where the folder holds anything the generator did not write."""
+    foreign = foreign_entries(folder)
+    if foreign:
+        shown = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
+        raise ValueError(
+            f"{key}: {os.path.abspath(folder)} holds {shown}, which the synthetic generator did not write (it writes "
+            f"only into an empty folder or one it marked with {MARKER}): to use this data, set synthetic.enabled "
+            "false (--config 'synthetic={enabled: false}'); for the demo, give an empty or new folder"
+        )
+
+
+def claim_folder(folder, names) -> bytes | None:
+    """Mark a folder as the generator's before writing `names` there (MARKER, written first, lists them with what
+    it wrote before); refuse a folder holding anything else. The marker it replaced (None: there was none)."""
+    folder = Path(folder)
+    check_own_folder(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / MARKER
+    before = marker.read_bytes() if marker.is_file() else None
+    files = sorted(set(_marked(folder)) | set(names))
+    record = {"written_by": "cellvae.synthetic (the synthetic mini BBBC021)", "files": files}
+    staged = folder / f".{MARKER}.partial"
+    staged.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(staged, marker)
+    return before
+
+
+def _restore_marker(folder: Path, before: bytes | None) -> None:
+    if before is None:
+        (folder / MARKER).unlink(missing_ok=True)
+    else:
+        (folder / MARKER).write_bytes(before)
+
+
+def _marked(folder: Path) -> list[str]:
+    """The files MARKER lists (none without a readable marker)."""
+    try:
+        files = json.loads((folder / MARKER).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [name for name in files if isinstance(name, str) and "/" not in name] if isinstance(files, list) else []
 
 
 def plate_week_and_prefix(plate: str) -> tuple[int, str]:

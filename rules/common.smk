@@ -1,80 +1,95 @@
-# Config validation and the helpers the rules share.
+# The source checks and the helpers the rules share (rules/config.smk checks the config first).
 import os
 
 import pandas as pd
 
-from jsonschema.exceptions import ValidationError
 from snakemake.exceptions import WorkflowError
 from snakemake.io import get_wildcard_names, strip_wildcard_constraints
-from snakemake.utils import min_version, validate
 
 from cellvae.channels import STAINS
 from cellvae.fetch import archive_name, is_url, source_location
+from cellvae.metadata import IMAGE_CSV, MOA_CSV, read_image_table, read_moa_table, training_and_profiled_fields
 from cellvae.settings import MODEL_ID, model_id, parse_model_id
-
-min_version("9.0")
-
-
-def config_error(error):
-    """One line for a schema violation: the key path, what is wrong and, for an unknown key, the allowed ones."""
-    path = ".".join(str(part) for part in error.absolute_path)
-    if error.validator == "additionalProperties":
-        allowed = list(error.schema.get("properties", {}))
-        unknown = [key for key in error.instance if key not in allowed]
-        where = f"under {path}" if path else "at the top level"
-        keys = ", ".join(f"{path}.{key}" if path else str(key) for key in unknown)
-        return (
-            f"config key {keys} is not allowed; allowed keys {where}: {', '.join(allowed)} "
-            "(config/config.schema.yaml)"
-        )
-    if error.validator == "required" and isinstance(error.instance, dict):
-        missing = [key for key in error.validator_value if key not in error.instance]
-        keys = ", ".join(f"{path}.{key}" if path else str(key) for key in missing)
-        return f"config key {keys} is missing (required; see config/config.schema.yaml)"
-    message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
-    return f"config key {path or '(top level)'}: {message} (config/config.schema.yaml)"
-
-
-# --config 'latent_dims=[16]' gives the items as strings: digit strings are the integers meant
-if isinstance(config.get("latent_dims"), list):
-    config["latent_dims"] = [
-        int(dim) if isinstance(dim, str) and dim.strip().isdigit() else dim for dim in config["latent_dims"]
-    ]
-try:
-    validate(config, schema="../config/config.schema.yaml", set_default=True)  # the schema holds every default
-except WorkflowError as error:
-    if not isinstance(error.__context__, ValidationError):  # snakemake's validate raises it from the violation
-        raise
-    raise WorkflowError(config_error(error.__context__)) from None
+from cellvae.synthetic import check_own_folder
 
 SOURCE = config["source"]
-if lookup(dpath="synthetic/enabled", within=config) and is_url(SOURCE):
-    raise ValueError(
-        f"config key source: {SOURCE!r} is a URL but synthetic.enabled is true; "
-        "the synthetic data set needs a local directory"
+SYNTHETIC = lookup(dpath="synthetic/enabled", within=config)
+STORAGE = workflow.storage_settings.default_storage_provider  # set: relative paths name places in the storage
+DISABLE_SYNTHETIC = "set synthetic.enabled false (--config 'synthetic={enabled: false}')"
+
+
+def check_synthetic_source():
+    """The synthetic generator writes only into a folder of its own, never over a user's data (a BBBC021 mirror):
+    locally a folder it marked or a new or empty one; in a storage, one under results/."""
+    if is_url(SOURCE):
+        raise ValueError(
+            f"config key source: {SOURCE!r} is a URL but synthetic.enabled is true; the synthetic data set needs a "
+            f"folder of its own: to read {SOURCE}, {DISABLE_SYNTHETIC}"
+        )
+    if STORAGE and (os.path.isabs(SOURCE) or not os.path.normpath(SOURCE).startswith("results/")):
+        raise ValueError(
+            f"config key source: {SOURCE!r} is not under results/, the only place in the storage the synthetic "
+            f"generator writes; to read {SOURCE}, {DISABLE_SYNTHETIC}"
+        )
+    if not STORAGE:
+        check_own_folder(SOURCE, "config key source")
+
+
+def check_local_source():
+    """A local source (no storage provider) is a folder with both tables and the zip of every plate the config
+    selects (the selection computed here as the select_images checkpoint will), else one line naming what lacks."""
+    folder = os.path.abspath(SOURCE)
+    if not os.path.isdir(SOURCE):
+        raise ValueError(
+            f"config key source: folder {folder} does not exist; give the local folder "
+            f"holding {IMAGE_CSV}, {MOA_CSV} and the plate zips, or a URL "
+            "(https://data.broadinstitute.org/bbbc/BBBC021/, s3://bucket/prefix)"
+        )
+    lacking = [name for name in (IMAGE_CSV, MOA_CSV) if not os.path.isfile(os.path.join(SOURCE, name))]
+    if lacking:
+        raise ValueError(f"config key source: folder {folder} lacks {' and '.join(lacking)}; copy BBBC021's there")
+    response = config["response"]
+    selected = training_and_profiled_fields(
+        read_image_table(os.path.join(SOURCE, IMAGE_CSV)),
+        read_moa_table(os.path.join(SOURCE, MOA_CSV)),
+        config["plates"],
+        config["compounds"],
+        config["moas"],
+        {key: response[key] for key in ("compounds", "moas", "exclude_wells")} if response["enabled"] else None,
     )
-# a local source must exist (with a default storage provider, a relative source names a place in the storage)
-if (
-    not is_url(SOURCE)
-    and not lookup(dpath="synthetic/enabled", within=config)
-    and not os.path.isdir(SOURCE)
-    and not workflow.storage_settings.default_storage_provider
-):
-    raise ValueError(
-        f"config key source: folder {os.path.abspath(SOURCE)} does not exist; give the local folder "
-        "holding BBBC021_v1_image.csv, BBBC021_v1_moa.csv and the plate zips, or a URL "
-        "(https://data.broadinstitute.org/bbbc/BBBC021/, s3://bucket/prefix)"
-    )
+    plates = sorted(selected["plate"].unique())
+    missing = [plate for plate in plates if not os.path.isfile(os.path.join(SOURCE, archive_name(plate)))]
+    if missing:
+        shown = ", ".join(map(archive_name, missing[:3])) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
+        raise ValueError(
+            f"config key source: folder {folder} lacks {shown}, the zip(s) of {len(missing)} of the "
+            f"{len(plates)} selected plates; add them, or select other plates (config key plates)"
+        )
+
+
+def check_synthetic_plates():
+    """The plates selected from the synthetic data set are among those it has (synthetic.plates)."""
+    made = config["synthetic"]["plates"]
+    unknown = [plate for plate in config["plates"] if plate not in made] if config["plates"] != "all" else []
+    if unknown:
+        raise ValueError(
+            f"config key plates: unknown plate {unknown[0]!r}: the synthetic data set has {', '.join(made)} "
+            "(config key synthetic.plates)"
+        )
+
+
+try:
+    if SYNTHETIC:
+        check_synthetic_source()
+        check_synthetic_plates()
+    elif not is_url(SOURCE) and not STORAGE:
+        check_local_source()
+except ValueError as error:  # the message says it all: no traceback
+    raise WorkflowError(str(error)) from None
 
 LATENT_DIMS = lookup(dpath="latent_dims", within=config)
-VARIANTS = lookup(dpath="models", within=config)  # name -> train: overrides; none: one model per latent dim
-for _name, _overrides in VARIANTS.items():
-    _unknown = sorted(set(_overrides) - set(config["train"]))
-    if _unknown:
-        raise ValueError(
-            f"config key models.{_name}: {', '.join(_unknown)} not a train: setting; "
-            f"allowed: {', '.join(config['train'])}"
-        )
 MODELS = [model_id(name, dim) for name in VARIANTS or [None] for dim in LATENT_DIMS]
 MODEL_PATTERN = MODEL_ID.pattern
 
@@ -91,12 +106,13 @@ def model_settings(wildcards):
 
 
 def source_input(name):
-    """A local source file as a rule input (so changes rerun its chain) where it exists or the synthetic
-    rule writes it; nothing for a URL or a missing file (fetching it then fails naming the file)."""
+    """A local source file as a rule input (so changes rerun its chain; a missing one stops the DAG naming it);
+    nothing for a URL or, with a storage provider, for a file not in the storage (fetching it then fails naming
+    the file)."""
     if is_url(SOURCE):
         return []
     path = source_location(SOURCE, name)
-    return path if lookup(dpath="synthetic/enabled", within=config) or os.path.exists(path) else []
+    return path if SYNTHETIC or not STORAGE or os.path.exists(path) else []
 
 
 def staged_source(key):
@@ -170,10 +186,6 @@ def final_outputs(wildcards):
         # single-cell crops are a product too: deleting a plate's crops reruns that plate's chain
         # (not with a storage provider: the S3 plugin caches a folder's absence from the DAG's start, so a target
         # folder looks missing at the end; the crops are compose_pngs inputs anyway)
-        *(
-            []
-            if workflow.storage_settings.default_storage_provider
-            else expand("results/segmentation/{plate}/crops", plate=selected_plates())
-        ),
+        *([] if STORAGE else expand("results/segmentation/{plate}/crops", plate=selected_plates())),
         *(["results/response/summary.csv"] if lookup(dpath="response/enabled", within=config) else []),
     ]

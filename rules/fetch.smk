@@ -10,6 +10,7 @@ rule fetch_images:
         "results/logs/fetch_images/{plate}.log",
     benchmark:
         "results/benchmarks/fetch_images/{plate}.tsv"
+    retries: 1  # a transfer can fail transiently beyond fetch.retries (no other rule retries)
     conda:
         "../envs/workflow.yaml"
     threads: 1

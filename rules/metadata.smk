@@ -12,6 +12,7 @@ rule fetch_metadata:
         "results/logs/fetch_metadata.log",
     benchmark:
         "results/benchmarks/fetch_metadata.tsv"
+    retries: 1  # a transfer can fail transiently beyond fetch.retries (no other rule retries)
     conda:
         "../envs/workflow.yaml"
     threads: 1

@@ -1,4 +1,5 @@
-# A synthetic mini BBBC021 in the real source layout (CSVs + one zip per plate), for the demo and tests.
+# A synthetic mini BBBC021 in the real source layout (CSVs + one zip per plate), for the demo and tests, written
+# into `source` only where that is a folder of its own (new, empty, or marked by it: rules/common.smk checks).
 if lookup(dpath="synthetic/enabled", within=config):
 
     rule synthesize_bbbc021:

@@ -1,6 +1,6 @@
 """The config: defaults in the schema only (Snakemake fills them in, cellvae.config reads the same), overlays that
 hold only what differs, and a bad config failing at parse time (snakemake -n) in one short message naming the key
-(rules/common.smk)."""
+(rules/config.smk; a local source and the plates it has: rules/common.smk)."""
 
 import pytest
 import yaml
@@ -8,6 +8,7 @@ from snakemake.utils import validate
 from snakemake_runner import REPO, snakemake
 
 from cellvae.config import SCHEMA, defaults, with_defaults
+from cellvae.synthetic import generate_mini_bbbc021, source_files
 
 MAX_LINES = 20  # the error, Snakemake's profile line and the file/line it points at; never the schema
 
@@ -95,7 +96,7 @@ def test_an_unknown_nested_key_from_the_command_line_names_its_path(tmp_path):
 
 def test_a_wrong_value_names_the_key_and_the_rule(tmp_path):
     output = short_error(dry_run(tmp_path, {"train": {"learning_rate": -1}}))
-    assert "config key train.learning_rate: -1 is less than or equal to the minimum of 0" in output
+    assert "config key train.learning_rate must be a number > 0, got -1 (config/config.schema.yaml)" in output
 
 
 def test_a_missing_key_is_named_with_its_path(tmp_path):
@@ -111,7 +112,38 @@ def test_latent_dims_from_the_command_line_are_numbers(tmp_path):
 
 def test_a_non_numeric_latent_dim_is_still_refused(tmp_path):
     output = short_error(dry_run(tmp_path, {}, "--config", "latent_dims=[z16]"))
-    assert "config key latent_dims.0: 'z16' is not of type 'integer'" in output
+    assert "config key latent_dims[0] must be an integer >= 1, got 'z16'" in output
+
+
+def test_nested_values_from_the_command_line_are_read_as_yaml(tmp_path):
+    """Snakemake reads png={size: 24} as {'size': '24'}: typed as YAML, as in a config file."""
+    result = dry_run(tmp_path, {}, "--config", "png={size: 24}", "train={batch_size: 8, mixed_precision: false}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "png_scale" in result.stdout or "select_images" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("train={batch_size: 0}", "config key train.batch_size must be an integer >= 1, got 0"),
+        ("png={size: -1}", "config key png.size must be an integer >= 16, a multiple of 8, got -1"),
+        ("png={size: 20}", "config key png.size must be an integer >= 16, a multiple of 8, got 20"),
+        ("latent_dims=[-4]", "config key latent_dims[0] must be an integer >= 1, got -4"),
+        ("plates=NoSuch", "config key plates must be 'all' or a list of at least 1 item, got 'NoSuch'"),
+        ("compounds=[]", "config key compounds must be 'all' or a list of at least 1 item, got []"),
+        ("synthetic={enabled: maybe}", "config key synthetic.enabled must be true or false, got 'maybe'"),
+        ("models={thesis: {batch_size: 0}}", "config key models.thesis.batch_size must be an integer >= 1, got 0"),
+    ],
+)
+def test_a_bad_command_line_value_names_its_key_value_and_bound(tmp_path, value, message):
+    output = short_error(dry_run(tmp_path, {}, "--config", value))
+    assert message + " (config/config.schema.yaml)" in output
+    assert "is not valid under any of the given schemas" not in output and "is not of type" not in output
+
+
+def test_a_model_variant_with_an_unknown_setting_names_it(tmp_path):
+    output = short_error(dry_run(tmp_path, {"models": {"thesis": {"batch_sise": 8}}}))
+    assert "config key models.thesis: batch_sise not a train: setting; allowed: architecture," in output
 
 
 @pytest.mark.parametrize("source", ["bbbc021", "/nonexistent/cellvae/bbbc021"])
@@ -122,8 +154,55 @@ def test_a_missing_local_source_folder_fails_at_parse_time(tmp_path, source):
     assert "Job stats" not in output
 
 
+def local_source(folder, plates=("Week1_22123", "Week4_27481")):
+    """A folder in BBBC021's layout (both CSVs, a zip per plate): a tiny synthetic set, written by the generator."""
+    settings = {**defaults()["synthetic"], "plates": list(plates), "width": 64, "height": 64}
+    settings.update(wells_per_compound=1, sites_per_well=1, cells_per_field=1)
+    settings.pop("enabled")
+    generate_mini_bbbc021(settings, **source_files(folder, plates))
+    return folder
+
+
 def test_an_existing_local_source_folder_plans_the_run(tmp_path):
-    (tmp_path / "bbbc021").mkdir()
+    local_source(tmp_path / "bbbc021")
     result = dry_run(tmp_path, {"source": "bbbc021", "synthetic": {"enabled": False}})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "select_images" in result.stdout
+    assert "select_images" in result.stdout and "synthesize_bbbc021" not in result.stdout
+
+
+def test_a_local_source_lacking_a_table_fails_at_parse_time(tmp_path):
+    (tmp_path / "bbbc021").mkdir()
+    output = short_error(dry_run(tmp_path, {"source": "bbbc021", "synthetic": {"enabled": False}}))
+    assert (
+        f"config key source: folder {tmp_path / 'bbbc021'} lacks BBBC021_v1_image.csv and BBBC021_v1_moa.csv" in output
+    )
+
+
+def test_an_unknown_plate_of_a_local_source_fails_at_parse_time(tmp_path):
+    """Was: -n passed; the run failed in select_images, printed twice (restart-times)."""
+    local_source(tmp_path / "bbbc021")
+    output = short_error(
+        dry_run(tmp_path, {"source": "bbbc021", "synthetic": {"enabled": False}, "plates": ["Week1_22132"]})
+    )
+    assert "config key plates: unknown plate 'Week1_22132' (close names: Week1_22123" in output
+
+
+def test_a_local_source_lacking_a_selected_plates_zip_fails_at_parse_time(tmp_path):
+    """Was: -n passed; fetch_images failed at run time after chained tracebacks."""
+    source = local_source(tmp_path / "bbbc021")
+    (source / "BBBC021_v1_images_Week4_27481.zip").unlink()
+    config = {"source": "bbbc021", "synthetic": {"enabled": False}}
+    output = short_error(dry_run(tmp_path, config))
+    assert (
+        f"config key source: folder {source} lacks BBBC021_v1_images_Week4_27481.zip, the zip(s) of 1 of the 2"
+        in output
+    )
+    result = dry_run(tmp_path, {**config, "plates": ["Week1_22123"]})  # a selection without it runs
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_a_plate_the_synthetic_set_lacks_fails_at_parse_time(tmp_path):
+    output = short_error(dry_run(tmp_path, {"plates": ["Week4_27418"]}))
+    assert (
+        "config key plates: unknown plate 'Week4_27418': the synthetic data set has Week1_22123, Week4_27481" in output
+    )

@@ -1,13 +1,16 @@
 """Job sizes come from the rules, the same under every profile, in sizes AWS Batch accepts; the profiles only say
 where jobs go. Every profile dry-runs (placeholder cluster settings); aws-gpu is in test_s3.py (its storage needs
-an S3 server)."""
+an S3 server), but for its refusals of unset variables, which come before any network."""
 
+import os
 import re
+import subprocess
+import time
 
 import pytest
 import yaml
 from snakemake_executor_plugin_aws_batch.constant import VALID_RESOURCES_MAPPING
-from snakemake_runner import CELLPROFILER, REPO, snakemake, tiny_config
+from snakemake_runner import CELLPROFILER, REPO, SNAKEMAKE, snakemake, tiny_config
 
 needs_cellprofiler = pytest.mark.skipif(
     not CELLPROFILER.exists(), reason=f"CellProfiler not installed at {CELLPROFILER}"
@@ -24,6 +27,14 @@ SLURM_ENV = {
     "CELLVAE_SLURM_GPU_MODEL": "a100",
 }
 UNSET = {name: "" for name in SLURM_ENV}
+# what `python -m cellvae aws env` prints, in form (tests/test_s3.py dry-runs the profile against a real bucket)
+PLACEHOLDERS = {
+    "CELLVAE_AWS_REGION": "us-east-1",
+    "CELLVAE_S3_PREFIX": "s3://cellvae-test/run",
+    "CELLVAE_BATCH_JOB_QUEUE_GPU": "arn:aws:batch:us-east-1:123456789012:job-queue/gpu",
+    "CELLVAE_BATCH_JOB_ROLE_ARN": "arn:aws:iam::123456789012:role/cellvae-job",
+    "CELLVAE_ECR_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/cellvae:test",
+}
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +129,51 @@ def test_slurm_profile_without_settings_leaves_account_and_partition_to_slurm(se
     plan = planned_resources(output)
     assert plan["train_vae"][0]["gpu"] == "1" and "gpu_model" not in plan["train_vae"][0]
     assert not any(key.startswith("slurm_") for jobs in plan.values() for job in jobs for key in job)
+
+
+AWS_VARIABLES = [
+    "CELLVAE_AWS_REGION",
+    "CELLVAE_S3_PREFIX",
+    "CELLVAE_BATCH_JOB_QUEUE_GPU",
+    "CELLVAE_BATCH_JOB_ROLE_ARN",
+    "CELLVAE_ECR_IMAGE",
+]
+
+
+def aws_dry_run(tmp_path, **variables):
+    """`snakemake --profile aws-gpu -n` with only `variables` of the profile's set, no AWS credentials and no
+    network: what fails must fail before anything is contacted."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("CELLVAE_", "AWS_"))}
+    env.update(
+        variables, AWS_EC2_METADATA_DISABLED="true", HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9"
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(SNAKEMAKE), "-n", "--directory", str(tmp_path), "--profile", str(REPO / "profiles" / "aws-gpu")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=env,
+    )
+    return result, time.monotonic() - started
+
+
+@pytest.mark.parametrize("given", [[], ["CELLVAE_AWS_REGION"], AWS_VARIABLES[:-1]])
+def test_aws_profile_names_the_unset_variables_in_one_line(tmp_path, given):
+    """Was: a 74-line boto traceback (region '$CELLVAE_AWS_REGION'), or with only the region set a storage error."""
+    result, seconds = aws_dry_run(tmp_path, **{name: PLACEHOLDERS[name] for name in given})
+    output = result.stdout + result.stderr
+    unset = [name for name in AWS_VARIABLES if name not in given]
+    assert result.returncode != 0
+    assert f"profile aws-gpu: {', '.join(unset)} {'is' if len(unset) == 1 else 'are'} unset; " in output
+    assert 'eval "$(python -m cellvae aws env)"' in output
+    assert "Traceback" not in output and "botocore" not in output and len(output.strip().splitlines()) <= 2, output
+    assert seconds < 60
+
+
+def test_aws_profile_refuses_a_prefix_that_is_not_s3(tmp_path):
+    result, _ = aws_dry_run(tmp_path, **{**PLACEHOLDERS, "CELLVAE_S3_PREFIX": "my-bucket/cellvae"})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "CELLVAE_S3_PREFIX is 'my-bucket/cellvae', not s3://bucket/prefix" in output
+    assert "Traceback" not in output

@@ -2,6 +2,7 @@
 
 import copy
 import io
+import json
 import re
 import uuid
 import zipfile
@@ -14,7 +15,7 @@ import tifffile
 
 from cellvae import synthetic, synthetic_fields
 from cellvae.channels import STAINS
-from cellvae.synthetic import generate_mini_bbbc021, source_files
+from cellvae.synthetic import MARKER, generate_mini_bbbc021, source_files
 
 REAL_METADATA = Path(__file__).resolve().parents[2] / "shared" / "bbbc021" / "metadata"
 needs_real_metadata = pytest.mark.skipif(
@@ -67,13 +68,36 @@ def dataset(tmp_path_factory) -> Path:
     return out_dir
 
 
-def test_writes_exactly_the_source_files(dataset):
-    assert sorted(p.name for p in dataset.iterdir()) == [
+def test_writes_exactly_the_source_files_and_its_marker(dataset):
+    files = [
         "BBBC021_v1_image.csv",
         "BBBC021_v1_images_Week1_22123.zip",
         "BBBC021_v1_images_Week4_27481.zip",
         "BBBC021_v1_moa.csv",
     ]
+    assert sorted(p.name for p in dataset.iterdir()) == sorted([*files, MARKER])
+    assert json.loads((dataset / MARKER).read_text())["files"] == files
+
+
+def test_a_folder_holding_anything_it_did_not_write_is_refused_untouched(tmp_path):
+    """Was: the generator replaced a user's BBBC021 files of the same names."""
+    (tmp_path / "BBBC021_v1_image.csv").write_text("the user's own table")
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(ValueError, match=r"holds BBBC021_v1_image.csv, notes, which the synthetic generator did not"):
+        generate(tmp_path, settings(width=64, height=64, cells_per_field=1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["BBBC021_v1_image.csv", "notes"]
+    assert (tmp_path / "BBBC021_v1_image.csv").read_text() == "the user's own table"
+
+
+def test_its_own_folder_is_rewritten_and_an_unreadable_marker_is_not_its_own(tmp_path):
+    small = settings(width=64, height=64, cells_per_field=1, plates=["Week1_22123"])
+    generate(tmp_path, small)
+    generate(tmp_path, small | {"plates": ["Week4_27481"]})  # its own: the new plate beside the old one
+    assert synthetic.foreign_entries(tmp_path) == []
+    assert "BBBC021_v1_images_Week1_22123.zip" in json.loads((tmp_path / MARKER).read_text())["files"]
+    (tmp_path / MARKER).write_text("{truncated")
+    with pytest.raises(ValueError, match="holds BBBC021_v1_image.csv, .* and 1 more, which"):
+        generate(tmp_path, small)
 
 
 @needs_real_metadata
@@ -322,7 +346,7 @@ def test_writes_exactly_the_files_it_is_given(dataset, tmp_path):
     for plate, archive in archives.items():
         assert archive.read_bytes() == (dataset / f"BBBC021_v1_images_{plate}.zip").read_bytes()
     assert sorted(path.name for path in tmp_path.rglob("*")) == sorted(
-        ["images.csv", "moa.csv", "zips", *(archive.name for archive in archives.values())]
+        ["images.csv", "moa.csv", "zips", *(archive.name for archive in archives.values()), MARKER, MARKER]
     )
     with pytest.raises(ValueError, match="archives given for plates"):
         generate_mini_bbbc021(chosen, image_csv=tmp_path / "a.csv", moa_csv=tmp_path / "b.csv", archives={})
