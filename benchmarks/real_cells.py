@@ -22,20 +22,21 @@ Last line: vae_over_pca_mse=<mean over seeds of the default model's held-out MSE
 
 --folds lopo (cellvae.margins): leave one plate out over the five plates' DMSO cells: per fold, models (--models,
 default `default`; --seeds, default 1 2) train on the other four plates' DMSO cells, and PCA is fitted on the same
-cells in the same augmentation the VAE sees (all 8 flips/rotations of each, train.augment) — once, with enough
-components for every PCA-k. Per fold and pooled over all folds (each field measured by the fold that held it out):
-the VAE/PCA-k MSE ratio (VAE: the seeds' mean error per cell) with a 95% paired bootstrap interval over fields
-(plate + well + site; --bootstrap resamplings), over the whole window (mse) and inside the centre cell (mse_cell:
-its mask segmented from the crop itself, cellvae.cell_features, composed onto the canvas like the crop); the
-PCA-equivalent k (PCA-k's held-out MSE equals the VAE's). A plate has only 3-4 fields, so a fold's interval is
+cells in the augmentation the VAE sees (all 8 flips/rotations of each where the model's train.augment is on) — once,
+with enough components for every PCA-k. Per fold and pooled over all folds (each field measured by the fold that
+held it out): the VAE/PCA-k MSE ratio (VAE: the seeds' mean error per cell) with a 95% paired bootstrap interval
+over fields (plate + well + site; --bootstrap resamplings), over the whole window (mse) and inside the centre cell
+(mse_cell: its mask segmented from the crop itself, cellvae.cell_features, composed onto the canvas like the crop);
+the PCA-equivalent k (PCA-k's held-out MSE equals the VAE's). A plate has only 3-4 fields, so a fold's interval is
 coarse; the pooled one resamples all 19. Writes the section "## Leave one plate out" of --results (default
-benchmarks/RESULTS.md). Settings are chosen on folds, never on the plate a figure is reported on: this mode
-chooses none (models are MODELS over the config's defaults); the defaults were chosen by the ablation above on
-the fixed fold, whose held-out plates Week4_27801 and Week4_27821 are two of the five folds here (flagged in the
-table); a new choice must come from the training plates of each fold.
+benchmarks/RESULTS.md). Settings are chosen on folds, never on the plate a figure is reported on: this mode chooses
+none (models are MODELS over the config's defaults); the defaults were chosen by the ablation above on the fixed
+fold, whose held-out plates Week4_27801 and Week4_27821 are two of the five folds here (flagged in the table); a new
+choice must come from the training plates of each fold.
 The product's setting (issue 18 goal 2): --folds lopo --size 128 --masked --latent-dims 150: the crops masked to
 their centre cell and cut to its bounding box, composed at the common scale (png.scale, png.scale_quantile) like
-`cellvae png`, z = 150 against PCA-150. Smoke: --max-cells-per-plate 40 --epochs 1 --seeds 1 --results /tmp/R.md.
+`cellvae png`, z = 150 against PCA-150. Goal 4 (one sigma per channel): --models default per-channel-sigma. Smoke:
+--max-cells-per-plate 40 --epochs 1 --seeds 1 --results /tmp/R.md.
 Last line (lopo): lopo_ratio_max_upper=<largest upper 95% bound over folds of the first model's, first z's
 whole-window VAE/PCA-k MSE ratio>
 """
@@ -59,6 +60,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from cellvae.baselines import Baselines, fit_pca  # noqa: E402
+from cellvae.cli import positive_int  # noqa: E402
 from cellvae.config import defaults  # noqa: E402
 from cellvae.inputs import compose_arrays, read_image, write_shard  # noqa: E402
 from cellvae.margins import (  # noqa: E402
@@ -213,7 +215,8 @@ def lopo_table(rows: pd.DataFrame, args, n_cells: int) -> str:
         "",
         f"`benchmarks/real_cells.py --folds lopo` ({setting}; {n_cells} DMSO cells of five plates; "
         f"{args.epochs} epochs, seeds {' '.join(map(str, args.seeds))}). Each fold trains on four plates and is "
-        "measured on the fifth; PCA is fitted on the same cells in the same 8 flips/rotations. Ratio: VAE / PCA-k "
+        "measured on the fifth; PCA is fitted on the same cells, in their 8 flips/rotations where the model trains on "
+        "them. Ratio: VAE / PCA-k "
         "MSE (k = z) with a 95% paired bootstrap interval over fields; k equiv.: the k at which PCA-k matches the "
         "VAE. \\* plates on which the default settings were chosen (the fixed fold's held-out plates).",
         "",
@@ -248,12 +251,17 @@ def leave_one_plate_out(args, log) -> int:
         pixels = masks.sum(axis=(1, 2)) * 3.0  # per cell, the values inside its centre cell
         fold = args.out / tag / held
         write_shard(fold / "train.npy", train_cells)
-        pca = fit_pca(dihedral_variants(train_cells), max(args.pca_max_k, 2 * max(args.latent_dims)), PCA_MEMORY_BYTES)
-        n_components = len(pca.components_)
-        ks = sorted({0, *np.geomspace(1, n_components, 24).round().astype(int), *args.latent_dims})  # 0: the mean
-        curve = pca_errors(pca.mean_, pca.components_, test_cells, masks, ks)
-        log(f"fold {held}: {len(train_cells)} training cells, {test.sum()} held out; PCA of {n_components}")
+        log(f"fold {held}: {len(train_cells)} training cells, {test.sum()} held out")
+        curves = {}  # augment -> (k -> PCA-k's errors): PCA fitted on the cells as the model sees them
         for name in args.models:
+            augment = model_settings(name)["augment"]
+            if augment not in curves:
+                cells = dihedral_variants(train_cells) if augment else train_cells
+                pca = fit_pca(cells, max(args.pca_max_k, 2 * max(args.latent_dims)), PCA_MEMORY_BYTES)
+                n_components = len(pca.components_)
+                ks = sorted({0, *np.geomspace(1, n_components, 24).round().astype(int), *args.latent_dims})  # 0: mean
+                curves[augment] = pca_errors(pca.mean_, pca.components_, test_cells, masks, ks)
+            curve = curves[augment]
             for z in args.latent_dims:
                 errors = []
                 for seed in args.seeds:
@@ -268,7 +276,8 @@ def leave_one_plate_out(args, log) -> int:
                 rows.append(
                     {"model": name, "latent_dim": z, "plate": held, **paired_comparison(*measured, args.bootstrap)}
                     | {
-                        "k_max": n_components,
+                        "pca_augmented": augment,
+                        "k_max": max(curve),
                         "ratio_seed_sd": float(np.std(seed_ratios, ddof=1)) if len(seed_ratios) > 1 else 0.0,
                         "k_equivalent": pca_equivalent_k(
                             list(curve), [curve[k][0].mean() for k in curve], vae_window.mean()
@@ -307,9 +316,9 @@ def main(argv=None) -> int:
     parser.add_argument("--train-plates", nargs="+", default=TRAIN_PLATES)
     parser.add_argument("--folds", choices=["fixed", "lopo"], default="fixed")
     parser.add_argument("--masked", action="store_true", help="lopo: crops masked to the centre cell, common scale")
-    parser.add_argument("--max-cells-per-plate", type=int, help="lopo: a seeded sample of each plate's cells")
-    parser.add_argument("--bootstrap", type=int, default=2000, help="lopo: resamplings of the fields")
-    parser.add_argument("--pca-max-k", type=int, default=256, help="lopo: PCA components fitted (at least 2 z)")
+    parser.add_argument("--max-cells-per-plate", type=positive_int, help="lopo: a seeded sample of each plate's cells")
+    parser.add_argument("--bootstrap", type=positive_int, default=2000, help="lopo: resamplings of the fields")
+    parser.add_argument("--pca-max-k", type=positive_int, default=256, help="lopo: PCA components (>= 2 z)")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     args = parser.parse_args(argv)
     lopo = args.folds == "lopo"
