@@ -5,7 +5,9 @@ from mu) and, where the crops carry a segmentation mask, s_cell and mse_cell ove
 `baselines`: the same metrics for zero, mean, median and pca (k = the latent dimension, fitted on the model's
 training cells: baselines.npz beside the model). Same cells, same preprocessing, same code.
 Images are composed as for training, with the preprocessing.json that `train` wrote beside the model (size,
-channel order, intensity ranges); --images and --where work as for train.
+channel order, intensity ranges); --images and --where work as for train. A run folder whose preprocessing.json,
+baselines.npz or model is missing, unreadable or of another run (each carries the run's fingerprint) is refused,
+as are images of another kind than the training images (uint8 PNGs for a model trained on raw crops, or the reverse).
 """
 
 from __future__ import annotations

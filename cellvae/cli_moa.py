@@ -2,7 +2,9 @@
 
 Prints JSON: NSC and NSCB (1-nearest-neighbour MoA among treatments of other compounds; NSCB also of other
 batches) and mAP (copairs: same-MoA treatments of other compounds retrieved among other MoAs' treatments), each
-{"value": ..., "ci": [lo, hi]} with a 95% bootstrap interval over treatments; see cellvae/moa.py.
+{"value": ..., "ci": [lo, hi]} with a 95% bootstrap interval over treatments; see cellvae/moa.py. Beside them:
+counts, per_moa, plate_references (how many plates took their own, their batch's or all their rows as the
+reference: --min-controls) and dropped_features (non-finite or constant); --matches adds every nearest neighbour.
 
 --cells: one row per cell, as `cellvae embed` writes it from a manifest (plate, well, compound,
 concentration_uM or concentration, moa, then z0 ... or any numeric feature columns): cells are normalized per

@@ -5,15 +5,23 @@ OUT/data/, and trained with the pipeline's code (cellvae.train); rerunning resum
 completed epoch (Ctrl-C says from which). Beside the model: preprocessing.json (how inputs were composed:
 evaluate and embed reuse it; the run's record) and baselines.npz (mean / median image and PCA-k of the
 training cells, k = the latent dimension). An OUT that holds another run (other settings, images or fewer
-epochs) is refused, saying what differs, unless --overwrite; one train at a time holds OUT (OUT/.lock).
+epochs) is refused, saying what differs, unless --overwrite; one train at a time holds OUT (OUT/.lock; a second
+is refused, naming the first's pid). More --epochs continue a finished run where the learning-rate schedule allows
+(--lr-schedule constant). Checkpoints (OUT/checkpoints/, checkpoint.json) hold weights, optimizer state, epoch, RNG
+states and history; a moved run folder still resumes (its fingerprint holds the cells' content, not their path).
 
 --images takes a folder or a CSV manifest (columns path or file, e.g. ../shared's by-plate manifest.csv),
 and may be given several times; --where KEY=VALUE[,VALUE...] keeps the manifests' rows that match (several
---where: all must match). Example, four plates' DMSO cells for training and a fifth for validation:
-  cellvae train --images manifest.csv --where compound=DMSO \
-                --where plate=Week4_27481,Week4_27521,Week4_27542,Week4_27801
-                --validation-images manifest.csv --validation-where compound=DMSO --validation-where plate=Week4_27821
-                --latent-dim 75 --size 64 --epochs 30 --out runs/z75
+--where: all must match); a manifest's relative paths are found beside it or in a folder above it. uint8 inputs
+keep their 0..255 scale, others are scaled by per-channel percentile ranges (png.percentiles) of the training
+cells. Refused, in one line naming the file: an image reached twice, a grey PNG among colour ones (grey PNGs only
+are read into all three channels), validation images of another kind than the training images, non-finite
+pixels, an image larger than png.max_crop_side (checked from its header) and anything but a regular file.
+Example, four plates' DMSO cells for training and a fifth for validation:
+  cellvae train --images manifest.csv --where compound=DMSO \\
+      --where plate=Week4_27481,Week4_27521,Week4_27542,Week4_27801 \\
+      --validation-images manifest.csv --validation-where compound=DMSO --validation-where plate=Week4_27821 \\
+      --latent-dim 75 --size 64 --epochs 30 --out runs/z75
 Training settings come from the config file's train: section (png: for the image size and intensity
 percentiles); options given here override them, and both are checked against config/config.schema.yaml
 before anything is written.
