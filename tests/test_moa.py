@@ -308,3 +308,21 @@ def test_tvn_with_fewer_controls_than_features_says_so():
     wells, features = wells_table(rows)
     with pytest.raises(ValueError, match=r"tvn needs more DMSO rows than features .*\(3 rows, 4 features\)"):
         moa.normalize(pd.concat([wells, features], axis=1), list(features.columns), "tvn", 2)
+
+
+def test_embed_then_moa_eval_scores_the_shared_moa_crops(shared_bbbc021, tmp_path, capsys):
+    """The user's path on real cells of all 12 MoAs: train (tiny), embed the MoA manifest, moa-eval --cells."""
+    manifest = shared_bbbc021 / "images/single_cells_moa/manifest.csv"
+    run = tmp_path / "run"
+    size = ["--size", "16", "--latent-dim", "4", "--epochs", "1", "--config", "none"]
+    assert cli(["train", "--images", str(manifest), "--where", "plate=Week10_40111", *size, "--out", str(run)]) == 0
+    embedded = tmp_path / "cells.csv"
+    assert cli(["embed", "--model", str(run), "--images", str(manifest), "--out", str(embedded)]) == 0
+    capsys.readouterr()
+    assert cli(["moa-eval", "--cells", str(embedded), "--bootstrap", "100"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n_cells"] == 1945 and result["n_treatments"] == 103 and result["n_moas"] == 12
+    assert result["n_features"] == 4 and sum(result["plate_references"].values()) == 54
+    for key in ("nsc", "nscb", "map"):
+        low, high = result[key]["ci"]
+        assert 0 <= low <= result[key]["value"] <= high <= 1
