@@ -33,6 +33,7 @@ from sklearn.decomposition import PCA
 from cellvae import cell_features, moa
 from cellvae.config import defaults
 from cellvae.inputs import compose_arrays, read_image
+from cellvae.margins import replace_section
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "bbbc021" / "images"
@@ -171,14 +172,6 @@ def table_markdown(rows: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(results_md: Path, body: str) -> None:
-    text = results_md.read_text() if results_md.is_file() else ""
-    section = f"{SECTION}\n\n{body}"
-    pattern = re.compile(rf"{re.escape(SECTION)}\n.*?(?=\n## |\Z)", re.S)
-    text = pattern.sub(lambda _: section.rstrip("\n") + "\n", text) if pattern.search(text) else text + "\n" + section
-    results_md.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="+", type=Path, required=True, help="run folders of `cellvae train`")
@@ -231,9 +224,11 @@ def main() -> None:
     ablated[name] = next(iter(embedded[0].values()))
     ablation = normalization_ablation(table, ablated, settings)
     if args.results:
-        write_section(
+        replace_section(
             args.results,
-            table_markdown(rows)
+            SECTION,
+            f"{SECTION}\n"
+            + table_markdown(rows)
             + f"\nMargins of the VAE over the best baseline: {margins}\n"
             + "\nNormalization of the product protocol (NSC [95% CI] / mAP; VAE: its first seed):\n\n"
             + ablation,
