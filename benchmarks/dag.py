@@ -1,4 +1,5 @@
-"""Dry-run scale of config/bbbc021.yaml on the real BBBC021 metadata (a local source without the zips).
+"""Dry-run scale of config/bbbc021.yaml on the real BBBC021 metadata (a local source of the tables and empty
+placeholder zips).
 
 For DMSO (the thesis) and for every compound (13,200 fields): run the cheap metadata rules for real
 (fetch_metadata, select_images: the selection is a checkpoint), then time `snakemake -n` of the whole DAG.
@@ -24,6 +25,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from snakemake_runner import snakemake  # noqa: E402
 
 from cellvae.config import with_defaults  # noqa: E402
+from cellvae.fetch import archive_name  # noqa: E402
+from cellvae.metadata import read_image_table  # noqa: E402
 
 SELECTIONS = {"dmso": ["DMSO"], "all": "all"}
 
@@ -40,12 +43,23 @@ def children_cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
+def planning_source(metadata, folder):
+    """A local source for planning only: the metadata tables linked, and an empty placeholder zip per plate (the
+    workflow refuses a local source that lacks a selected plate's zip; a dry run never opens one)."""
+    folder.mkdir()
+    for table in ("BBBC021_v1_image.csv", "BBBC021_v1_moa.csv"):
+        (folder / table).symlink_to(metadata / table)
+    for plate in read_image_table(metadata / "BBBC021_v1_image.csv")["plate"].unique():
+        (folder / archive_name(plate)).touch()
+    return folder
+
+
 def measure(metadata, compounds, repeats):
     """(jobs, wall seconds, CPU seconds) of the fastest `snakemake -n` for a selection, in a fresh workdir."""
     with tempfile.TemporaryDirectory(prefix="cellvae-dag.") as tmp:
         workdir = Path(tmp)
         overlay = {  # over config/bbbc021.yaml
-            "source": str(metadata),
+            "source": str(planning_source(metadata, workdir / "source")),
             "compounds": compounds,
             "cellprofiler": {
                 "executable": str(REPO / ".venv-cellprofiler/bin/cellprofiler"),

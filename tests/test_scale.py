@@ -1,6 +1,6 @@
-"""Planning at scale: a local source without the image archives, and a URL source, dry-run the whole DAG."""
+"""Planning at scale: a local source dry-runs the whole DAG, and a URL source once the metadata is there; a local
+source that lost a selected plate's archive is refused when the DAG is built, naming it."""
 
-import re
 import shutil
 
 import pytest
@@ -13,8 +13,8 @@ PLATES = ["Week1_22123", "Week4_27481"]
 
 
 @pytest.fixture(scope="module")
-def no_archives(tmp_path_factory):
-    """A local source with the metadata CSVs but no image archives, and a workdir whose selection is made."""
+def selected(tmp_path_factory):
+    """A local source (metadata CSVs and image archives) and a workdir whose selection is made."""
     root = tmp_path_factory.mktemp("scale")
     config = tiny_config()
     settings = {
@@ -32,8 +32,6 @@ def no_archives(tmp_path_factory):
     generate_mini_bbbc021(
         settings, image_csv=source / "BBBC021_v1_image.csv", moa_csv=source / "BBBC021_v1_moa.csv", archives=archives
     )
-    for archive in archives.values():
-        archive.unlink()
     config.update(source=str(root / "source"), synthetic={**settings, "enabled": False})
     workdir = root / "work"
     workdir.mkdir()
@@ -41,8 +39,8 @@ def no_archives(tmp_path_factory):
     return workdir, config
 
 
-def test_local_source_without_archives_dry_runs(no_archives):
-    workdir, config = no_archives
+def test_local_source_dry_runs(selected):
+    workdir, config = selected
     jobs = planned_jobs(workdir, config=config)
     assert {rule: jobs.get(rule) for rule in ["fetch_images", "illumination", "segmentation", "compose_pngs"]} == {
         "fetch_images": 2,
@@ -52,17 +50,18 @@ def test_local_source_without_archives_dry_runs(no_archives):
     }
 
 
-def test_missing_archive_fails_at_fetch_time_naming_it(no_archives):
-    workdir, config = no_archives
-    plate = PLATES[0]
-    result = snakemake(workdir, "--cores", 1, f"results/fetch/{plate}/fetch.json", config=config, check=False)
-    assert result.returncode != 0 and not (workdir / f"results/fetch/{plate}/fetch.json").exists()
-    log = (workdir / f"results/logs/fetch_images/{plate}.log").read_text()
-    assert re.search(rf"plate {plate}: archive \S*BBBC021_v1_images_{plate}\.zip not found", log), log[-2000:]
+def test_a_missing_archive_is_refused_when_the_dag_is_built_naming_it(selected, tmp_path):
+    workdir, config = selected
+    source = tmp_path / "source"
+    shutil.copytree(config["source"], source)
+    (source / archive_name(PLATES[0])).unlink()
+    result = snakemake(workdir, "-n", config={**config, "source": str(source)}, check=False)
+    assert result.returncode != 0 and archive_name(PLATES[0]) in result.stderr + result.stdout
+    assert not (workdir / f"results/fetch/{PLATES[0]}").exists()
 
 
-def test_url_source_dry_runs_once_the_metadata_is_there(no_archives, tmp_path):
-    workdir, config = no_archives
+def test_url_source_dry_runs_once_the_metadata_is_there(selected, tmp_path):
+    workdir, config = selected
     shutil.copytree(workdir / "results", tmp_path / "results")  # the metadata rules' outputs, logs, benchmarks
     url_config = {**config, "source": "http://127.0.0.1:9/bbbc021/"}  # never contacted by a dry run
     jobs = planned_jobs(tmp_path, config=url_config)
