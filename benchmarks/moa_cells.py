@@ -42,6 +42,17 @@ DMSO_PLATES = sorted(SHARED.glob("single_cells_by_plate/*/DMSO"))
 SECTION = "## MoA on real cells of all 12 mechanisms"
 THUMBNAIL_SIDE = 16
 PCA_SMALL = 16
+INTRO = """Cells: the 1,945 shared crops of all 12 MoAs (103 treatments of 38 compounds, 54 plates; median 10 cells per
+treatment). Every feature set on the same cells, scored by cellvae.moa (NSC, NSCB, mAP; 95% bootstrap over
+treatments); chance NSC ≈ 0.06. The simple protocol is the issue's (features standardized over all cells,
+treatment = mean of its cells, mean profile subtracted, cosine); the product protocol is `cellvae moa-eval --cells`
+at the config's defaults (per plate against DMSO with the batch fallback, cells → wells → treatments). The VAE runs
+were trained with the issue's command (five shared DMSO plates + the MoA manifest, no labels; z = 75, 64 px, 40
+epochs, default train:); PCA is fitted on the same training cells.
+Command: `python benchmarks/moa_cells.py --runs benchmarks/out/moa/default-s1 benchmarks/out/moa/default-s2
+--masked benchmarks/out/moa/masked --results benchmarks/RESULTS.md` (the masked crops by
+`benchmarks/masked_crops.py`).
+"""
 
 
 def train_command(out: Path, seed: int) -> list[str]:
@@ -210,7 +221,7 @@ def main() -> None:
     print(name, json.dumps(rows[name]), flush=True)
     if args.masked:
         masked_table = table.assign(path=pd.read_csv(args.masked / "moa.csv")["path"].to_numpy())
-        for run in sorted(args.masked.parent.glob("masked-s*")):
+        for run in sorted(path for path in args.masked.parent.glob("masked-s*") if path.is_dir()):
             label = f"VAE mu, centre cell masked (inputs), {run.name}"
             rows[label] = scores(masked_table, next(iter(model_features(run, masked_table, None).values())), settings)
             print(label, json.dumps(rows[label]), flush=True)
@@ -227,7 +238,7 @@ def main() -> None:
         replace_section(
             args.results,
             SECTION,
-            f"{SECTION}\n"
+            f"{SECTION}\n\n{INTRO}"
             + table_markdown(rows)
             + f"\nMargins of the VAE over the best baseline: {margins}\n"
             + "\nNormalization of the product protocol (NSC [95% CI] / mAP; VAE: its first seed):\n\n"
