@@ -34,13 +34,13 @@ from cellvae import cell_features, moa
 from cellvae.config import defaults
 from cellvae.inputs import compose_arrays, read_image
 from cellvae.margins import replace_section
+from cellvae.response_baselines import THUMBNAIL_SIDE, untrained_copy
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "bbbc021" / "images"
 MOA_MANIFEST = SHARED / "single_cells_moa" / "manifest.csv"
 DMSO_PLATES = sorted(SHARED.glob("single_cells_by_plate/*/DMSO"))
 SECTION = "## MoA on real cells of all 12 mechanisms"
-THUMBNAIL_SIDE = 16
 PCA_SMALL = 16
 INTRO = """Cells: the 1,945 shared crops of all 12 MoAs (103 treatments of 38 compounds, 54 plates; median 10 cells per
 treatment). Every feature set on the same cells, scored by cellvae.moa (NSC, NSCB, mAP; 95% bootstrap over
@@ -74,9 +74,7 @@ def read_cells() -> tuple[pd.DataFrame, list]:
 def model_features(run: Path, table: pd.DataFrame, untrained_seed: int | None) -> dict:
     """mu of the run's model (or, with untrained_seed, of a fresh model of its architecture) and pixel PCA-16 and
     PCA-k fitted on the run's training cells, for the MoA cells composed as the run composed its inputs."""
-    import keras
-
-    from cellvae.model import VAE, load_vae
+    from cellvae.model import load_vae
     from cellvae.response import encode_images
 
     preprocessing = json.loads((run / "preprocessing.json").read_text())
@@ -88,10 +86,7 @@ def model_features(run: Path, table: pd.DataFrame, untrained_seed: int | None) -
     vae = load_vae(run / "model.keras")
     found = {f"VAE z={vae.latent_dim} (trained)": encode_images(vae, cells)}
     if untrained_seed is not None:
-        keras.utils.set_random_seed(untrained_seed)
-        fresh = VAE.from_config(vae.get_config())
-        fresh.build((None, *cells.shape[1:]))
-        found = {f"untrained encoder z={vae.latent_dim}": encode_images(fresh, cells)}
+        found = {f"untrained encoder z={vae.latent_dim}": encode_images(untrained_copy(vae, untrained_seed), cells)}
         training = np.load(run / "data" / "train.npy", mmap_mode="r").reshape(-1, cells[0].size) / 255.0
         flat = cells.reshape(len(cells), -1) / 255.0
         for k in (PCA_SMALL, vae.latent_dim):
