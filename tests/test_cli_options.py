@@ -4,9 +4,9 @@ import argparse
 
 import pytest
 
-from cellvae.cli import (
+from cellvae.cli import main
+from cellvae.cli.common import (
     bounded,
-    main,
     non_negative_float,
     non_negative_int,
     positive_float,

@@ -16,7 +16,7 @@ import tifffile  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from cellvae.cli import main as cli  # noqa: E402
-from cellvae.cli_train import read_inputs  # noqa: E402
+from cellvae.cli.common import read_inputs  # noqa: E402
 from cellvae.inputs import image_table, read_image  # noqa: E402
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from cellvae.cli import UsageError, schema_number
+from cellvae.cli.common import UsageError, schema_number
 from cellvae.config import defaults
 
 TRANSFER_OPTIONS = ["connections", "coalesce_gap", "max_request_bytes", "retries", "backoff_s", "timeout_s"]

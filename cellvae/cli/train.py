@@ -38,11 +38,10 @@ from pathlib import Path
 import yaml
 
 from cellvae.baselines import Baselines
-from cellvae.cli import CommandError, UsageError
+from cellvae.cli.common import CommandError, UsageError, add_image_arguments, parse_channel_order, read_inputs
 from cellvae.config import defaults, schema, with_defaults
 from cellvae.files import write_json
 from cellvae.inputs import compose_arrays, image_table, read_images, write_shard
-from cellvae.metrics import inputs_are_masked
 from cellvae.png import resolve_scale
 from cellvae.run_folder import (
     BASELINES_NPZ,
@@ -57,7 +56,6 @@ from cellvae.run_folder import (
 from cellvae.schema_check import validate
 from cellvae.settings import DEFAULTS
 
-__all__ = ["BASELINES_NPZ", "PREPROCESSING_JSON"]  # also evaluate's and embed's names of the run folder's files
 SWITCH_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 NULL_WORDS = ("none", "null")
 
@@ -84,10 +82,6 @@ def load_config(path) -> dict:
     except ValueError as error:
         raise UsageError(str(error)) from None
     return config
-
-
-def parse_channel_order(text):
-    return None if text in (None, "auto") else tuple(text.split(","))
 
 
 def switch(text):
@@ -154,34 +148,6 @@ def option_kind(key: str) -> dict:
     if "number" in kinds:
         return {"type": number_or_null if "null" in kinds else number}
     return {"type": str}
-
-
-def add_image_arguments(p: argparse.ArgumentParser, prefix="", required=True) -> None:
-    """--[prefix]images (repeatable) and --[prefix]where (repeatable)."""
-    p.add_argument(
-        f"--{prefix}images",
-        action="append",
-        required=required,
-        default=None,
-        help="folder of single-cell images, or a CSV manifest (repeatable)",
-    )
-    p.add_argument(
-        f"--{prefix}where",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE[,VALUE...]",
-        help="keep manifest rows whose column KEY has one of the values (repeatable: all must hold)",
-    )
-
-
-def read_inputs(sources, where, pattern, channel_order, max_side=None) -> tuple:
-    """(image table: path and manifest columns, raw RGB arrays, input kind 'uint8' or 'raw', whether crops carry
-    a cell mask); max_side: config png.max_crop_side (default: its schema default). Refused, one line naming a
-    file: a source given twice or an image reached twice, a mix of kinds, images that cannot be used
-    (`cellvae.inputs.read_images`)."""
-    table = image_table(sources, where, pattern)
-    raw, kind = read_images(table["path"], channel_order, max_side, what=", ".join(map(str, sources)))
-    return table, raw, kind, inputs_are_masked(raw)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

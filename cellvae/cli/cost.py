@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from cellvae.cli import UsageError, schema_number
+from cellvae.cli.common import UsageError, schema_number
 from cellvae.config import defaults
 from cellvae.cost import cost_table
 

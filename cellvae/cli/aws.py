@@ -12,7 +12,7 @@ import re
 import shlex
 import sys
 
-from cellvae.cli import CommandError, UsageError, bounded
+from cellvae.cli.common import CommandError, UsageError, bounded
 
 DEFAULT_STACK = "cellvae"
 OPTIONS = {  # template parameter: the deploy option that sets it (any other: --parameter KEY=VALUE)
