@@ -62,11 +62,11 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from cellvae.baselines import Baselines, fit_pca  # noqa: E402
 from cellvae.cli import positive_int  # noqa: E402
 from cellvae.config import defaults  # noqa: E402
+from cellvae.files import write_csv  # noqa: E402
 from cellvae.inputs import compose_arrays, read_image, write_shard  # noqa: E402
 from cellvae.margins import (  # noqa: E402
     centre_cell,
     centre_cell_masks,
-    dihedral_variants,
     markdown_table,
     masked_crop,
     model_errors,
@@ -77,6 +77,7 @@ from cellvae.margins import (  # noqa: E402
 )
 from cellvae.metrics import reconstruction_metrics  # noqa: E402
 from cellvae.model import build_vae, load_vae  # noqa: E402
+from cellvae.orientations import dihedral_variants  # noqa: E402
 from cellvae.png import resolve_scale  # noqa: E402
 from cellvae.response import encode_images  # noqa: E402
 from cellvae.separation import mahalanobis_distance, within_well_null  # noqa: E402
@@ -295,7 +296,7 @@ def leave_one_plate_out(args, log) -> int:
         measured = [np.concatenate(values) for values in zip(*parts)]
         rows.append({"model": name, "latent_dim": z, "plate": "all", **paired_comparison(*measured, args.bootstrap)})
     results = pd.DataFrame(rows)
-    results.to_csv(args.out / tag / "lopo.csv", index=False)
+    write_csv(results, args.out / tag / "lopo.csv")
     replace_section(args.results, "## Leave one plate out", lopo_table(results, args, len(table)))
     pd.set_option("display.width", 250)
     print(results.round(5).to_string(index=False))
@@ -412,8 +413,8 @@ def main(argv=None) -> int:
 
     reconstruction = pd.DataFrame(rows)
     responses = pd.DataFrame(response_rows)
-    reconstruction.to_csv(args.out / "reconstruction.csv", index=False)
-    responses.to_csv(args.out / "response.csv", index=False)
+    write_csv(reconstruction, args.out / "reconstruction.csv")
+    write_csv(responses, args.out / "response.csv")
     summary = reconstruction.groupby("method", sort=False)[["mse", "similarity_s", "psnr", "ssim"]].agg(["mean", "std"])
     response_summary = responses.groupby("features", sort=False).agg(
         {

@@ -1,7 +1,8 @@
 """cellvae embed: the posterior mean of every image under a trained VAE, as a CSV (a user's way from crops to
 profiles).
 
-One row per image: its path (and the manifest's columns, when --images names a manifest), then z0 … z{k-1}.
+One row per image: its path (and the manifest's columns, when --images names a manifest), then z0 … z{k-1}: by
+default each image's posterior mean averaged over its 8 flips/rotations (--orientations, cellvae.orientations).
 Images are composed as for the model's training (preprocessing.json beside the model); --images and --where
 work as for train. The response-profile stage encodes with the same function (cellvae.response.encode_images).
 --out never replaces a file the command reads (the model, its run folder's files, a manifest, an image).
@@ -16,7 +17,9 @@ import pandas as pd
 
 from cellvae.cli import UsageError, positive_int
 from cellvae.cli_evaluate import add_model_arguments, model_inputs
+from cellvae.config import defaults
 from cellvae.files import refuse_overwriting_inputs, write_csv
+from cellvae.orientations import ORIENTATIONS
 from cellvae.run_folder import MODEL_KERAS, RUN_FILES
 
 
@@ -24,6 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("--out", required=True, help="CSV to write (path, metadata, z0 … z{k-1})")
     p.add_argument("--batch-size", type=positive_int, default=256, help="images encoded per batch")
+    p.add_argument(
+        "--orientations",
+        type=int,
+        choices=ORIENTATIONS,
+        default=defaults()["response"]["analysis"]["orientations"],
+        help="8: each image's mean over its 8 flips/rotations (a cell has no canonical orientation); 1: as it is "
+        "(default: the config's response.analysis.orientations, %(default)s)",
+    )
 
 
 def refuse_reading_what_is_written(out: Path, inputs) -> None:
@@ -44,7 +55,7 @@ def run(args) -> int:
 
     vae, table, cells, _, _ = model_inputs(args)
     refuse_reading_what_is_written(out, table["path"])
-    mu = encode_images(vae, cells, args.batch_size)
+    mu = encode_images(vae, cells, args.batch_size, args.orientations)
     latent = pd.DataFrame(mu, columns=[f"z{i}" for i in range(mu.shape[1])])
     table = pd.concat([table.reset_index(drop=True), latent], axis=1)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,5 @@
 """Honest margins of a reconstruction comparison: a fair PCA, the error inside the cell, intervals over fields.
 
-- dihedral_variants: the 8 flips/rotations of every cell, the augmentation the VAE trains on
-  (cellvae.inputs.dihedral_augment draws one of them per cell and step); a PCA fitted on them sees what the VAE sees.
 - centre_cell / centre_cell_masks: the centre cell of each raw window (cellvae.cell_features.segment_centre_cell),
   composed onto the model's canvas exactly as the window (cellvae.inputs.compose_arrays), for a centre-cell MSE
   (mse_cell); masked_crop: the window masked to that cell and cut to its bounding box (the product's crops).
@@ -21,16 +19,6 @@ from cellvae.cell_features import segment_centre_cell
 from cellvae.inputs import compose_arrays
 
 MASK_RANGES = np.array([[0.0, 1.0]] * 3)  # a 0/1 mask composed like a window: 0 -> 0, 1 -> 255
-
-
-def dihedral_variants(cells: np.ndarray) -> np.ndarray:
-    """N×S×S×C -> 8N×S×S×C: each cell in its 8 flips/rotations (rotations by 0-3 quarter turns of the cell and
-    of its left-right mirror), the set cellvae.inputs.dihedral_augment draws from."""
-    cells = np.asarray(cells)
-    variants = []
-    for image in (cells, cells[:, :, ::-1]):
-        variants += [np.rot90(image, k, axes=(1, 2)) for k in range(4)]
-    return np.ascontiguousarray(np.stack(variants, axis=1).reshape(-1, *cells.shape[1:]))
 
 
 def centre_cell(raw_rgb: np.ndarray) -> np.ndarray:

@@ -16,8 +16,9 @@ from matplotlib.figure import Figure
 
 from cellvae import moa
 from cellvae.baselines import Baselines
-from cellvae.files import atomic_write, read_pngs, write_csv
+from cellvae.files import atomic_write, read_pngs, save_figure, write_csv
 from cellvae.metadata import CONTROL
+from cellvae.orientations import orientation_mean
 from cellvae.response_baselines import pixel_baselines, score_baselines, untrained_copy
 from cellvae.separation import separation_table
 
@@ -52,23 +53,32 @@ def profiled_cells(png_manifests: list, selected_csv, dataset_manifest=None) -> 
     return cells[CELL_COLUMNS].sort_values(["plate", "well", "site", "label"]).reset_index(drop=True)
 
 
-def encode_images(vae, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Posterior means of uint8 images (N, S, S, 3)."""
+def encode_images(vae, images: np.ndarray, batch_size: int = 256, orientations: int = 1) -> np.ndarray:
+    """Posterior means of uint8 images (N, S, S, 3); orientations 8: each the mean over the image's 8
+    flips/rotations (cellvae.orientations)."""
     from keras import ops
+
+    def posterior_means(batch: np.ndarray) -> np.ndarray:
+        return np.concatenate(
+            [
+                ops.convert_to_numpy(vae.encode(batch[start : start + batch_size].astype("float32") / 255.0)[0])
+                for start in range(0, len(batch), batch_size)
+            ]
+        )
 
     return np.concatenate(
         [
-            ops.convert_to_numpy(vae.encode(images[start : start + batch_size].astype("float32") / 255.0)[0])
+            orientation_mean(posterior_means, images[start : start + batch_size], orientations)
             for start in range(0, len(images), batch_size)
         ]
     ).astype(np.float64)
 
 
-def encode_paths(vae, paths: list, batch_size: int = 256) -> np.ndarray:
+def encode_paths(vae, paths: list, batch_size: int = 256, orientations: int = 1) -> np.ndarray:
     """Posterior means of PNG cells, loaded and encoded chunk by chunk (bounded memory)."""
     return np.concatenate(
         [
-            encode_images(vae, read_pngs(paths[start : start + batch_size]), batch_size)
+            encode_images(vae, read_pngs(paths[start : start + batch_size]), batch_size, orientations)
             for start in range(0, len(paths), batch_size)
         ]
     )
@@ -207,10 +217,6 @@ def plot_confusion(result: dict):
     return figure
 
 
-def _save_figure(figure, path) -> None:
-    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=110))
-
-
 def response_profiles(
     model_path,
     png_manifests: list,
@@ -234,7 +240,7 @@ def response_profiles(
     features and an untrained encoder on the same cells: cellvae.response_baselines), separation from DMSO
     (separation_csv) and four figures.
 
-    settings: normalize, aggregate, min_controls, bootstrap, batch_size, cv_folds, max_cells_per_class,
+    settings: normalize, aggregate, min_controls, bootstrap, batch_size, orientations, cv_folds, max_cells_per_class,
     embedding_points, traversal_dims, traversal_steps, traversal_extent, interpolation_steps, interpolation_rows, seed.
     """
     from cellvae.model import load_vae
@@ -242,7 +248,7 @@ def response_profiles(
     vae = load_vae(model_path)
     cells = profiled_cells(png_manifests, selected_csv, dataset_manifest)
     log(f"z={vae.latent_dim}: encoding {len(cells)} cells of {cells['compound'].nunique()} compounds")
-    mu = encode_paths(vae, cells["path"].tolist(), settings["batch_size"])
+    mu = encode_paths(vae, cells["path"].tolist(), settings["batch_size"], settings["orientations"])
     latent = [f"z{i}" for i in range(mu.shape[1])]
     write_csv(pd.concat([cells, pd.DataFrame(mu, columns=latent)], axis=1), cells_csv)
     wells = well_profiles(cells, mu)
@@ -250,9 +256,10 @@ def response_profiles(
 
     result = moa.evaluate_rows(pd.concat([cells, pd.DataFrame(mu, columns=latent)], axis=1), latent, settings, True)
     result["latent_dim"] = vae.latent_dim
-    baseline_features = pixel_baselines(Baselines.load(baselines_npz), cells["path"].tolist(), settings["batch_size"])
+    paths, batch_size, orientations = cells["path"].tolist(), settings["batch_size"], settings["orientations"]
+    baseline_features = pixel_baselines(Baselines.load(baselines_npz), paths, batch_size, orientations)
     untrained = untrained_copy(vae, settings["seed"] + 1)
-    baseline_features["untrained encoder"] = encode_paths(untrained, cells["path"].tolist(), settings["batch_size"])
+    baseline_features["untrained encoder"] = encode_paths(untrained, paths, batch_size, orientations)
     result["baselines"] = score_baselines(cells, baseline_features, settings)
     atomic_write(moa_json, lambda path: path.write_text(json.dumps(result, indent=2) + "\n"))
     log(
@@ -265,15 +272,15 @@ def response_profiles(
     write_csv(separation.assign(latent_dim=vae.latent_dim), separation_csv)
     log(separation.to_string(index=False))
 
-    _save_figure(plot_confusion(result), confusion_png)
-    _save_figure(plot_embedding(cells, mu, settings["embedding_points"], settings["seed"]), embedding_png)
-    _save_figure(
+    save_figure(plot_confusion(result), confusion_png)
+    save_figure(plot_embedding(cells, mu, settings["embedding_points"], settings["seed"]), embedding_png)
+    save_figure(
         plot_traversals(
             vae, cells, mu, settings["traversal_dims"], settings["traversal_steps"], settings["traversal_extent"]
         ),
         traversals_png,
     )
-    _save_figure(
+    save_figure(
         plot_interpolations(vae, cells, mu, settings["interpolation_steps"], settings["interpolation_rows"]),
         interpolations_png,
     )

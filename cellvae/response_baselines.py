@@ -14,6 +14,7 @@ import pandas as pd
 from cellvae import cell_features, moa
 from cellvae.baselines import Baselines
 from cellvae.files import read_pngs
+from cellvae.orientations import orientation_mean
 
 THUMBNAIL_SIDE = 16
 ACQUISITION_ORDER = [2, 0, 1]  # PNG RGB (Tubulin, Actin, DAPI) → DAPI, Tubulin, Actin, as cell_features expects
@@ -31,20 +32,28 @@ def untrained_copy(vae, seed: int):
     return fresh
 
 
-def pixel_baselines(baselines: Baselines, paths: list, batch_size: int) -> dict:
-    """{baseline name: cells × features} of the pixel baselines (PCA-k, thumbnail, classic) for the PNG cells."""
+def pixel_baselines(baselines: Baselines, paths: list, batch_size: int, orientations: int = 1) -> dict:
+    """{baseline name: cells × features} of the pixel baselines (PCA-k, thumbnail, classic) for the PNG cells; PCA-k
+    and the thumbnail averaged over each cell's 8 flips/rotations with orientations 8, as the model's posterior
+    means are (the classic measurements do not depend on the cell's orientation)."""
+    components = baselines.pca_components.reshape(baselines.k, -1)
+
+    def pca_scores(images: np.ndarray) -> np.ndarray:
+        return (images.reshape(len(images), -1).astype(np.float32) / 255.0 - baselines.pca_mean.ravel()) @ components.T
+
+    def thumbnails(images: np.ndarray) -> np.ndarray:
+        return np.array([cell_features.thumbnail(cell, THUMBNAIL_SIDE) for cell in images])
+
     names = (f"pixel PCA-{baselines.k}", f"thumbnail {THUMBNAIL_SIDE}px", "classic (centre cell)")
     chunks = {name: [] for name in names}
-    components = baselines.pca_components.reshape(baselines.k, -1)
     for start in range(0, len(paths), batch_size):
         images = read_pngs(paths[start : start + batch_size])
-        flat = images.reshape(len(images), -1).astype(np.float32) / 255.0
         measured = [cell_features.classic_measurements(cell[..., ACQUISITION_ORDER]) for cell in images]
         for name, values in zip(
             names,
             (
-                (flat - baselines.pca_mean.ravel()) @ components.T,
-                [cell_features.thumbnail(cell, THUMBNAIL_SIDE) for cell in images],
+                orientation_mean(pca_scores, images, orientations),
+                orientation_mean(thumbnails, images, orientations),
                 pd.DataFrame(measured).to_numpy(np.float64),
             ),
         ):

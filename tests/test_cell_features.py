@@ -57,3 +57,16 @@ def test_thumbnail_and_window_statistics():
     assert stats["dapi_p10"] == pytest.approx(200, abs=20) and stats["dapi_p99"] > 3000
     assert stats["tubulin_centre_mean"] > stats["tubulin_mean"]
     assert 0 < stats["dapi_bright_fraction"] < 0.2
+
+
+@pytest.mark.parametrize("measure", [cell_features.classic_measurements, cell_features.window_statistics])
+def test_measurements_do_not_depend_on_the_cells_orientation(measure):
+    """Why the profiles average the pixel baselines and the model over a cell's 8 flips/rotations but not these."""
+    from cellvae.orientations import dihedral_variants
+
+    crop = drawn_crop()
+    crop[30:38, 20:30, 1] += 800  # a bright tubulin patch: the cell is not symmetric
+    measured = [measure(view) for view in dihedral_variants(crop[None])]
+    for name in measured[0]:
+        values = [entry[name] for entry in measured]
+        assert values == pytest.approx([values[0]] * 8, rel=1e-6, abs=1e-9), name

@@ -171,9 +171,16 @@ def test_embed_writes_one_row_per_image_with_the_posterior_mean(trained, tmp_pat
 
     vae = load_vae(trained / "model.keras")
     held_out = np.load(trained / "data" / "validation.npy")
-    np.testing.assert_allclose(
-        table[[f"z{i}" for i in range(4)]].to_numpy(), encode_images(vae, held_out), rtol=1e-4, atol=1e-5
-    )
+    latent = table[[f"z{i}" for i in range(4)]].to_numpy()
+    np.testing.assert_allclose(latent, encode_images(vae, held_out, orientations=8), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(latent, encode_images(vae, held_out), rtol=1e-4, atol=1e-5)  # the default averages views
+
+    as_it_is = tmp_path / "as_it_is.csv"
+    arguments = ("--where", f"plate={HELD_OUT}", "--where", "site=1", "--orientations", "1", "--out", as_it_is)
+    result = run_cli("embed", "--model", trained / "model.keras", "--images", BY_PLATE, *arguments)
+    assert result.returncode == 0, result.stderr
+    plain = pd.read_csv(as_it_is)[[f"z{i}" for i in range(4)]].to_numpy()
+    np.testing.assert_allclose(plain, encode_images(vae, held_out), rtol=1e-4, atol=1e-5)
 
 
 @needs_crops

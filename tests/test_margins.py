@@ -15,7 +15,6 @@ from cellvae.margins import (
     cell_errors,
     centre_cell,
     centre_cell_masks,
-    dihedral_variants,
     field_bootstrap,
     markdown_table,
     masked_crop,
@@ -28,25 +27,6 @@ from cellvae.margins import (
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT.parent / "shared" / "bbbc021" / "images" / "single_cells_by_plate" / "manifest.csv"
-
-
-def test_dihedral_variants_are_the_set_the_training_augmentation_draws_from():
-    import tensorflow as tf
-
-    from cellvae.inputs import dihedral_augment
-
-    cells = np.random.default_rng(0).integers(0, 256, (2, 6, 6, 3), dtype=np.uint8)
-    variants = dihedral_variants(cells).reshape(2, 8, 6, 6, 3)
-    assert len({variants[0, i].tobytes() for i in range(8)}) == 8  # 8 distinct images of a generic cell
-    np.testing.assert_array_equal(variants[:, 0], cells)
-    seen = [set(), set()]
-    for seed in range(40):
-        drawn = dihedral_augment(tf.constant(cells), tf.constant([seed, 1])).numpy()
-        for index in range(2):
-            matches = [i for i in range(8) if np.array_equal(drawn[index], variants[index, i])]
-            assert len(matches) == 1  # every drawn image is one of the variants
-            seen[index].add(matches[0])
-    assert seen == [set(range(8))] * 2
 
 
 def test_bootstrap_of_two_fields_by_hand_and_of_identical_methods():

@@ -15,6 +15,7 @@ from PIL import Image  # noqa: E402
 
 from cellvae import response, separation  # noqa: E402
 from cellvae.baselines import Baselines  # noqa: E402
+from cellvae.files import read_pngs  # noqa: E402
 from cellvae.metadata import MetadataError, training_and_profiled_fields  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -267,6 +268,7 @@ def profiled_run(tmp_path_factory):
         min_controls=5,
         bootstrap=100,
         batch_size=16,
+        orientations=8,
         cv_folds=3,
         max_cells_per_class=100,
         embedding_points=100,
@@ -298,6 +300,13 @@ def profiled_run(tmp_path_factory):
 def test_profile_model_writes_profiles_scores_and_figures(profiled_run):
     cells = pd.read_csv(profiled_run / "cells.csv.gz")
     assert len(cells) == 2 * 4 * 2 * 8 and {"z0", "z1", "z2", "moa", "batch"} <= set(cells.columns)
+    from cellvae.model import load_vae
+
+    vae = load_vae(profiled_run.parent / "model.keras")
+    images = read_pngs(cells["path"].tolist())
+    mu = cells[["z0", "z1", "z2"]].to_numpy()
+    np.testing.assert_allclose(mu, response.encode_images(vae, images, orientations=8), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(mu, response.encode_images(vae, images), rtol=1e-4, atol=1e-5)  # over the 8 views
     wells = pd.read_csv(profiled_run / "wells.csv")
     assert len(wells) == 16 and set(wells["n_cells"]) == {8}
     result = json.loads((profiled_run / "moa.json").read_text())
