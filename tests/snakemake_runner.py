@@ -9,11 +9,13 @@ from pathlib import Path
 import yaml
 
 from cellvae.config import with_defaults
+from cellvae.synthetic import generate_mini_bbbc021, source_files
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 CELLPROFILER = REPO / ".venv-cellprofiler" / "bin" / "cellprofiler"
 TEST_CONFIG = REPO / "config" / "test.yaml"
+PLATES = ("Week1_22123", "Week4_27481")
 
 
 def tiny_config() -> dict:
@@ -24,6 +26,23 @@ def tiny_config() -> dict:
         "illum_pipeline": str(REPO / "pipelines" / "illum.cppipe"),
         "analysis_pipeline": str(REPO / "pipelines" / "analysis.cppipe"),
     }
+    return config
+
+
+def local_source(folder, plates=PLATES) -> Path:
+    """A folder in BBBC021's layout (both tables, a zip per plate), as a user's local mirror: a tiny synthetic set
+    (64×64 fields, one cell, one site and one well per compound), written by the generator."""
+    settings = {**tiny_config()["synthetic"], "plates": list(plates), "width": 64, "height": 64}
+    settings.update(wells_per_compound=1, sites_per_well=1, cells_per_field=1)
+    settings.pop("enabled")
+    generate_mini_bbbc021(settings, **source_files(folder, plates))
+    return Path(folder)
+
+
+def local_config(source) -> dict:
+    """tiny_config() reading the local source folder (synthetic data off)."""
+    config = tiny_config()
+    config.update(source=str(source), synthetic={**config["synthetic"], "enabled": False})
     return config
 
 

@@ -5,10 +5,9 @@ hold only what differs, and a bad config failing at parse time (snakemake -n) in
 import pytest
 import yaml
 from snakemake.utils import validate
-from snakemake_runner import REPO, snakemake
+from snakemake_runner import REPO, local_source, snakemake
 
 from cellvae.config import SCHEMA, defaults, with_defaults
-from cellvae.synthetic import generate_mini_bbbc021, source_files
 
 MAX_LINES = 20  # the error, Snakemake's profile line and the file/line it points at; never the schema
 
@@ -152,15 +151,6 @@ def test_a_missing_local_source_folder_fails_at_parse_time(tmp_path, source):
     folder = tmp_path / source if not source.startswith("/") else source
     assert f"config key source: folder {folder} does not exist;" in output
     assert "Job stats" not in output
-
-
-def local_source(folder, plates=("Week1_22123", "Week4_27481")):
-    """A folder in BBBC021's layout (both CSVs, a zip per plate): a tiny synthetic set, written by the generator."""
-    settings = {**defaults()["synthetic"], "plates": list(plates), "width": 64, "height": 64}
-    settings.update(wells_per_compound=1, sites_per_well=1, cells_per_field=1)
-    settings.pop("enabled")
-    generate_mini_bbbc021(settings, **source_files(folder, plates))
-    return folder
 
 
 def test_an_existing_local_source_folder_plans_the_run(tmp_path):

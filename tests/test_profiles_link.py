@@ -1,6 +1,7 @@
 """envs/link_profiles.sh (make setup) makes `snakemake --profile aws-gpu` and `--profile slurm-gpu` work by name
 from the repository root; run with a throw-away HOME, so the user's own Snakemake profiles are never touched.
-(`--profile aws-gpu` by name needs an S3 server: tests/test_s3.py runs it against its Ceph gateway.)"""
+A dry run by name: `--profile slurm-gpu` in tests/test_snakemake_profiles.py (its account and partitions);
+`--profile aws-gpu` needs an S3 server: tests/test_s3.py runs it against its Ceph gateway."""
 
 import os
 import subprocess
@@ -23,7 +24,7 @@ def link(home):
     return result.stdout
 
 
-def dry_run(home, workdir, *args, env=None):
+def dry_run(home, workdir, *args):
     """`snakemake --profile NAME -n ...` from the repository root, as that user."""
     return subprocess.run(
         [str(SNAKEMAKE), "-n", "--directory", str(workdir), *args],
@@ -31,7 +32,7 @@ def dry_run(home, workdir, *args, env=None):
         capture_output=True,
         text=True,
         timeout=600,
-        env={**home_env(home), **(env or {})},
+        env=home_env(home),
     )
 
 
@@ -66,23 +67,6 @@ def test_xdg_config_home_is_where_the_links_go(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert sorted(path.name for path in (config_home / "snakemake").iterdir()) == NAMED
-
-
-def test_named_slurm_profile_dry_runs_from_the_repository_root(tmp_path):
-    link(tmp_path / "home")
-    result = dry_run(
-        tmp_path / "home",
-        tmp_path / "work",
-        "--profile",
-        "slurm-gpu",
-        "--configfile",
-        str(REPO / "config" / "config.yaml"),
-        env={"CELLVAE_SLURM_ACCOUNT": "acct-x", "CELLVAE_SLURM_PARTITION": "cpu-x"},
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    assert "Using profiles slurm-gpu" in output
-    assert "slurm_account=acct-x" in output and "slurm_partition=cpu-x" in output
 
 
 def test_named_profile_is_not_found_without_the_links(tmp_path):

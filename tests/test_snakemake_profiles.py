@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 from snakemake_executor_plugin_aws_batch.constant import VALID_RESOURCES_MAPPING
-from snakemake_runner import CELLPROFILER, REPO, SNAKEMAKE, snakemake, tiny_config
+from snakemake_runner import CELLPROFILER, REPO, SNAKEMAKE, snakemake
 
 needs_cellprofiler = pytest.mark.skipif(
     not CELLPROFILER.exists(), reason=f"CellProfiler not installed at {CELLPROFILER}"
@@ -38,12 +38,21 @@ PLACEHOLDERS = {
 
 
 @pytest.fixture(scope="module")
-def selected(tmp_path_factory):
-    """A workdir past the selection checkpoint, so dry runs show the whole plan."""
-    workdir = tmp_path_factory.mktemp("profiles")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
-    snakemake(workdir, "--cores", "2", "results/metadata/selected_images.csv")
-    return workdir
+def profiles_by_name(tmp_path_factory):
+    """The environment where `--profile slurm-gpu` names the checkout's profile, as after make setup
+    (envs/link_profiles.sh) with a throw-away XDG_CONFIG_HOME; tests/test_profiles_link.py tests the linking."""
+    config_home = tmp_path_factory.mktemp("xdg")
+    env = {"XDG_CONFIG_HOME": str(config_home)}
+    subprocess.run(
+        ["bash", REPO / "envs" / "link_profiles.sh"], check=True, capture_output=True, env={**os.environ, **env}
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def rules_plan(selection):
+    """{rule: [resources of each job]} of the whole plan as the rules size it (no profile but the default)."""
+    return planned_resources(snakemake(selection.workdir, "-n", *CORES, config=selection.config).stdout)
 
 
 def planned_resources(output):
@@ -96,8 +105,8 @@ def test_profiles_say_where_jobs_go_not_how_big_they_are():
 
 
 @needs_cellprofiler
-def test_every_rule_sizes_its_jobs_in_sizes_aws_batch_accepts(selected):
-    plan = planned_resources(snakemake(selected, "-n", *CORES).stdout)
+def test_every_rule_sizes_its_jobs_in_sizes_aws_batch_accepts(rules_plan):
+    plan = {rule: list(jobs) for rule, jobs in rules_plan.items()}
     assert {"illumination", "segmentation", "compose_pngs", "train_vae", "response_profiles", "cost"} <= set(plan)
     for rule, jobs in plan.items():
         for job in jobs:
@@ -110,11 +119,14 @@ def test_every_rule_sizes_its_jobs_in_sizes_aws_batch_accepts(selected):
 
 
 @needs_cellprofiler
-def test_slurm_profile_keeps_the_rules_sizes_and_sends_training_to_the_gpu_partition(selected):
-    rules_say = sizes(planned_resources(snakemake(selected, "-n", *CORES).stdout))
-    slurm = REPO / "profiles" / "slurm-gpu"
-    plan = planned_resources(snakemake(selected, "-n", *CORES, "--profile", slurm, env=SLURM_ENV).stdout)
-    assert sizes(plan) == rules_say
+def test_slurm_profile_by_name_keeps_the_rules_sizes_and_sends_training_to_the_gpu_partition(
+    selection, profiles_by_name, rules_plan
+):
+    workdir, config = selection
+    output = snakemake(workdir, "-n", *CORES, "--profile", "slurm-gpu", config=config, env=SLURM_ENV | profiles_by_name)
+    assert "Using profiles slurm-gpu" in output.stdout + output.stderr
+    plan = planned_resources(output.stdout)
+    assert sizes(plan) == sizes(rules_plan)
     (training,) = plan.pop("train_vae")
     assert training["gpu_model"] == "a100" and training["slurm_partition"] == "gpu-x"
     assert training["slurm_account"] == "acct-x"
@@ -124,8 +136,9 @@ def test_slurm_profile_keeps_the_rules_sizes_and_sends_training_to_the_gpu_parti
 
 
 @needs_cellprofiler
-def test_slurm_profile_without_settings_leaves_account_and_partition_to_slurm(selected):
-    output = snakemake(selected, "-n", "--profile", REPO / "profiles" / "slurm-gpu", env=UNSET).stdout
+def test_slurm_profile_without_settings_leaves_account_and_partition_to_slurm(selection):
+    workdir, config = selection
+    output = snakemake(workdir, "-n", "--profile", REPO / "profiles" / "slurm-gpu", config=config, env=UNSET).stdout
     plan = planned_resources(output)
     assert plan["train_vae"][0]["gpu"] == "1" and "gpu_model" not in plan["train_vae"][0]
     assert not any(key.startswith("slurm_") for jobs in plan.values() for job in jobs for key in job)

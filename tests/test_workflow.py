@@ -158,25 +158,11 @@ def test_deleting_one_plates_crops_reruns_only_that_plates_chain(finished_run):
 
 @pytest.fixture(scope="module")
 def fresh_source(tmp_path_factory):
-    """A workdir holding just the synthetic source and the metadata, for the bad-input runs."""
+    """A workdir holding just the synthetic source and the metadata, for the bad-input runs (a bad config:
+    tests/test_config_errors.py; an unknown compound: tests/test_workflow_safety.py)."""
     workdir = tmp_path_factory.mktemp("bad-input")
     snakemake(workdir, "--cores", 2, "results/metadata/BBBC021_v1_image.csv", config=tiny_config())
     return workdir
-
-
-def test_config_typo_fails_at_once_naming_the_key(fresh_source):
-    result = snakemake(fresh_source, "-n", config={**tiny_config(), "epochz": 3}, check=False)
-    assert result.returncode != 0 and "epochz" in result.stderr + result.stdout
-    result = snakemake(fresh_source, "-n", config={**tiny_config(), "epochs": "many"}, check=False)
-    assert result.returncode != 0 and "epochs" in result.stderr + result.stdout
-
-
-def test_unknown_compound_lists_close_names(fresh_source):
-    result = snakemake(fresh_source, "--cores", 2, config={**tiny_config(), "compounds": ["DMS0"]}, check=False)
-    log = (fresh_source / "results/logs/select_images.log").read_text()
-    assert result.returncode != 0
-    assert "unknown compound 'DMS0' (close names: DMSO" in log
-    assert not (fresh_source / "results/metadata/selected_images.csv").exists()
 
 
 def test_missing_cellprofiler_says_how_to_install(fresh_source):

@@ -93,6 +93,7 @@ def test_a_deterministic_failure_is_reported_once_not_retried(tmp_path):
     assert result.returncode != 0
     assert output.count("Error in rule select_images") == 1, output[-4000:]
     assert "unknown compound 'DMS0' (close names: DMSO" in (tmp_path / "results/logs/select_images.log").read_text()
+    assert not (tmp_path / "results/metadata/selected_images.csv").exists()
 
 
 def test_the_documented_rerun_triggers_leave_work_alone_when_only_a_scripts_time_changed(tmp_path):
