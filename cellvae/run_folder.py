@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 
 MODEL_KERAS = "model.keras"
+# a model's files, by role: a run folder's (train.training_files) and train_vae's outputs (rules/common.smk MODEL_FILES)
+TRAINING_FILES = {"model": MODEL_KERAS, "summary": "training.json", "history": "history.csv"}
 PREPROCESSING_JSON = "preprocessing.json"
 BASELINES_NPZ = "baselines.npz"
 CHECKPOINT_JSON = "checkpoint.json"
 LOCK = ".lock"
-RUN_FILES = (MODEL_KERAS, "training.json", "history.csv", CHECKPOINT_JSON, "checkpoints", PREPROCESSING_JSON,
-             BASELINES_NPZ)  # fmt: skip
+RUN_FILES = (*TRAINING_FILES.values(), CHECKPOINT_JSON, "checkpoints", PREPROCESSING_JSON, BASELINES_NPZ)
 SHARDS = ("data/train.npy", "data/validation.npy")
 INPUT_OPTIONS = {  # the options that say where a run's cells are (a moved folder of the same cells is the same run)
     "training": ("--images", "--where", "--pattern", "--validation-pattern"),

@@ -20,7 +20,7 @@ from cellvae.dataset import shard_split
 from cellvae.files import atomic_write
 from cellvae.inputs import cell_dataset, shards_summary
 from cellvae.model import build_vae
-from cellvae.run_folder import file_digest, fingerprint
+from cellvae.run_folder import TRAINING_FILES, file_digest, fingerprint
 from cellvae.settings import MODEL_KEYS, training_settings
 
 HISTORY_COLUMNS = [
@@ -162,12 +162,12 @@ def resume_point(checkpoint_dir, digest, epochs, log) -> tuple[int, Path | None,
 
 def training_files(out_dir) -> dict:
     """The output keyword arguments of train_on_shards / train_vae for a run folder (the CLI's --out):
-    model.keras, history.csv and training.json in it."""
+    model.keras, history.csv and training.json in it (run_folder.TRAINING_FILES)."""
     out_dir = Path(out_dir)
     return {
-        "model_path": out_dir / "model.keras",
-        "history_csv": out_dir / "history.csv",
-        "summary_json": out_dir / "training.json",
+        "model_path": out_dir / TRAINING_FILES["model"],
+        "history_csv": out_dir / TRAINING_FILES["history"],
+        "summary_json": out_dir / TRAINING_FILES["summary"],
     }
 
 

@@ -3,10 +3,10 @@ rule analyze_model:
     input:
         model=rules.train_vae.output.model,
         manifest=rules.dataset.output.manifest,
-        pngs=per_plate("results/png/{plate}/cells"),  # read through the manifests' paths (staged with storage)
+        pngs=per_plate(CELL_PNGS),
     output:
-        metrics="results/analysis/{model}/metrics.json",
-        baselines="results/analysis/{model}/baselines.npz",
+        metrics=MODEL_METRICS,
+        baselines=MODEL_BASELINES,
         latent_json=report(
             "results/analysis/{model}/latent.json",
             caption="../report/latent.rst",
@@ -50,14 +50,13 @@ rule analyze_model:
 
 rule compare_models:
     input:
-        # patterns, not rules.<rule>.output: expand() refuses the storage-flagged files of --default-storage-provider
-        models=expand("results/models/{model}/model.keras", model=MODELS),
-        histories=expand("results/models/{model}/history.csv", model=MODELS),
-        summaries=expand("results/models/{model}/training.json", model=MODELS),
-        metrics=expand("results/analysis/{model}/metrics.json", model=MODELS),
-        baselines=expand("results/analysis/{model}/baselines.npz", model=MODELS),
+        models=expand(MODEL_FILES["model"], model=MODELS),
+        histories=expand(MODEL_FILES["history"], model=MODELS),
+        summaries=expand(MODEL_FILES["summary"], model=MODELS),
+        metrics=expand(MODEL_METRICS, model=MODELS),
+        baselines=expand(MODEL_BASELINES, model=MODELS),
         manifest=rules.dataset.output.manifest,
-        pngs=per_plate("results/png/{plate}/cells"),  # read through the manifests' paths (staged with storage)
+        pngs=per_plate(CELL_PNGS),
     output:
         metrics=report(
             "results/analysis/metrics.csv",

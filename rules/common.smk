@@ -9,6 +9,7 @@ from snakemake.io import get_wildcard_names, strip_wildcard_constraints
 from cellvae.channels import STAINS
 from cellvae.fetch import archive_name, is_url, source_location
 from cellvae.metadata import IMAGE_CSV, MOA_CSV, read_image_table, read_moa_table, training_and_profiled_fields
+from cellvae.run_folder import TRAINING_FILES
 from cellvae.settings import MODEL_ID, model_id, parse_model_id
 from cellvae.synthetic import check_own_folder
 
@@ -35,6 +36,13 @@ def check_synthetic_source():
         check_own_folder(SOURCE, "config key source")
 
 
+def response_selection():
+    """The fields to profile as one value (config response: compounds, moas, exclude_wells), None with response
+    off: all that select_images reads of response (its analysis settings rerun the profile stage only)."""
+    response = config["response"]
+    return {key: response[key] for key in ("compounds", "moas", "exclude_wells")} if response["enabled"] else None
+
+
 def check_local_source():
     """A local source (no storage provider) is a folder with both tables and the zip of every plate the config
     selects (the selection computed here as the select_images checkpoint will), else one line naming what lacks."""
@@ -48,14 +56,13 @@ def check_local_source():
     lacking = [name for name in (IMAGE_CSV, MOA_CSV) if not os.path.isfile(os.path.join(SOURCE, name))]
     if lacking:
         raise ValueError(f"config key source: folder {folder} lacks {' and '.join(lacking)}; copy BBBC021's there")
-    response = config["response"]
     selected = training_and_profiled_fields(
         read_image_table(os.path.join(SOURCE, IMAGE_CSV)),
         read_moa_table(os.path.join(SOURCE, MOA_CSV)),
         config["plates"],
         config["compounds"],
         config["moas"],
-        {key: response[key] for key in ("compounds", "moas", "exclude_wells")} if response["enabled"] else None,
+        response_selection(),
     )
     plates = sorted(selected["plate"].unique())
     missing = [plate for plate in plates if not os.path.isfile(os.path.join(SOURCE, archive_name(plate)))]
@@ -92,6 +99,14 @@ except ValueError as error:  # the message says it all: no traceback
 LATENT_DIMS = lookup(dpath="latent_dims", within=config)
 MODELS = [model_id(name, dim) for name in VARIANTS or [None] for dim in LATENT_DIMS]
 MODEL_PATTERN = MODEL_ID.pattern
+
+# Files that several rules name, each written once (patterns, not rules.<rule>.output: expand() refuses the
+# storage-flagged files of --default-storage-provider).
+CELL_PNGS = "results/png/{plate}/cells"  # compose_pngs; read through the manifests' paths (staged with storage)
+CELL_MANIFEST = "results/png/{plate}/cells.csv"
+MODEL_FILES = {role: f"results/models/{{model}}/{name}" for role, name in TRAINING_FILES.items()}  # train_vae
+MODEL_METRICS = "results/analysis/{model}/metrics.json"  # analyze_model
+MODEL_BASELINES = "results/analysis/{model}/baselines.npz"
 
 
 def model_latent_dim(wildcards):
@@ -181,7 +196,7 @@ def final_outputs(wildcards):
         "results/analysis/reconstructions.png",
         "results/analysis/loss_curves.png",
         "results/cost/cost.csv",
-        *expand("results/analysis/{model}/metrics.json", model=MODELS),
+        *expand(MODEL_METRICS, model=MODELS),
         *expand("results/png/{plate}/crop_sizes.png", plate=selected_plates()),
         # single-cell crops are a product too: deleting a plate's crops reruns that plate's chain
         # (not with a storage provider: the S3 plugin caches a folder's absence from the DAG's start, so a target

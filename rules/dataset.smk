@@ -2,8 +2,8 @@
 # (one .npy per split and plate) that training streams.
 rule dataset:
     input:
-        manifests=per_plate("results/png/{plate}/cells.csv"),
-        pngs=per_plate("results/png/{plate}/cells"),  # read through the manifests' paths (staged with storage)
+        manifests=per_plate(CELL_MANIFEST),
+        pngs=per_plate(CELL_PNGS),
         selected=rules.select_images.output.table,
     output:
         manifest="results/dataset/manifest.csv",

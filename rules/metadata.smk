@@ -46,9 +46,6 @@ checkpoint select_images:
         plates=lookup(dpath="plates", within=config),
         compounds=lookup(dpath="compounds", within=config),
         moas=lookup(dpath="moas", within=config),
-        response_enabled=lookup(dpath="response/enabled", within=config),
-        response_compounds=lookup(dpath="response/compounds", within=config),
-        response_moas=lookup(dpath="response/moas", within=config),
-        response_exclude_wells=lookup(dpath="response/exclude_wells", within=config),
+        response=response_selection(),
     script:
         "../scripts/select_images.py"

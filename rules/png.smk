@@ -37,8 +37,8 @@ rule compose_pngs:
         scale=rules.png_scale.output.scale,
         selected=rules.select_images.output.table,  # the plate's DMSO training fields set its intensity ranges
     output:
-        pngs=directory("results/png/{plate}/cells"),
-        manifest="results/png/{plate}/cells.csv",
+        pngs=directory(CELL_PNGS),
+        manifest=CELL_MANIFEST,
         qc="results/png/{plate}/qc.csv",
         histogram=report(
             "results/png/{plate}/crop_sizes.png",

@@ -13,8 +13,8 @@ if lookup(dpath="response/enabled", within=config):  # off: no response jobs, no
     rule response_profiles:
         input:
             model=rules.train_vae.output.model,
-            manifests=per_plate("results/png/{plate}/cells.csv"),
-            pngs=per_plate("results/png/{plate}/cells"),  # read through the manifests' paths (staged with storage)
+            manifests=per_plate(CELL_MANIFEST),
+            pngs=per_plate(CELL_PNGS),
             selected=rules.select_images.output.table,
             dataset=rules.dataset.output.manifest,  # which DMSO cells the model trained on
             baselines=rules.analyze_model.output.baselines,  # PCA-k of the model's training cells

@@ -7,9 +7,9 @@ rule train_vae:
         manifest=rules.dataset.output.manifest,
         shards=rules.dataset.output.shards,
     output:
-        model="results/models/{model}/model.keras",
-        history="results/models/{model}/history.csv",
-        summary="results/models/{model}/training.json",
+        model=MODEL_FILES["model"],
+        history=MODEL_FILES["history"],
+        summary=MODEL_FILES["summary"],
     log:
         "results/logs/train_vae/{model}.log",
     benchmark:

@@ -5,15 +5,6 @@ from cellvae.runlog import logged
 
 with logged(snakemake.log[0]):
     params = snakemake.params
-    response = (
-        {
-            "compounds": params.response_compounds,
-            "moas": params.response_moas,
-            "exclude_wells": params.response_exclude_wells,
-        }
-        if params.response_enabled
-        else None
-    )
     selected = write_selection(
         snakemake.input.image_csv,
         snakemake.input.moa_csv,
@@ -21,7 +12,7 @@ with logged(snakemake.log[0]):
         params.plates,
         params.compounds,
         params.moas,
-        response,
+        params.response,
     )
     for purpose in ("train", "response"):
         chosen = selected[selected[purpose]]
