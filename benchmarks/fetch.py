@@ -19,6 +19,7 @@ from servers.nginx import Nginx  # noqa: E402
 
 from cellvae.config import defaults  # noqa: E402
 from cellvae.fetch import FetchSettings, archive_name, fetch_plate  # noqa: E402
+from cellvae.files import write_csv  # noqa: E402
 from cellvae.metadata import read_image_table  # noqa: E402
 from cellvae.synthetic import generate_mini_bbbc021, source_files  # noqa: E402
 
@@ -43,7 +44,7 @@ def main() -> int:
         generate_mini_bbbc021(SYNTHETIC, **source_files(root / "www" / "bbbc021", SYNTHETIC["plates"]))
         table = read_image_table(root / "www" / "bbbc021" / "BBBC021_v1_image.csv")
         selected = root / "selected.csv"
-        table[table["well"].isin(SELECTED_WELLS)].to_csv(selected, index=False)
+        write_csv(table[table["well"].isin(SELECTED_WELLS)], selected)
         with Nginx(root / "www", root / "nginx") as server:
             started = time.monotonic()
             record = fetch_plate(

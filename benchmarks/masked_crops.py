@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import ndimage
 
 from cellvae.cell_features import segment_centre_cell
+from cellvae.files import write_csv
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "bbbc021"
 MARGIN_PX = 2  # the mask is dilated by this much, so the cell's edge stays in
@@ -38,7 +39,7 @@ def write_masked(manifest: Path, rows: pd.DataFrame, out: Path, name: str) -> Pa
             np.save(target, masked(np.load(manifest.parents[2] / file)))
         paths.append(str(target))
     table = rows.assign(path=paths).drop(columns=["file"])
-    table.to_csv(out / f"{name}.csv", index=False)
+    write_csv(table, out / f"{name}.csv")
     return out / f"{name}.csv"
 
 

@@ -21,7 +21,7 @@ from scipy import stats
 from cellvae import latent
 from cellvae.baselines import Baselines
 from cellvae.dataset import read_dataset_manifest, shard_split, split_paths
-from cellvae.files import atomic_write, read_pngs, write_csv, write_json
+from cellvae.files import read_pngs, save_figure, write_csv, write_json
 from cellvae.metrics import METRICS, reconstruction_metrics
 from cellvae.model import load_vae
 
@@ -62,11 +62,6 @@ def baseline_metrics(baselines: Baselines, images, masked=True) -> dict:
         name: reconstruction_metrics(images, reconstruct, masked, BATCH_SIZE)
         for name, reconstruct in baselines.reconstructors().items()
     }
-
-
-def save_figure(figure, path):
-    """Write a matplotlib figure as PNG atomically."""
-    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=120))
 
 
 def image_grid(images, columns, title):

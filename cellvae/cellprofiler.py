@@ -20,6 +20,7 @@ from scipy import ndimage
 from skimage.measure import regionprops_table
 
 from cellvae.channels import STAINS, crop_column, file_column
+from cellvae.files import write_csv
 
 FILE_COLUMNS = {stain: file_column(stain) for stain in STAINS}
 FIELD_COLUMNS = ["plate", "well", "site", *FILE_COLUMNS.values()]
@@ -160,7 +161,7 @@ def _resolve_executable(executable):
 def _run_cellprofiler(executable, pipeline, load_data, work_dir, plate, log_path):
     """Run one headless CellProfiler job on a LoadData table; output goes to work_dir/output."""
     data_file = work_dir / "load_data.csv"
-    load_data.to_csv(data_file, index=False)
+    write_csv(load_data, data_file)
     output = work_dir / "output"
     output.mkdir()
     command = [
@@ -240,8 +241,8 @@ def run_illumination(fields, image_dir, executable, pipeline, log_path, *, funct
             function = np.load(output / f"illum_{stain}.npy").astype(np.float32)
             np.save(staging / f"illum_{stain}.npy", function)
             moves[staging / f"illum_{stain}.npy"] = path
-        quarantined.to_csv(staging / "quarantine.csv", index=False)
-        readable.to_csv(staging / "fields.csv", index=False)
+        write_csv(quarantined, staging / "quarantine.csv")
+        write_csv(readable, staging / "fields.csv")
         _publish({**moves, staging / "quarantine.csv": quarantine_csv, staging / "fields.csv": fields_csv})
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -381,9 +382,9 @@ def run_segmentation(
         )
         summary = _field_counts(fields, output / "measurements")
         cells = crop_and_measure(summary, output / FIELD_IMAGES, output / "crops", plate, log_path)
-        cells[CELL_COLUMNS].to_csv(output / "cells.csv", index=False)
-        cells.drop(columns=CROP_COLUMNS).to_csv(output / "measurements" / "Cells.csv", index=False)
-        summary.to_csv(output / "fields_summary.csv", index=False)
+        write_csv(cells[CELL_COLUMNS], output / "cells.csv")
+        write_csv(cells.drop(columns=CROP_COLUMNS), output / "measurements" / "Cells.csv")
+        write_csv(summary, output / "fields_summary.csv")
         with _open_log(log_path) as log:
             log.write(
                 f"plate {plate}: {summary['cells'].sum()} cells in {len(summary)} fields, "

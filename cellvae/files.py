@@ -3,6 +3,7 @@ read with errors naming the file."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -13,6 +14,7 @@ from PIL import Image
 
 CONVERTED_PNG_MODES = ("P", "L", "LA", "RGBA")  # palette, grey and alpha PNGs are read as RGB
 GREY_PNG_MODES = ("L", "LA")  # one channel (and alpha): read into all three of R, G and B
+FIGURE_DPI = 120  # every figure the package writes
 
 
 def atomic_write(path, write) -> None:
@@ -66,6 +68,20 @@ def write_csv(table: pd.DataFrame, path) -> None:
 def write_json(data, path) -> None:
     """Write indented JSON, atomically."""
     atomic_write(path, lambda temporary: temporary.write_text(json.dumps(data, indent=2) + "\n"))
+
+
+def save_figure(figure, path) -> None:
+    """Write a matplotlib figure as PNG (FIGURE_DPI), atomically."""
+    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=FIGURE_DPI))
+
+
+def sha256(path, chunk_bytes: int = 1 << 24) -> str:
+    """The sha256 hex digest of a file's content (read in chunks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_png(path, max_side: int | None = None) -> np.ndarray:

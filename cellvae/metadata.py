@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from cellvae.channels import STAINS, file_column
-from cellvae.files import write_csv
+from cellvae.files import sha256, write_csv
 
 IMAGE_CSV = "BBBC021_v1_image.csv"
 MOA_CSV = "BBBC021_v1_moa.csv"
@@ -113,11 +112,7 @@ def select_fields(images: pd.DataFrame, moa: pd.DataFrame, plates="all", compoun
 
 def file_record(path: str | Path) -> dict:
     """Size and sha256 of a file, to record what a run used."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return {"file": Path(path).name, "bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
+    return {"file": Path(path).name, "bytes": os.path.getsize(path), "sha256": sha256(path)}
 
 
 def select_profiled_fields(

@@ -17,7 +17,7 @@ import tifffile
 from PIL import Image
 
 from cellvae.channels import RGB_STAINS, crop_column
-from cellvae.files import atomic_write, write_csv, write_json
+from cellvae.files import save_figure, write_csv, write_json
 
 QC_COLUMNS = ["plate", "well", "site", "field", "label", "reason"]
 PNG_MANIFEST_COLUMNS = ["path", "plate", "well", "site", "field", "label", "crop_height", "crop_width", "scale"]
@@ -240,5 +240,5 @@ def _plot_crop_sizes(manifest: pd.DataFrame, size: int, path) -> None:
     axes.set_title(f"Crop sizes ({len(manifest)} cells)")
     axes.legend()
     figure.tight_layout()
-    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=100))
+    save_figure(figure, path)
     plt.close(figure)

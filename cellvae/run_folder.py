@@ -33,15 +33,6 @@ INPUT_OPTIONS = {  # the options that say where a run's cells are (a moved folde
 }
 
 
-def file_digest(path, chunk_bytes=1 << 24) -> str:
-    """sha256 of a file's content."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class _HashWriter:
     def __init__(self):
         self.digest = hashlib.sha256()
@@ -52,7 +43,7 @@ class _HashWriter:
 
 
 def array_digest(cells: np.ndarray) -> str:
-    """The file_digest the cells' .npy shard (cellvae.inputs.write_shard) will have, without writing it."""
+    """The cellvae.files.sha256 the cells' .npy shard (cellvae.inputs.write_shard) will have, unwritten."""
     writer = _HashWriter()
     np.save(writer, np.ascontiguousarray(cells, dtype=np.uint8))
     return writer.digest.hexdigest()

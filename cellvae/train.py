@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from cellvae.dataset import shard_split
-from cellvae.files import atomic_write
+from cellvae.files import atomic_write, sha256, write_csv, write_json
 from cellvae.inputs import cell_dataset, shards_summary
 from cellvae.model import build_vae
-from cellvae.run_folder import TRAINING_FILES, file_digest, fingerprint
+from cellvae.run_folder import TRAINING_FILES, fingerprint
 from cellvae.settings import MODEL_KEYS, training_settings
 
 HISTORY_COLUMNS = [
@@ -129,12 +129,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "seed_states": [keras.ops.convert_to_numpy(v).tolist() for v in seed_variables(self.model)],
             "history": self.rows,
         }
-        atomic_write(self.checkpoint_dir / "checkpoint.json", lambda path: path.write_text(json.dumps(state)))
+        write_json(state, self.checkpoint_dir / "checkpoint.json")
         for old in directory.glob("epoch-*.keras"):
             if old != checkpoint:
                 old.unlink()
         history = pd.DataFrame(self.rows, columns=HISTORY_COLUMNS)
-        atomic_write(self.history_csv, lambda path: history.to_csv(path, index=False))
+        write_csv(history, self.history_csv)
 
 
 def resume_point(checkpoint_dir, digest, epochs, log) -> tuple[int, Path | None, list, list]:
@@ -207,7 +207,7 @@ def train_on_shards(
         f"backend {keras.backend.backend()}, mixed precision {mixed_precision}, XLA {xla}"
     )
 
-    digest = fingerprint(latent_dim, image_size, epochs, settings, [file_digest(path) for path in train_shards])
+    digest = fingerprint(latent_dim, image_size, epochs, settings, [sha256(path) for path in train_shards])
     first_epoch, checkpoint, states, rows = resume_point(checkpoint_dir, digest, epochs, log)
     keras.utils.set_random_seed(settings["seed"])  # also seeds tf.data shuffles: same on resume
     previous_policy = keras.mixed_precision.global_policy()
@@ -270,7 +270,7 @@ def train_on_shards(
     seconds = time.perf_counter() - start
 
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)  # rows: the resumed ones + this run's
-    atomic_write(history_csv, lambda path: history.to_csv(path, index=False))
+    write_csv(history, history_csv)
     summary = {
         "latent_dim": latent_dim,
         "epochs": epochs,
@@ -287,7 +287,7 @@ def train_on_shards(
         "fingerprint": digest,
         **settings,
     }
-    atomic_write(summary_json, lambda path: path.write_text(json.dumps(summary, indent=2) + "\n"))
+    write_json(summary, summary_json)
     atomic_write(model_path, vae.save)
     log(
         f"z={latent_dim}: {epochs - first_epoch} epochs in {seconds:.0f} s "

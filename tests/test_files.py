@@ -1,7 +1,10 @@
 """Atomic writes, PNG and table reading: one way each, errors naming the file."""
 
+import hashlib
 import json
 import os
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,11 +12,14 @@ import pytest
 from PIL import Image
 
 from cellvae.files import (
+    FIGURE_DPI,
     atomic_write,
     read_png,
     read_pngs,
     read_table,
     refuse_overwriting_inputs,
+    save_figure,
+    sha256,
     write_csv,
     write_json,
 )
@@ -101,3 +107,37 @@ def test_an_output_that_is_one_of_the_inputs_by_any_name_is_refused(tmp_path, mo
     refuse_overwriting_inputs(tmp_path / "run" / "embedding.csv", [tmp_path / "images", model])
     with pytest.raises(ValueError, match="--record manifest.csv is an input"):
         refuse_overwriting_inputs("manifest.csv", [tmp_path / "manifest.csv"], "--record")
+
+
+def test_sha256_is_the_digest_of_the_whole_content_read_in_chunks(tmp_path):
+    data = np.random.default_rng(0).integers(0, 256, 1000, dtype=np.uint8).tobytes()
+    (tmp_path / "file").write_bytes(data)
+    assert sha256(tmp_path / "file", chunk_bytes=7) == sha256(tmp_path / "file") == hashlib.sha256(data).hexdigest()
+
+
+def test_save_figure_writes_a_png_at_the_package_dpi_and_no_temporary(tmp_path):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(2, 1))
+    figure.add_subplot().plot([0, 1])
+    save_figure(figure, tmp_path / "plot.png")
+    with Image.open(tmp_path / "plot.png") as image:
+        assert image.format == "PNG" and image.size == (2 * FIGURE_DPI, FIGURE_DPI)
+    assert [path.name for path in tmp_path.iterdir()] == ["plot.png"]
+
+
+def test_tables_figures_and_file_digests_are_written_only_by_cellvae_files():
+    """One write_csv, one save_figure, one sha256: no other module of the package, its scripts or benchmarks writes
+    a CSV, saves a figure or hashes a file's content its own way."""
+    root = Path(__file__).resolve().parents[1]
+    writes = re.compile(r"\.to_csv\(|\.savefig\(|def (write_csv|_?save_figure|file_digest)\b")
+    hashes_a_file = re.compile(r"hashlib\.sha256\(\)[\s\S]*(open\(.*\"rb\"\)|read_bytes\(\))")
+    modules = sorted(path for folder in ("cellvae", "scripts", "benchmarks") for path in (root / folder).rglob("*.py"))
+    offenders = []
+    for path in modules:
+        if path == root / "cellvae" / "files.py":
+            continue
+        name, text = path.relative_to(root), path.read_text()
+        offenders += [f"{name}:{n}" for n, line in enumerate(text.splitlines(), 1) if writes.search(line)]
+        offenders += [f"{name}: hashes a file"] if hashes_a_file.search(text) else []
+    assert offenders == []

@@ -17,7 +17,8 @@ from PIL import Image
 from snakemake_runner import REPO
 
 from cellvae.baselines import Baselines
-from cellvae.run_folder import array_digest, differences, file_digest, locked
+from cellvae.files import sha256
+from cellvae.run_folder import array_digest, differences, locked
 
 RUN_FILES = ["baselines.npz", "checkpoint.json", "history.csv", "model.keras", "preprocessing.json", "training.json"]
 
@@ -67,7 +68,7 @@ def test_the_run_id_is_the_checkpoints_fingerprint_and_is_in_every_file(finished
     assert run["id"] == json.loads((out / "training.json").read_text())["fingerprint"]
     baselines = Baselines.load(out / "baselines.npz")
     assert (baselines.run_id, baselines.latent_dim) == (run["id"], 2)
-    assert array_digest(np.load(out / "data" / "train.npy")) == file_digest(out / "data" / "train.npy")
+    assert array_digest(np.load(out / "data" / "train.npy")) == sha256(out / "data" / "train.npy")
     assert differences(out, run) == []
     assert ".lock" not in RUN_FILES and (out / ".lock").is_file()  # left behind, released: not a run's file
 
