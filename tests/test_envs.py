@@ -15,6 +15,7 @@ import yaml
 from snakemake_runner import REPO
 
 ENVS = sorted((REPO / "envs").glob("*.yaml"))
+PIN_FILES = [*ENVS, REPO / "envs" / "Dockerfile"]  # pins checked against envs/requirements.txt
 RULE_FILES = [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]
 JOB_DIRECTIVES = ("script", "shell", "run", "notebook", "wrapper")
 
@@ -22,6 +23,8 @@ JOB_DIRECTIVES = ("script", "shell", "run", "notebook", "wrapper")
 PACKAGE_OF_IMPORT = {"PIL": "pillow", "skimage": "scikit-image", "sklearn": "scikit-learn", "yaml": "pyyaml"}
 # packages an env entry brings with it
 ALSO_PROVIDED = {"boto3": {"botocore", "urllib3"}, "matplotlib-base": {"matplotlib"}}
+# one package under two names: the CUDA build of TensorFlow in the GPU env and the job image, the CPU one in .venv
+SAME_PACKAGE = {"tensorflow": "tensorflow-cpu"}
 # Keras 3 imports its backend itself; the envs use TensorFlow
 IMPLIED = {"keras": {"tensorflow"}}
 # imported inside functions only where used: the Keras backends (tensorflow comes with keras, see IMPLIED)
@@ -159,16 +162,44 @@ def test_project_is_installed_editable():
     assert re.search(r"pip install .*--no-deps.* -e \.$", script, re.M)
 
 
-@pytest.mark.parametrize("path", ENVS, ids=lambda path: path.name)
-def test_env_pins_agree_with_requirements(path):
-    """A package pinned both in an env and in envs/requirements.txt (the main venv) has the same version."""
-    pins = dict(re.findall(r"^([\w.-]+)(?:\[[^\]]*\])?==(\S+)", (REPO / "envs" / "requirements.txt").read_text(), re.M))
-    pins = {name.lower(): version for name, version in pins.items()}
-    for spec in env_specs(yaml.safe_load(path.read_text())):
+def requirement_pins() -> dict[str, str]:
+    """{package: version} of envs/requirements.txt, the one source of the versions."""
+    pins = re.findall(r"^([\w.-]+)(?:\[[^\]]*\])?==(\S+)", (REPO / "envs" / "requirements.txt").read_text(), re.M)
+    return {name.lower(): version for name, version in pins}
+
+
+def pinned_specs(path: Path) -> list[str]:
+    """The version specs of an env file, or the `name==version` ones of another file (the Dockerfile)."""
+    if path.suffix == ".yaml":
+        return env_specs(yaml.safe_load(path.read_text()))
+    return re.findall(r"[\w.-]+(?:\[[^\]]*\])?==[\w.]+", path.read_text())
+
+
+@pytest.mark.parametrize("path", PIN_FILES, ids=lambda path: path.name)
+def test_pins_agree_with_requirements(path):
+    """A package pinned both in an env (or the job image) and in envs/requirements.txt has the same version."""
+    pins = requirement_pins()
+    checked = []
+    for spec in pinned_specs(path):
         name = spec_name(spec).removesuffix("-base")
+        name = SAME_PACKAGE.get(name, name)
         version = re.search(r"={1,2}\s*([\w.]+)", spec)
         if name in pins and version:
             assert version.group(1) == pins[name], f"{path.name}: {spec}, but envs/requirements.txt has {pins[name]}"
+            checked.append(name)
+    assert checked, f"{path.name}: no pin of envs/requirements.txt found (a spec this test cannot read?)"
+
+
+def test_the_installers_own_pins_agree_everywhere():
+    """pip and setuptools (not in envs/requirements.txt) have one version across the files that pin them."""
+    files = [REPO / "Makefile", *PIN_FILES, *sorted((REPO / "envs").glob("*.sh"))]
+    for tool in ("pip", "setuptools"):
+        found = {
+            (path.name, version)
+            for path in files
+            for version in re.findall(rf"(?<![\w-]){tool}={{1,2}}([\d.]+)", path.read_text())
+        }
+        assert len({version for _, version in found}) == 1, f"{tool} pinned at different versions: {sorted(found)}"
 
 
 def test_needed_packages_reads_nested_imports():
