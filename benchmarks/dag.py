@@ -26,9 +26,9 @@ from snakemake_runner import snakemake  # noqa: E402
 
 from cellvae.config import with_defaults  # noqa: E402
 from cellvae.fetch import archive_name  # noqa: E402
-from cellvae.metadata import read_image_table  # noqa: E402
+from cellvae.metadata import CONTROL, read_image_table  # noqa: E402
 
-SELECTIONS = {"dmso": ["DMSO"], "all": "all"}
+SELECTIONS = {"dmso": [CONTROL], "all": "all"}
 
 
 def planned_jobs(rules_table):

@@ -19,6 +19,7 @@ from scipy import ndimage
 
 from cellvae.cell_features import segment_centre_cell
 from cellvae.files import write_csv
+from cellvae.metadata import CONTROL
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "bbbc021"
 MARGIN_PX = 2  # the mask is dilated by this much, so the cell's edge stays in
@@ -51,7 +52,7 @@ def main() -> None:
     moa = SHARED / "images" / "single_cells_moa" / "manifest.csv"
     dmso = pd.read_csv(by_plate)
     written = [
-        write_masked(by_plate, dmso[dmso["compound"] == "DMSO"], args.out, "dmso"),
+        write_masked(by_plate, dmso[dmso["compound"] == CONTROL], args.out, "dmso"),
         write_masked(moa, pd.read_csv(moa), args.out, "moa"),
     ]
     print(*written)

@@ -75,6 +75,7 @@ from cellvae.margins import (  # noqa: E402
     pca_errors,
     replace_section,
 )
+from cellvae.metadata import CONTROL  # noqa: E402
 from cellvae.metrics import reconstruction_metrics  # noqa: E402
 from cellvae.model import build_vae, load_vae  # noqa: E402
 from cellvae.orientations import dihedral_variants  # noqa: E402
@@ -156,7 +157,7 @@ def classic_features(raw: np.ndarray) -> np.ndarray:
 def response_scores(features: np.ndarray, cells: pd.DataFrame, plates: list) -> dict:
     """Cross-plate LDA balanced accuracy (mean of both directions), per-plate Mahalanobis distances of each
     concentration from DMSO and the plate's within-well DMSO null (<plate>_dmso_null)."""
-    treated = (cells["compound"] != "DMSO").to_numpy()
+    treated = (cells["compound"] != CONTROL).to_numpy()
     accuracies = []
     for train_plate, test_plate in [(plates[0], plates[1]), (plates[1], plates[0])]:
         train = (cells["plate"] == train_plate).to_numpy()
@@ -201,7 +202,7 @@ PCA_MEMORY_BYTES = 16 << 30  # the augmented training cells of a fold in one PCA
 def lopo_cells(manifest: Path, max_per_plate: int | None) -> tuple[pd.DataFrame, list]:
     """The five plates' DMSO rows (a seeded sample of at most max_per_plate each) and their raw windows (RGB)."""
     table = pd.read_csv(manifest)
-    table = table[table["compound"] == "DMSO"]
+    table = table[table["compound"] == CONTROL]
     if max_per_plate:
         table = table.sample(frac=1.0, random_state=0).groupby("plate").head(max_per_plate).sort_index()
     table = table.reset_index(drop=True)
@@ -339,7 +340,7 @@ def main(argv=None) -> int:
     if lopo:
         return leave_one_plate_out(args, log)
     table, raw = load_crops(args.manifest)
-    dmso = (table["compound"] == "DMSO").to_numpy()
+    dmso = (table["compound"] == CONTROL).to_numpy()
     in_train = table["plate"].isin(args.train_plates).to_numpy()
     test_plates = sorted(set(table["plate"]) - set(args.train_plates))
     response_plates = sorted(set(table.loc[~dmso, "plate"]) - set(args.train_plates))

@@ -18,8 +18,6 @@ from sklearn.decomposition import PCA, IncrementalPCA
 
 from cellvae.files import atomic_write
 
-BASELINES = ["zero", "mean", "median", "pca"]
-
 
 def sample_cells(cells: np.ndarray, max_cells: int, seed: int = 0) -> np.ndarray:
     """At most max_cells of the cells (a seeded sample, in order)."""

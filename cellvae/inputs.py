@@ -260,13 +260,6 @@ def compose_arrays(raw, size, percentiles, scale=None, ranges=None) -> tuple[np.
     return cells, np.asarray(ranges, dtype=np.float64)
 
 
-def compose_cells(
-    paths, size, percentiles, channel_order=None, scale=None, ranges=None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Image files -> (uint8 cells N×size×size×3, the per-channel ranges used), as `compose_arrays`."""
-    return compose_arrays(read_images(paths, channel_order)[0], size, percentiles, scale, ranges)
-
-
 def write_shard(path, cells: np.ndarray) -> None:
     """Write uint8 cells (N×S×S×3) as a .npy shard, atomically; an identical existing shard is kept
     (so its modification time, part of a training checkpoint's fingerprint, stays)."""

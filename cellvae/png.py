@@ -18,6 +18,7 @@ from PIL import Image
 
 from cellvae.channels import RGB_STAINS, crop_column
 from cellvae.files import save_figure, write_csv, write_json
+from cellvae.metadata import CONTROL
 
 QC_COLUMNS = ["plate", "well", "site", "field", "label", "reason"]
 PNG_MANIFEST_COLUMNS = ["path", "plate", "well", "site", "field", "label", "crop_height", "crop_width", "scale"]
@@ -111,7 +112,7 @@ def write_scale(cells_csvs: list, size: int, setting, quantile: float, out_json)
 def reference_fields(selected_csv, plate: str) -> list[tuple[str, int]]:
     """(well, site) of the plate's DMSO fields selected for training: they set the plate's intensity ranges."""
     fields = pd.read_csv(selected_csv)
-    chosen = fields[(fields["plate"] == plate) & (fields["compound"] == "DMSO")]
+    chosen = fields[(fields["plate"] == plate) & (fields["compound"] == CONTROL)]
     if "train" in chosen:
         chosen = chosen[chosen["train"]]
     return [(well, int(site)) for well, site in zip(chosen["well"], chosen["site"])]

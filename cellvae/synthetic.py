@@ -28,7 +28,7 @@ import tifffile
 
 from cellvae.channels import WAVELENGTHS
 from cellvae.fetch import archive_name
-from cellvae.metadata import IMAGE_CSV, MOA_CSV
+from cellvae.metadata import CONTROL, IMAGE_CSV, MOA_CSV
 from cellvae.synthetic_fields import acquire, illumination, render_field
 
 SETTINGS_KEYS = (
@@ -230,8 +230,10 @@ def _validate(settings: dict) -> None:
         raise ValueError(f"settings['treated'] must be a mapping, got {treated!r}")
     for key in ("compound", "moa"):
         value = treated.get(key)
-        if not isinstance(value, str) or not value.strip() or value.strip().upper() == "DMSO":
-            raise ValueError(f"settings['treated'][{key!r}] must be a non-empty name other than DMSO, got {value!r}")
+        if not isinstance(value, str) or not value.strip() or value.strip().upper() == CONTROL:
+            raise ValueError(
+                f"settings['treated'][{key!r}] must be a non-empty name other than {CONTROL}, got {value!r}"
+            )
     concentration = treated.get("concentration")
     if (
         isinstance(concentration, bool)
@@ -254,7 +256,7 @@ def _fields(settings: dict) -> list[Field]:
     treated = settings["treated"]
     count = settings["wells_per_compound"]
     conditions = [
-        ("DMSO", 0.0, False, DMSO_WELLS[:count]),
+        (CONTROL, 0.0, False, DMSO_WELLS[:count]),
         (treated["compound"], float(treated["concentration"]), True, TREATED_WELLS[:count]),
     ]
     fields = []
@@ -309,7 +311,7 @@ def _image_csv(fields: list[Field], seed: int) -> str:
 
 
 def _moa_csv(treated: dict) -> str:
-    rows = [("DMSO", 0.0, "DMSO"), (treated["compound"], treated["concentration"], treated["moa"])]
+    rows = [(CONTROL, 0.0, CONTROL), (treated["compound"], treated["concentration"], treated["moa"])]
     return "\n".join([MOA_CSV_HEADER] + [f"{_quote(c)},{float(x):f},{_quote(m)}" for c, x, m in rows]) + "\n"
 
 

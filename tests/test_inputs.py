@@ -9,10 +9,23 @@ import pytest  # noqa: E402
 import tifffile  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from cellvae.inputs import cell_dataset, compose_cells, list_images, read_image, shard_info, write_shard  # noqa: E402
+from cellvae.inputs import (  # noqa: E402
+    cell_dataset,
+    compose_arrays,
+    list_images,
+    read_image,
+    read_images,
+    shard_info,
+    write_shard,
+)
 from cellvae.png import channel_ranges, compose_cell  # noqa: E402
 
 SMALL = {"shuffle_buffer": 100, "cache_bytes": 0, "parallel_reads": 2}  # tf.data settings for a few cells
+
+
+def compose_files(paths, size, percentiles, channel_order=None):
+    """Image files composed as `cellvae train` composes them: read_images, then compose_arrays."""
+    return compose_arrays(read_images(paths, channel_order)[0], size, percentiles)
 
 
 def raw_cells(n=6, seed=0):
@@ -32,10 +45,10 @@ def test_npy_and_tiff_are_composed_exactly_as_the_png_stage(tmp_path):
     ranges = channel_ranges(rgb, (0.5, 99.8))
     expected = np.stack([compose_cell(cell, ranges, 32) for cell in rgb])
     for pattern in ("*.npy", "*.tif"):
-        composed, used = compose_cells(list_images(tmp_path, pattern), 32, (0.5, 99.8))
+        composed, used = compose_files(list_images(tmp_path, pattern), 32, (0.5, 99.8))
         np.testing.assert_array_equal(composed, expected)
         np.testing.assert_allclose(used, ranges)
-    reordered, _ = compose_cells(
+    reordered, _ = compose_files(
         list_images(tmp_path, "*.npy"), 32, (0.5, 99.8), channel_order=("tubulin", "actin", "dapi")
     )
     assert not np.array_equal(reordered, expected)
@@ -44,7 +57,7 @@ def test_npy_and_tiff_are_composed_exactly_as_the_png_stage(tmp_path):
 def test_uint8_png_keeps_its_scale_and_is_only_resized(tmp_path):
     image = np.random.default_rng(1).integers(1, 256, (16, 16, 3)).astype(np.uint8)
     Image.fromarray(image).save(tmp_path / "a.png")
-    composed, ranges = compose_cells(list_images(tmp_path), 16, (0.5, 99.8))
+    composed, ranges = compose_files(list_images(tmp_path), 16, (0.5, 99.8))
     np.testing.assert_array_equal(composed[0], image)
     np.testing.assert_array_equal(ranges, [[0, 255]] * 3)
     assert read_image(tmp_path / "a.png").dtype == np.uint8

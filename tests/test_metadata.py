@@ -1,3 +1,6 @@
+import ast
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -107,3 +110,16 @@ def test_the_metadata_stage_refuses_an_empty_image_table_naming_it_and_writes_no
     with pytest.raises(FetchError, match=r"BBBC021_v1_image.csv: .*the file is empty; expected BBBC021's"):
         fetch_metadata(str(source), image_csv=out / "BBBC021_v1_image.csv", moa_csv=out / "BBBC021_v1_moa.csv")
     assert not list(out.glob("*.csv"))
+
+
+def test_the_control_compound_is_named_once_as_metadata_control():
+    """The string "DMSO" appears in the package, its scripts and benchmarks only as cellvae.metadata.CONTROL."""
+    root = Path(__file__).resolve().parents[1]
+    named = [
+        str(path.relative_to(root))
+        for folder in ("cellvae", "scripts", "benchmarks")
+        for path in sorted((root / folder).rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and node.value == "DMSO"
+    ]
+    assert named == ["cellvae/metadata.py"]  # CONTROL = "DMSO"
