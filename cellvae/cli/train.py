@@ -230,32 +230,45 @@ def run(args) -> int:
 
 def train(args) -> int:
     png, settings = checked_settings(args)  # bad values are refused before anything is read or written
-    size, percentiles = png["size"], tuple(png["percentiles"])
+    cells, validation_cells, preprocessing = composed_cells(args, png)
+    preprocessing["run"] = run_record(args, png, settings, preprocessing, cells, validation_cells)
+    fit_in_folder(Path(args.out), args.overwrite, preprocessing, cells, validation_cells, settings)
+    return 0
 
+
+def validation_paths(args) -> list:
+    """The held-out images: --validation-images (filtered by --validation-where) and the --images that match
+    --validation-pattern."""
+    paths = []
+    if args.validation_images:
+        paths = image_table(args.validation_images, args.validation_where, args.pattern)["path"].tolist()
+    if args.validation_pattern:
+        paths += image_table(args.images, [], args.validation_pattern)["path"].tolist()
+    return paths
+
+
+def composed_cells(args, png: dict) -> tuple:
+    """(training cells, validation cells or None, preprocessing: how they were composed), uint8 arrays composed
+    as the PNG stage does, at one scale at which every given cell fits the canvas and with the training cells'
+    intensity ranges."""
+    size, percentiles = png["size"], tuple(png["percentiles"])
     channel_order = parse_channel_order(args.channel_order)
     table, raw, kind, masked = read_inputs(args.images, args.where, args.pattern, channel_order, png["max_crop_side"])
     paths = table["path"].tolist()
-    validation_paths = (
-        image_table(args.validation_images, args.validation_where, args.pattern)["path"].tolist()
-        if args.validation_images
-        else []
-    )
-    if args.validation_pattern:
-        validation_paths += image_table(args.images, [], args.validation_pattern)["path"].tolist()
-    held_out = set(validation_paths)
-    train_raw = [cell for path, cell in zip(paths, raw) if path not in held_out]
+    held_out = validation_paths(args)
+    excluded = set(held_out)
+    train_raw = [cell for path, cell in zip(paths, raw) if path not in excluded]
     if not train_raw:
         raise ValueError(
             "every training image is also a validation image; check --validation-pattern / --validation-images"
         )
-    out = Path(args.out)
-    validation_raw = read_images(
-        validation_paths, channel_order, png["max_crop_side"], "validation images", (kind, paths[0])
-    )[0]
+    validation_raw = read_images(held_out, channel_order, png["max_crop_side"], "validation images", (kind, paths[0]))[
+        0
+    ]
     longest = [max(cell.shape[:2]) for cell in train_raw + validation_raw]
     scale = resolve_scale(png["scale"], longest, size, 1.0)  # every given cell fits the canvas
     cells, ranges = compose_arrays(train_raw, size, percentiles, scale)
-    validation_cells = compose_arrays(validation_raw, size, percentiles, scale, ranges)[0] if validation_paths else None
+    validation_cells = compose_arrays(validation_raw, size, percentiles, scale, ranges)[0] if held_out else None
     preprocessing = {
         "size": size,
         "channel_order": args.channel_order,
@@ -268,14 +281,20 @@ def train(args) -> int:
         "where": args.where,
         "pattern": args.pattern,
         "n_train": len(cells),
-        "n_validation": len(validation_paths),
+        "n_validation": len(held_out),
         "validation_images": [str(Path(s).resolve()) for s in args.validation_images or []],
         "validation_where": args.validation_where,
         "validation_pattern": args.validation_pattern,
     }
+    return cells, validation_cells, preprocessing
+
+
+def run_record(args, png: dict, settings: dict, preprocessing: dict, cells, validation_cells) -> dict:
+    """What another run into the same folder is compared with (cellvae.run_folder): the run's fingerprint, its
+    cells' digests and the options that made it."""
     train_digest = array_digest(cells)
-    preprocessing["run"] = {  # what another run into this folder is compared with (cellvae.run_folder)
-        "id": fingerprint(args.latent_dim, size, args.epochs, settings, [train_digest]),
+    return {
+        "id": fingerprint(args.latent_dim, png["size"], args.epochs, settings, [train_digest]),
         "latent_dim": args.latent_dim,
         "epochs": args.epochs,
         "train_cells": train_digest,
@@ -285,19 +304,25 @@ def train(args) -> int:
             **{f"--{key.replace('_', '-')}": preprocessing[key] for key in ("images", "where", "pattern")},
             **{f"--{key.replace('_', '-')}": preprocessing[key] for key in preprocessing if "validation_" in key},
             "--channel-order": args.channel_order,
-            "--size": size,
+            "--size": png["size"],
             "--scale": png["scale"],
-            "png.percentiles": list(percentiles),
+            "png.percentiles": list(png["percentiles"]),
             **{option(key): value for key, value in settings.items() if key not in ("mixed_precision", "xla")},
         },
     }
+
+
+def fit_in_folder(out: Path, overwrite: bool, preprocessing: dict, cells, validation_cells, settings: dict) -> None:
+    """Hold `out` (one run at a time), refuse or (overwrite) clear another run there, write preprocessing.json,
+    the cells as .npy shards and baselines.npz, then train (resuming after the last completed epoch)."""
+    run = preprocessing["run"]
     with locked(out):  # one run at a time in a folder; the kernel releases it when this process ends
-        found = differences(out, preprocessing["run"])
-        if found and not args.overwrite:
+        found = differences(out, run)
+        if found and not overwrite:
             raise CommandError(
                 f"{out} holds another run ({'; '.join(found)}): pass --overwrite to replace it, or give another --out"
             )
-        if args.overwrite:
+        if overwrite:
             clear(out)
         write_json(preprocessing, out / PREPROCESSING_JSON)
         train_shards, validation_shards = [out / "data" / "train.npy"], []
@@ -305,10 +330,9 @@ def train(args) -> int:
         if validation_cells is not None:
             validation_shards = [out / "data" / "validation.npy"]
             write_shard(validation_shards[0], validation_cells)
-        Baselines.fit(cells, args.latent_dim, run_id=preprocessing["run"]["id"]).save(out / BASELINES_NPZ)
+        Baselines.fit(cells, run["latent_dim"], run_id=run["id"]).save(out / BASELINES_NPZ)
         from cellvae.train import train_on_shards, training_files  # TensorFlow: once the run is known good
 
         train_on_shards(
-            train_shards, validation_shards, args.latent_dim, args.epochs, **training_files(out), **settings
+            train_shards, validation_shards, run["latent_dim"], run["epochs"], **training_files(out), **settings
         )
-    return 0
