@@ -60,7 +60,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from cellvae.baselines import Baselines, fit_pca  # noqa: E402
-from cellvae.cli import positive_int  # noqa: E402
+from cellvae.cli.common import positive_int  # noqa: E402
 from cellvae.config import defaults  # noqa: E402
 from cellvae.files import write_csv  # noqa: E402
 from cellvae.inputs import compose_arrays, read_image, write_shard  # noqa: E402

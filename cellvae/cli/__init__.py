@@ -12,17 +12,17 @@ import argparse
 import importlib
 import sys
 
-from cellvae.cli.common import CommandError, UsageError, positive_int  # noqa: F401 (cli_embed's, until it moves)
+from cellvae.cli.common import CommandError, UsageError
 from cellvae.native_logs import VERBOSE_VARIABLE, quiet_native_logs, verbose_from_environment
 
 COMMANDS = {  # command: (module with add_arguments and run, one-line help)
     "train": ("cellvae.cli.train", "train a VAE on single-cell images (PNG, TIFF, .npy) from folders or manifests"),
     "evaluate": (
-        "cellvae.cli_evaluate",
+        "cellvae.cli.evaluate",
         "reconstruction metrics of a model beside its baselines (zero/mean/median/PCA)",
     ),
-    "embed": ("cellvae.cli_embed", "posterior means z of images under a model, as a CSV (path, z0 ... z{k-1})"),
-    "moa-eval": ("cellvae.cli_moa", "MoA accuracy (NSC/NSCB, 1-NN cosine) of per-well profiles"),
+    "embed": ("cellvae.cli.embed", "posterior means z of images under a model, as a CSV (path, z0 ... z{k-1})"),
+    "moa-eval": ("cellvae.cli.moa", "MoA accuracy (NSC/NSCB, 1-NN cosine) of per-well profiles"),
     "fetch": ("cellvae.cli.fetch", "fetch one plate's selected images (ranged, verified, resumable)"),
     "cost": ("cellvae.cli.cost", "cost table (hours x price per instance type) from Snakemake benchmark files"),
     "aws": ("cellvae.cli.aws", "AWS stack for profiles/aws-gpu: deploy, env (profile variables), destroy"),

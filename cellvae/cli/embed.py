@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cellvae.cli import UsageError, positive_int
-from cellvae.cli_evaluate import add_model_arguments, model_inputs
+from cellvae.cli.common import UsageError, add_model_arguments, model_inputs, positive_int
 from cellvae.config import defaults
 from cellvae.files import refuse_overwriting_inputs, write_csv
 from cellvae.orientations import ORIENTATIONS

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from cellvae.cli import UsageError
+from cellvae.cli.common import UsageError
 from cellvae.config import defaults
 from cellvae.metadata import read_image_table, read_moa_table
 from cellvae.moa import (
