@@ -3,7 +3,10 @@
 Cells: ../shared/bbbc021/images/single_cells_moa (1,945 crops, 103 treatments of 38 compounds plus DMSO, 54 plates).
 Feature sets, all on the same cells: a 16 px thumbnail of the raw crop, window statistics, classic measurements of
 the centre cell (cellvae.cell_features), pixel PCA-16 and PCA-k (k = the model's z) fitted on the cells the VAE
-trained on, an untrained encoder of the same architecture, and each trained run's mu (mean over seeds).
+trained on, an untrained encoder of the same architecture, and each trained run's mu (mean over seeds). A cell has
+no canonical orientation: every feature set is scored with each cell as it is and averaged over its 8
+flips/rotations (cellvae.orientations; the product's default, response.analysis.orientations); the tables show the
+config's setting, the margins take each baseline at its better setting.
 Two protocols, both scored by cellvae.moa (NSC, NSCB, mAP with 95% bootstrap intervals over treatments):
 - simple: features standardized over all cells, a treatment's profile = the mean of its cells, the mean profile
   subtracted, cosine;
@@ -34,6 +37,7 @@ from cellvae import cell_features, moa
 from cellvae.config import defaults
 from cellvae.inputs import compose_arrays, read_image
 from cellvae.margins import replace_section
+from cellvae.orientations import ORIENTATIONS, orientation_mean
 from cellvae.response_baselines import THUMBNAIL_SIDE, untrained_copy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +46,7 @@ MOA_MANIFEST = SHARED / "single_cells_moa" / "manifest.csv"
 DMSO_PLATES = sorted(SHARED.glob("single_cells_by_plate/*/DMSO"))
 SECTION = "## MoA on real cells of all 12 mechanisms"
 PCA_SMALL = 16
+AGGREGATES = ("mean", "median")
 INTRO = """Cells: the 1,945 shared crops of all 12 MoAs (103 treatments of 38 compounds, 54 plates; median 10 cells per
 treatment). Every feature set on the same cells, scored by cellvae.moa (NSC, NSCB, mAP; 95% bootstrap over
 treatments); chance NSC ≈ 0.06. The simple protocol is the issue's (features standardized over all cells,
@@ -71,9 +76,10 @@ def read_cells() -> tuple[pd.DataFrame, list]:
     return table, [np.load(path) for path in table["path"]]
 
 
-def model_features(run: Path, table: pd.DataFrame, untrained_seed: int | None) -> dict:
+def model_features(run: Path, table: pd.DataFrame, untrained_seed: int | None, orientations: int) -> dict:
     """mu of the run's model (or, with untrained_seed, of a fresh model of its architecture) and pixel PCA-16 and
-    PCA-k fitted on the run's training cells, for the MoA cells composed as the run composed its inputs."""
+    PCA-k fitted on the run's training cells, for the MoA cells composed as the run composed its inputs; each
+    averaged over the cells' 8 flips/rotations with orientations 8."""
     from cellvae.model import load_vae
     from cellvae.response import encode_images
 
@@ -84,31 +90,57 @@ def model_features(run: Path, table: pd.DataFrame, untrained_seed: int | None) -
         raw, preprocessing["size"], preprocessing["percentiles"], preprocessing["scale"], preprocessing["ranges_rgb"]
     )
     vae = load_vae(run / "model.keras")
-    found = {f"VAE z={vae.latent_dim} (trained)": encode_images(vae, cells)}
-    if untrained_seed is not None:
-        found = {f"untrained encoder z={vae.latent_dim}": encode_images(untrained_copy(vae, untrained_seed), cells)}
-        training = np.load(run / "data" / "train.npy", mmap_mode="r").reshape(-1, cells[0].size) / 255.0
-        flat = cells.reshape(len(cells), -1) / 255.0
-        for k in (PCA_SMALL, vae.latent_dim):
-            found[f"pixel PCA-{k}"] = PCA(k, random_state=0).fit(training).transform(flat)
+    if untrained_seed is None:
+        return {f"VAE z={vae.latent_dim} (trained)": encode_images(vae, cells, orientations=orientations)}
+    untrained = untrained_copy(vae, untrained_seed)
+    found = {f"untrained encoder z={vae.latent_dim}": encode_images(untrained, cells, orientations=orientations)}
+    training = np.load(run / "data" / "train.npy", mmap_mode="r").reshape(-1, cells[0].size) / 255.0
+    for k in (PCA_SMALL, vae.latent_dim):
+        pca = PCA(k, random_state=0).fit(training)
+        found[f"pixel PCA-{k}"] = in_chunks(
+            lambda images: pca.transform(images.reshape(len(images), -1) / 255.0), cells, orientations
+        )
     return found
 
 
-def simple_protocol(table: pd.DataFrame, features: list, bootstrap: int, seed: int) -> dict:
+def thumbnails(crops: list, orientations: int) -> np.ndarray:
+    """The raw crops' 16 px thumbnails (each averaged over the crop's 8 flips/rotations with orientations 8)."""
+
+    def describe(images):
+        return np.array([cell_features.thumbnail(image, THUMBNAIL_SIDE) for image in images])
+
+    return in_chunks(describe, np.asarray(crops, np.float64), orientations)
+
+
+def in_chunks(describe, images: np.ndarray, orientations: int, chunk: int = 256) -> np.ndarray:
+    """orientation_mean of describe, chunk by chunk (8 views of every cell at once would not fit in memory)."""
+    return np.concatenate(
+        [
+            orientation_mean(describe, images[start : start + chunk], orientations)
+            for start in range(0, len(images), chunk)
+        ]
+    )
+
+
+def simple_protocol(table: pd.DataFrame, features: list, bootstrap: int, seed: int, aggregate: str = "mean") -> dict:
     normalized, _ = moa.normalize(table, features, "standardize", 2)
-    treatments = moa.treatment_profiles(normalized, features, "mean")
+    treatments = moa.treatment_profiles(normalized, features, aggregate)
     profiles = treatments[features].to_numpy(np.float64)
     return moa.score(treatments, profiles - profiles.mean(axis=0), bootstrap, seed)
 
 
+def feature_rows(table: pd.DataFrame, values) -> tuple[pd.DataFrame, list]:
+    """The cells' well keys beside their features (a frame, or a matrix named f0, f1, …) and the usable features."""
+    frame = values if isinstance(values, pd.DataFrame) else pd.DataFrame(values).add_prefix("f")
+    rows = pd.concat([table[moa.WELL_KEYS].reset_index(drop=True), frame.reset_index(drop=True)], axis=1)
+    return rows, list(moa.clean_features(rows[list(frame.columns)])[0].columns)
+
+
 def scores(table: pd.DataFrame, values, settings: dict) -> dict:
     """{protocol: {nsc, nscb, map: {value, ci}}} of one feature matrix."""
-    frame = values if isinstance(values, pd.DataFrame) else pd.DataFrame(values).add_prefix("f")
-    features = list(frame.columns)
-    rows = pd.concat([table[moa.WELL_KEYS].reset_index(drop=True), frame.reset_index(drop=True)], axis=1)
-    keep = list(moa.clean_features(rows[features])[0].columns)
+    rows, keep = feature_rows(table, values)
     results = {
-        "simple": simple_protocol(rows, keep, settings["bootstrap"], settings["seed"]),
+        "simple": simple_protocol(rows, keep, settings["bootstrap"], settings["seed"], settings["aggregate"]),
         "product": moa.evaluate_rows(rows, keep, settings, cells=True),
     }
     return {protocol: {key: result[key] for key in ("nsc", "nscb", "map")} for protocol, result in results.items()}
@@ -130,9 +162,7 @@ def normalization_ablation(table: pd.DataFrame, feature_sets: dict, settings: di
         "|---" * (len(NORMALIZATION_VARIANTS) + 1) + "|",
     ]
     for name, values in feature_sets.items():
-        frame = values if isinstance(values, pd.DataFrame) else pd.DataFrame(values).add_prefix("f")
-        rows = pd.concat([table[moa.WELL_KEYS].reset_index(drop=True), frame.reset_index(drop=True)], axis=1)
-        keep = list(moa.clean_features(rows[list(frame.columns)])[0].columns)
+        rows, keep = feature_rows(table, values)
         cells = []
         for normalize, min_controls in NORMALIZATION_VARIANTS.values():
             variant = {**settings, "normalize": normalize, "min_controls": min_controls}
@@ -140,6 +170,43 @@ def normalization_ablation(table: pd.DataFrame, feature_sets: dict, settings: di
             nsc, average = result["nsc"], result["map"]
             cells.append(f"{nsc['value']:.2f} [{nsc['ci'][0]:.2f}, {nsc['ci'][1]:.2f}] / {average['value']:.2f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    return "\n".join(lines) + "\n"
+
+
+def aggregation_ablation(table: pd.DataFrame, feature_sets: dict, settings: dict) -> str:
+    """Markdown: NSC / mAP of each feature set, cells into treatments by their mean vs their median."""
+    lines = ["| features | " + " | ".join(f"{p}, {a}" for p in ("simple", "product") for a in AGGREGATES) + " |"]
+    lines.append("|---" * 5 + "|")
+    for name, values in feature_sets.items():
+        found = {a: scores(table, values, {**settings, "aggregate": a}) for a in AGGREGATES}
+        entries = [found[a][p] for p in ("simple", "product") for a in AGGREGATES]
+        lines.append(
+            f"| {name} | " + " | ".join(f"{e['nsc']['value']:.2f} / {e['map']['value']:.2f}" for e in entries) + " |"
+        )
+        print(lines[-1], flush=True)
+    return "\n".join(lines) + "\n"
+
+
+def subsampling_curve(table: pd.DataFrame, feature_sets: dict, settings: dict, repeats: int = 10) -> str:
+    """Markdown: simple-protocol NSC with at most n cells per treatment (and per DMSO group), mean over repeats of
+    the draw: how many cells each feature set needs."""
+    sizes = (1, 2, 4, 8, None)
+    lines = ["| features | " + " | ".join(f"≤ {n} cells" if n else "all cells" for n in sizes) + " |"]
+    lines.append("|---" * (len(sizes) + 1) + "|")
+    for name, values in feature_sets.items():
+        rows, keep = feature_rows(table, values)
+        means = []
+        for n in sizes:
+            found = []
+            for repeat in range(repeats if n else 1):
+                rng = np.random.default_rng(repeat)
+                groups = rows.groupby(["compound", "concentration"]).indices.values()
+                picked = [rng.choice(group, min(n or len(group), len(group)), replace=False) for group in groups]
+                drawn = rows.iloc[np.sort(np.concatenate(picked))].reset_index(drop=True)
+                found.append(simple_protocol(drawn, keep, 10, settings["seed"])["nsc"]["value"])
+            means.append(f"{np.mean(found):.2f}")
+        lines.append(f"| {name} | " + " | ".join(means) + " |")
         print(lines[-1], flush=True)
     return "\n".join(lines) + "\n"
 
@@ -198,48 +265,89 @@ def main() -> None:
     settings = defaults()["response"]["analysis"]
     table, crops = read_cells()
     print(f"{len(table)} cells, {table.groupby(['compound', 'concentration']).ngroups - 1} treatments", flush=True)
-    feature_sets = {
-        f"thumbnail {THUMBNAIL_SIDE}x{THUMBNAIL_SIDE}": [cell_features.thumbnail(c, THUMBNAIL_SIDE) for c in crops],
+    orientation_free = {  # the same under every flip/rotation (tests/test_cell_features.py)
         "window statistics": pd.DataFrame([cell_features.window_statistics(c) for c in crops]),
         "classic (centre cell)": pd.DataFrame([cell_features.classic_measurements(c) for c in crops]),
-        **model_features(args.runs[0], table, untrained_seed=1),
     }
-    rows = {}
-    for name, values in feature_sets.items():
-        rows[name] = scores(table, values if isinstance(values, pd.DataFrame) else np.asarray(values), settings)
-        print(name, json.dumps(rows[name]), flush=True)
-    embedded = [model_features(run, table, None) for run in args.runs]
-    trained = [scores(table, next(iter(features.values())), settings) for features in embedded]
-    latent = re.search(r"z=(\d+)", next(iter(embedded[0])))[1]
-    name = f"VAE mu, default, z={latent} (mean of {len(args.runs)} seed(s))"
-    rows[name] = mean_over_seeds(trained)
-    print(name, json.dumps(rows[name]), flush=True)
+    free_scores = {name: scores(table, values, settings) for name, values in orientation_free.items()}
+    rows, features, vae_rows = {}, {}, {}
+    for orientations in ORIENTATIONS:
+        features[orientations] = {
+            f"thumbnail {THUMBNAIL_SIDE}x{THUMBNAIL_SIDE}": thumbnails(crops, orientations),
+            **orientation_free,
+            **model_features(args.runs[0], table, 1, orientations),
+        }
+        rows[orientations] = {}
+        for name, values in features[orientations].items():
+            rows[orientations][name] = free_scores.get(name) or scores(table, values, settings)
+            print(orientations, name, json.dumps(rows[orientations][name]), flush=True)
+        embedded = [model_features(run, table, None, orientations) for run in args.runs]
+        trained = [scores(table, next(iter(found.values())), settings) for found in embedded]
+        latent = re.search(r"z=(\d+)", next(iter(embedded[0])))[1]
+        vae_rows[orientations] = f"VAE mu, default, z={latent} (mean of {len(args.runs)} seed(s))"
+        rows[orientations][vae_rows[orientations]] = mean_over_seeds(trained)
+        features[orientations][vae_rows[orientations]] = next(iter(embedded[0].values()))
+        print(orientations, vae_rows[orientations], json.dumps(rows[orientations][vae_rows[orientations]]), flush=True)
+    chosen = settings["orientations"]
+    table_rows, name = dict(rows[chosen]), vae_rows[chosen]
     if args.masked:
         masked_table = table.assign(path=pd.read_csv(args.masked / "moa.csv")["path"].to_numpy())
         for run in sorted(path for path in args.masked.parent.glob("masked-s*") if path.is_dir()):
             label = f"VAE mu, centre cell masked (inputs), {run.name}"
-            rows[label] = scores(masked_table, next(iter(model_features(run, masked_table, None).values())), settings)
-            print(label, json.dumps(rows[label]), flush=True)
+            masked = next(iter(model_features(run, masked_table, None, chosen).values()))
+            table_rows[label] = scores(masked_table, masked, settings)
+            print(label, json.dumps(table_rows[label]), flush=True)
     margins = {}
     for protocol in ("simple", "product"):
         for key in ("nsc", "map"):
-            best = max(result[protocol][key]["value"] for label, result in rows.items() if "VAE mu" not in label)
-            margins[f"{protocol}_{key}"] = rows[name][protocol][key]["value"] - best
+            best = max(  # a baseline at its better orientation setting
+                result[protocol][key]["value"]
+                for by_name in rows.values()
+                for label, result in by_name.items()
+                if "VAE mu" not in label
+            )
+            margins[f"{protocol}_{key}"] = table_rows[name][protocol][key]["value"] - best
             print(f"vae_{key}_minus_best_baseline_{protocol}={margins[f'{protocol}_{key}']:.3f}")
-    ablated = {name: values for name, values in feature_sets.items() if not name.startswith("thumbnail")}
-    ablated[name] = next(iter(embedded[0].values()))
+    ablated = {label: values for label, values in features[chosen].items() if not label.startswith("thumbnail")}
     ablation = normalization_ablation(table, ablated, settings)
+    focus = {label: ablated[label] for label in ("classic (centre cell)", f"pixel PCA-{latent}", name)}
+    aggregation = aggregation_ablation(table, focus, settings)
+    subsampling = subsampling_curve(table, focus, settings)
     if args.results:
         replace_section(
             args.results,
             SECTION,
             f"{SECTION}\n\n{INTRO}"
-            + table_markdown(rows)
-            + f"\nMargins of the VAE over the best baseline: {margins}\n"
+            + table_markdown(table_rows)
+            + f"\nMargins of the VAE over the best baseline (each at its better orientations): {margins}\n"
+            + "\nEach cell as it is (orientations 1) or averaged over its 8 flips/rotations (8), NSC / mAP:\n\n"
+            + orientation_table(rows)
             + "\nNormalization of the product protocol (NSC [95% CI] / mAP; VAE: its first seed):\n\n"
-            + ablation,
+            + ablation
+            + "\nAggregation of cells into wells and treatments, NSC / mAP (VAE: its first seed):\n\n"
+            + aggregation
+            + "\nCells per treatment each feature set needs: simple-protocol NSC with at most n cells per treatment"
+            + " (a random draw, mean of 10 draws; VAE: its first seed):\n\n"
+            + subsampling,
         )
     print(f"vae_nsc_minus_best_baseline={min(margins['simple_nsc'], margins['product_nsc']):.3f}")
+
+
+def orientation_table(rows: dict) -> str:
+    """Markdown: NSC / mAP of each feature set under both protocols, cells as they are vs over their 8 views."""
+    columns = [(protocol, orientations) for protocol in ("simple", "product") for orientations in ORIENTATIONS]
+    lines = [
+        "| features | " + " | ".join(f"{protocol}, orientations {o}" for protocol, o in columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
+    for label in rows[ORIENTATIONS[0]]:
+        entries = [rows[o][label][protocol] for protocol, o in columns]
+        lines.append(
+            f"| {label} | "
+            + " | ".join(f"{entry['nsc']['value']:.2f} / {entry['map']['value']:.2f}" for entry in entries)
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ def plate_references(table: pd.DataFrame, min_controls: int) -> dict:
 
 def plate_dmso(table: pd.DataFrame, features: list, min_controls: int) -> tuple[pd.DataFrame, dict]:
     """Each plate standardized by its reference rows (plate_references); the table and the references."""
+    table = table.copy()  # consolidated: assigning to a frame built column by column warns on every plate
     references = plate_references(table, min_controls)
     dmso = table["compound"] == CONTROL
     parts = []
