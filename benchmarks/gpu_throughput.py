@@ -20,6 +20,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cellvae.model import build_vae  # noqa: E402
+from cellvae.settings import vae_settings  # noqa: E402
 
 MODELS = {
     "default": dict(architecture="wide", reconstruction_loss="gaussian"),
@@ -30,7 +31,7 @@ MODELS = {
 def throughput(name, size, latent_dim, batch_size, steps, warmup, mixed_precision) -> float:
     """Images per second of `steps` training steps on random cells, after `warmup` untimed ones."""
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
-    vae = build_vae(size, latent_dim, **MODELS[name])
+    vae = build_vae(size, latent_dim, **vae_settings(MODELS[name]))
     keras.mixed_precision.set_global_policy("float32")
     vae.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
     cells = np.random.default_rng(0).integers(0, 256, (batch_size * 8, size, size, 3), dtype=np.uint8)

@@ -32,6 +32,7 @@ from cellvae.config import defaults  # noqa: E402
 from cellvae.dataset import write_shards  # noqa: E402
 from cellvae.inputs import cell_dataset  # noqa: E402
 from cellvae.model import build_vae  # noqa: E402
+from cellvae.settings import vae_settings  # noqa: E402
 
 TRAIN = defaults()["train"]  # the tf.data settings training uses by default
 
@@ -120,7 +121,7 @@ def main():
         )
 
         keras.utils.set_random_seed(1)
-        vae = build_vae(args.size, 150)
+        vae = build_vae(args.size, 150, **vae_settings())
         vae.compile(optimizer=keras.optimizers.Adam(5e-4), jit_compile=False)
         steps = {"ours": [], "baseline": []}
         for round_ in range(args.rounds):  # interleaved, alternating which goes first

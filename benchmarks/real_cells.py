@@ -82,6 +82,7 @@ from cellvae.orientations import dihedral_variants  # noqa: E402
 from cellvae.png import resolve_scale  # noqa: E402
 from cellvae.response import encode_images  # noqa: E402
 from cellvae.separation import mahalanobis_distance, within_well_null  # noqa: E402
+from cellvae.settings import vae_settings  # noqa: E402
 from cellvae.train import train_on_shards, training_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -394,7 +395,7 @@ def main(argv=None) -> int:
                 log(f"{name} z={k} seed {seed}: mse {metrics['mse']:.5f} ({time.perf_counter() - start:.0f} s)")
                 features = {f"{name}-z{k} mu": encode_images(vae, test_cells[response])}
                 settings = model_settings(name)
-                untrained = build_vae(args.size, k, architecture=settings["architecture"])
+                untrained = build_vae(args.size, k, **vae_settings(settings))
                 features[f"untrained-{settings['architecture']}-z{k}"] = encode_images(untrained, test_cells[response])
                 for label, values in features.items():
                     response_rows.append(

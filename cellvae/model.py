@@ -19,7 +19,7 @@ from pathlib import Path
 import keras
 from keras import layers, ops
 
-from cellvae.settings import ARCHITECTURES, BN_MOMENTUM, RECONSTRUCTION_LOSSES, SIGMAS
+from cellvae.settings import ARCHITECTURES, RECONSTRUCTION_LOSSES, SIGMAS
 
 LOG_VAR_LIMIT = 20.0  # soft bound of the posterior log-variance: LIMIT * tanh(log_var / LIMIT)
 MIN_VARIANCE = 1e-6  # floor of the Gaussian decoder's variance
@@ -36,7 +36,7 @@ def conv_block(x, layer, batch_norm, dropout, momentum):
     return x
 
 
-def build_encoder(image_size, latent_dim, batch_norm=True, dropout=0.0, momentum=BN_MOMENTUM, architecture="thesis"):
+def build_encoder(image_size, latent_dim, batch_norm, dropout, momentum, architecture):
     """Images -> (mu, log_var) of the approximate posterior q(z | x)."""
     images = keras.Input(shape=(image_size, image_size, 3), name="images")
     x = images
@@ -49,7 +49,7 @@ def build_encoder(image_size, latent_dim, batch_norm=True, dropout=0.0, momentum
     return keras.Model(images, [mu, log_var], name="encoder")
 
 
-def build_decoder(image_size, latent_dim, batch_norm=True, dropout=0.0, momentum=BN_MOMENTUM, architecture="thesis"):
+def build_decoder(image_size, latent_dim, batch_norm, dropout, momentum, architecture):
     """Latent vectors -> images in [0, 1] (sigmoid output)."""
     encoder_filters, decoder_filters = ARCHITECTURES[architecture]
     side = image_size // 2 ** len(encoder_filters)
@@ -124,6 +124,9 @@ class Sampling(layers.Layer):
 class VAE(keras.Model):
     """Encoder + sampling + decoder, trained on a reconstruction term (vae_loss) + beta * KL.
 
+    Every model setting is a required keyword argument (cellvae.settings.MODEL_KEYS): their defaults live in
+    config/config.schema.yaml (train:) alone; cellvae.settings.vae_settings gives them, with overrides.
+
     beta is kl_weight, or during a KL warm-up (set_kl_warmup) kl_weight * min(1, epoch / warmup_epochs)
     for epochs counted from 1, derived from the optimizer's step count (so it resumes with it).
 
@@ -136,14 +139,15 @@ class VAE(keras.Model):
         self,
         image_size,
         latent_dim,
-        batch_norm=True,
-        dropout=0.0,
-        r_loss_factor=1000.0,
-        kl_weight=1.0,
-        batch_norm_momentum=BN_MOMENTUM,
-        architecture="thesis",
-        reconstruction_loss="mse",
-        sigma="shared",
+        *,
+        batch_norm,
+        dropout,
+        r_loss_factor,
+        kl_weight,
+        batch_norm_momentum,
+        architecture,
+        reconstruction_loss,
+        sigma,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -250,7 +254,7 @@ class VAE(keras.Model):
 
 def build_vae(image_size: int, latent_dim: int, **settings) -> VAE:
     """A built VAE for square RGB images of side image_size (a multiple of 8); settings are VAE's keyword
-    arguments (by default the thesis model)."""
+    arguments, all required (cellvae.settings.vae_settings: the schema's train: defaults with overrides)."""
     vae = VAE(image_size, latent_dim, name=f"vae_z{latent_dim}", **settings)
     vae.build((None, image_size, image_size, 3))
     return vae

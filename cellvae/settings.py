@@ -16,7 +16,6 @@ ARCHITECTURES = {  # name: (encoder filters, decoder filters)
 RECONSTRUCTION_LOSSES = ("mse", "gaussian")
 SIGMAS = ("shared", "per_channel")  # the gaussian loss's decoder variance: one, or one per RGB channel
 DEFAULTS = defaults()["train"]  # the config's train: section at its defaults (config/config.schema.yaml)
-BN_MOMENTUM = DEFAULTS["batch_norm_momentum"]  # Keras' 0.99 leaves short runs' statistics near their start
 MODEL_KEYS = (
     "batch_norm",
     "dropout",
@@ -27,6 +26,13 @@ MODEL_KEYS = (
     "reconstruction_loss",
     "sigma",
 )
+
+
+def vae_settings(overrides=None) -> dict:
+    """The VAE's keyword arguments (MODEL_KEYS) of training settings: DEFAULTS with overrides (training_settings;
+    keys other than MODEL_KEYS may be given and are left out)."""
+    settings = training_settings(overrides or {})
+    return {key: settings[key] for key in MODEL_KEYS}
 
 
 def model_id(variant: str | None, latent_dim: int) -> str:

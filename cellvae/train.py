@@ -21,7 +21,7 @@ from cellvae.files import atomic_write, sha256, write_csv, write_json
 from cellvae.inputs import cell_dataset, shards_summary
 from cellvae.model import build_vae
 from cellvae.run_folder import TRAINING_FILES, fingerprint
-from cellvae.settings import MODEL_KEYS, training_settings
+from cellvae.settings import training_settings, vae_settings
 
 HISTORY_COLUMNS = [
     "epoch",
@@ -213,7 +213,7 @@ def train_on_shards(
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
     try:
-        vae = build_vae(image_size, latent_dim, **{key: settings[key] for key in MODEL_KEYS})
+        vae = build_vae(image_size, latent_dim, **vae_settings(settings))
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     steps_per_epoch = math.ceil(n_train / settings["batch_size"])

@@ -18,6 +18,7 @@ from cellvae.baselines import Baselines  # noqa: E402
 from cellvae.dataset import write_shards  # noqa: E402
 from cellvae.metrics import psnr, reconstruction_metrics  # noqa: E402
 from cellvae.model import build_vae, load_vae  # noqa: E402
+from cellvae.settings import vae_settings  # noqa: E402
 from cellvae.train import train_vae, training_files  # noqa: E402
 
 # Keras's own TensorFlow variable conversion when saving; not ours to fix.
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 
 
 def test_evaluate_in_batches_equals_whole_array(monkeypatch):
-    vae = build_vae(16, 3)
+    vae = build_vae(16, 3, **vae_settings())
     images = np.random.default_rng(1).integers(0, 256, (7, 16, 16, 3)).astype(np.uint8)
     monkeypatch.setattr(analysis, "BATCH_SIZE", 3)
     metrics, mu = analysis.evaluate(vae, images)

@@ -44,9 +44,10 @@ def save_crops(folder, n=3, side=12):
 def untrained_model(tmp_path_factory):
     """An untrained z = 2 VAE for 16 px uint8 cells, saved as model.keras beside its preprocessing.json."""
     from cellvae.model import build_vae
+    from cellvae.settings import vae_settings
 
     path = tmp_path_factory.mktemp("model") / "model.keras"
-    build_vae(16, 2).save(path)
+    build_vae(16, 2, **vae_settings()).save(path)
     preprocessing = {"input_kind": "uint8", "size": 16, "channel_order": "auto", "percentiles": [0.5, 99.8]}
     (path.parent / "preprocessing.json").write_text(json.dumps({**preprocessing, "scale": None, "ranges_rgb": None}))
     return path

@@ -14,6 +14,7 @@ from sklearn.decomposition import PCA  # noqa: E402
 from cellvae import latent  # noqa: E402
 from cellvae.baselines import Baselines  # noqa: E402
 from cellvae.model import build_vae  # noqa: E402
+from cellvae.settings import vae_settings  # noqa: E402
 
 
 def test_kl_per_dimension_is_the_hand_computed_gaussian_kl():
@@ -99,7 +100,7 @@ def test_baselines_of_an_older_version_load_but_refuse_ppca_in_one_line(cells, t
 
 
 def test_iwae_bound_tightens_the_elbo_on_an_untrained_model():
-    vae = build_vae(16, 2, reconstruction_loss="gaussian")
+    vae = build_vae(16, 2, **vae_settings({"reconstruction_loss": "gaussian"}))
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (6, 16, 16, 3)).astype(np.uint8)
     variance = latent.decoder_variance(vae, rng.integers(0, 256, (10, 16, 16, 3)).astype(np.uint8))

@@ -10,12 +10,26 @@ import pytest  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
 from cellvae.model import LOG_VAR_LIMIT, VAE, build_vae, load_vae, vae_loss  # noqa: E402
-from cellvae.settings import DEFAULTS, MODEL_KEYS, training_settings  # noqa: E402
+from cellvae.settings import DEFAULTS, MODEL_KEYS, training_settings, vae_settings  # noqa: E402
 
 # Keras's own TensorFlow variable conversion when saving; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
+THESIS = {"architecture": "thesis", "reconstruction_loss": "mse"}  # the thesis model: the schema's other settings
 BATCH_NORM_PARAMETERS = 4 * (32 + 64 + 64 + 64 + 64 + 32)  # gamma, beta, moving mean and variance
+
+
+def thesis_vae(image_size, latent_dim, **overrides):
+    """The thesis VAE (THESIS over the schema's train: defaults), with overrides."""
+    return build_vae(image_size, latent_dim, **vae_settings({**THESIS, **overrides}))
+
+
+def test_the_model_settings_have_no_defaults_but_the_schemas():
+    """VAE's settings are required: none has a default of its own that could differ from the schema's."""
+    with pytest.raises(TypeError, match="required keyword-only arguments"):
+        build_vae(16, 2)
+    vae = build_vae(16, 2, **vae_settings())
+    assert {key: getattr(vae, key) for key in MODEL_KEYS} == {key: DEFAULTS[key] for key in MODEL_KEYS}
 
 
 def random_images(n, size=32, seed=0):
@@ -24,7 +38,7 @@ def random_images(n, size=32, seed=0):
 
 @pytest.mark.parametrize("latent_dim", [2, 75, 150, 300])
 def test_parameter_count_matches_thesis(latent_dim):
-    vae = build_vae(128, latent_dim)
+    vae = thesis_vae(128, latent_dim)
     expected = 167_171 + 49_154 * latent_dim
     assert vae.encoder.count_params() + vae.decoder.count_params() == expected
     assert vae.count_params() == expected
@@ -33,13 +47,13 @@ def test_parameter_count_matches_thesis(latent_dim):
 
 
 def test_parameter_count_without_batch_norm():
-    vae = build_vae(128, 10, batch_norm=False)
+    vae = thesis_vae(128, 10, batch_norm=False)
     assert vae.count_params() == 167_171 - BATCH_NORM_PARAMETERS + 49_154 * 10
     assert not any(isinstance(layer, layers.BatchNormalization) for layer in vae.encoder.layers)
 
 
 def test_architecture_layers():
-    vae = build_vae(32, 4, dropout=0.25)
+    vae = thesis_vae(32, 4, dropout=0.25)
     convs = [layer for layer in vae.encoder.layers if isinstance(layer, layers.Conv2D)]
     assert [(c.filters, c.kernel_size, c.strides) for c in convs] == [
         (32, (3, 3), (2, 2)),
@@ -52,16 +66,16 @@ def test_architecture_layers():
     for model in (vae.encoder, vae.decoder):
         assert sum(isinstance(layer, layers.Dropout) for layer in model.layers) == 3
         assert sum(isinstance(layer, layers.BatchNormalization) for layer in model.layers) == 3
-    assert not any(isinstance(layer, layers.Dropout) for layer in build_vae(32, 4).encoder.layers)
+    assert not any(isinstance(layer, layers.Dropout) for layer in thesis_vae(32, 4).encoder.layers)
 
 
 def test_image_size_must_be_a_multiple_of_8():
     with pytest.raises(ValueError, match="multiple of 8"):
-        build_vae(36, 4)
+        thesis_vae(36, 4)
 
 
 def test_shapes_and_output_range():
-    vae = build_vae(32, 6)
+    vae = thesis_vae(32, 6)
     images = random_images(5)
     reconstructions, mu, log_var = vae(images, training=False)
     assert tuple(reconstructions.shape) == (5, 32, 32, 3)
@@ -72,7 +86,7 @@ def test_shapes_and_output_range():
 
 
 def test_reconstruct_decodes_mu_deterministically():
-    vae = build_vae(32, 6, dropout=0.25)
+    vae = thesis_vae(32, 6, dropout=0.25)
     images = random_images(4)
     first = ops.convert_to_numpy(vae.reconstruct(images))
     np.testing.assert_array_equal(first, ops.convert_to_numpy(vae.reconstruct(images)))
@@ -83,7 +97,7 @@ def test_reconstruct_decodes_mu_deterministically():
 
 
 def test_log_var_is_bounded_smoothly():
-    vae = build_vae(32, 3)
+    vae = thesis_vae(32, 3)
     dense = vae.encoder.get_layer("log_var")
     kernel, bias = dense.get_weights()
     for raw, expected in [(100.0, LOG_VAR_LIMIT), (-100.0, -LOG_VAR_LIMIT)]:
@@ -100,7 +114,7 @@ def test_a_dimension_driven_past_the_log_var_bound_recovers():
 
     images = random_images(8, 16)
     for bound, expect_recovery in [("tanh", True), ("clip", False)]:
-        vae = build_vae(16, 2)
+        vae = thesis_vae(16, 2)
         dense = vae.encoder.get_layer("log_var")
         kernel, bias = dense.get_weights()
         dense.set_weights([np.zeros_like(kernel), np.array([-3 * LOG_VAR_LIMIT, 0.0], np.float32)])
@@ -167,11 +181,11 @@ def test_per_channel_sigma_equals_shared_for_equal_channel_errors():
     mse = [float(v) for v in vae_loss(x, x_hat, mu, log_var, 10.0)]
     assert [float(v) for v in vae_loss(x, x_hat, mu, log_var, 10.0, sigma="per_channel")] == mse
     with pytest.raises(ValueError, match="sigma must be one of"):
-        build_vae(16, 2, sigma="per_pixel")
+        thesis_vae(16, 2, sigma="per_pixel")
 
 
 def test_per_channel_sigma_model_trains_and_reloads(tmp_path):
-    vae = build_vae(16, 2, reconstruction_loss="gaussian", sigma="per_channel")
+    vae = thesis_vae(16, 2, reconstruction_loss="gaussian", sigma="per_channel")
     vae.compile(optimizer="adam", jit_compile=False)
     images = random_images(8, 16)
     history = vae.fit(images, epochs=1, batch_size=4, verbose=0).history
@@ -179,23 +193,23 @@ def test_per_channel_sigma_model_trains_and_reloads(tmp_path):
     vae.save(tmp_path / "vae.keras")
     loaded = load_vae(tmp_path / "vae.keras")
     assert (loaded.reconstruction_loss, loaded.sigma) == ("gaussian", "per_channel")
-    assert build_vae(16, 2).sigma == "shared"
+    assert build_vae(16, 2, **vae_settings()).sigma == "shared"
     # a train: setting (schema default shared) that reaches the model as the other model settings do
     settings = training_settings({"sigma": "per_channel"})
     assert DEFAULTS["sigma"] == "shared" and "sigma" in MODEL_KEYS
-    assert build_vae(16, 2, **{key: settings[key] for key in MODEL_KEYS}).sigma == "per_channel"
+    assert build_vae(16, 2, **vae_settings(settings)).sigma == "per_channel"
 
 
 def test_wide_architecture_and_unknown_names():
-    vae = build_vae(32, 4, architecture="wide", reconstruction_loss="gaussian")
+    vae = thesis_vae(32, 4, architecture="wide", reconstruction_loss="gaussian")
     convs = [layer.filters for layer in vae.encoder.layers if isinstance(layer, layers.Conv2D)]
     deconvs = [layer.filters for layer in vae.decoder.layers if isinstance(layer, layers.Conv2DTranspose)]
     assert convs == [32, 64, 128] and deconvs == [128, 64, 32, 3]
-    assert vae.count_params() > build_vae(32, 4).count_params()
+    assert vae.count_params() > thesis_vae(32, 4).count_params()
     with pytest.raises(ValueError, match="architecture must be one of"):
-        build_vae(32, 4, architecture="huge")
+        thesis_vae(32, 4, architecture="huge")
     with pytest.raises(ValueError, match="reconstruction_loss must be one of"):
-        build_vae(32, 4, reconstruction_loss="l1")
+        thesis_vae(32, 4, reconstruction_loss="l1")
 
 
 def test_a_file_that_is_not_a_keras_model_is_named(tmp_path):
@@ -228,7 +242,7 @@ def test_loss_is_r_times_mse_plus_kl():
 
 
 def test_compute_loss_uses_the_model_outputs():
-    vae = build_vae(32, 4, r_loss_factor=500.0)
+    vae = thesis_vae(32, 4, r_loss_factor=500.0)
     vae.compile(optimizer="adam", jit_compile=False)
     images = random_images(4)
     outputs = vae(images)
@@ -241,7 +255,7 @@ def test_compute_loss_uses_the_model_outputs():
 
 def test_fit_reports_loss_terms_and_save_load_round_trip(tmp_path):
     keras.utils.set_random_seed(0)
-    vae = build_vae(32, 4, dropout=0.1, r_loss_factor=100.0)
+    vae = thesis_vae(32, 4, dropout=0.1, r_loss_factor=100.0)
     vae.compile(optimizer=keras.optimizers.Adam(5e-4), jit_compile=False)
     images = random_images(16)
     history = vae.fit(images, validation_data=(images[:8],), epochs=1, batch_size=8, verbose=0)
@@ -275,7 +289,7 @@ def test_kl_weight_is_beta_and_warmup_follows_the_optimizer_steps():
     total, reconstruction, kl = (float(v) for v in vae_loss(x, x_hat, mu, log_var, 10.0, kl_weight=0.25))
     assert total == pytest.approx(reconstruction + 0.25 * kl, rel=1e-6)
 
-    vae = build_vae(16, 2, kl_weight=0.5)
+    vae = thesis_vae(16, 2, kl_weight=0.5)
     vae.compile(optimizer="adam", jit_compile=False)
     assert vae.beta(training=True) == 0.5  # no warm-up: the configured beta
     vae.set_kl_warmup(warmup_epochs=4, steps_per_epoch=10)
@@ -293,7 +307,7 @@ def test_kl_weight_is_beta_and_warmup_follows_the_optimizer_steps():
 
 
 def test_batch_norm_momentum_is_configurable_and_saved(tmp_path):
-    vae = build_vae(16, 2, batch_norm_momentum=0.8)
+    vae = thesis_vae(16, 2, batch_norm_momentum=0.8)
     momenta = {
         layer.momentum
         for model in (vae.encoder, vae.decoder)
@@ -303,11 +317,11 @@ def test_batch_norm_momentum_is_configurable_and_saved(tmp_path):
     assert momenta == {0.8}
     vae.save(tmp_path / "vae.keras")
     assert load_vae(tmp_path / "vae.keras").batch_norm_momentum == 0.8
-    assert build_vae(16, 2).batch_norm_momentum == 0.9
+    assert build_vae(16, 2, **vae_settings()).batch_norm_momentum == 0.9
 
 
 def test_uint8_images_are_scaled_by_the_model():
-    vae = build_vae(16, 2)
+    vae = thesis_vae(16, 2)
     images = np.random.default_rng(3).integers(0, 256, (2, 16, 16, 3)).astype(np.uint8)
     np.testing.assert_allclose(
         ops.convert_to_numpy(vae.reconstruct(images)),

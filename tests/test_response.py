@@ -225,6 +225,7 @@ def profiled_run(tmp_path_factory):
     import keras
 
     from cellvae.model import build_vae
+    from cellvae.settings import vae_settings
 
     keras.utils.set_random_seed(0)
     root = tmp_path_factory.mktemp("profiles")
@@ -259,7 +260,7 @@ def profiled_run(tmp_path_factory):
     selected = root / "selected.csv"
     pd.DataFrame(fields).to_csv(selected, index=False)
     model = root / "model.keras"
-    build_vae(16, 3).save(model)
+    build_vae(16, 3, **vae_settings()).save(model)
     training_cells = np.random.default_rng(1).integers(0, 256, size=(20, 16, 16, 3), dtype=np.uint8)
     Baselines.fit(training_cells, 3).save(root / "baselines.npz")
     settings = dict(
