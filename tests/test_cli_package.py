@@ -3,6 +3,8 @@ module importing another (nor library code, scripts or benchmarks importing a co
 sources' import statements with ast."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,13 @@ def test_no_library_script_or_benchmark_imports_a_command_module():
         if (found := command_imports(path, ".".join(path.relative_to(REPO).parent.parts)))
     }
     assert not offenders, f"a command module is no library; move what they use to cellvae/cli/common.py: {offenders}"
+
+
+def test_the_shared_module_leaves_image_reading_and_baselines_to_the_commands_that_use_them():
+    """fetch, cost, aws and cellvae.ranged (the fetch jobs' library) import cellvae.cli.common: it must not pull
+    in image reading (scikit-image) or the baselines (scikit-learn) that only train, evaluate and embed need."""
+    heavy = ["cellvae.inputs", "cellvae.baselines", "cellvae.metrics", "skimage", "sklearn", "tensorflow"]
+    probe = f"import sys, cellvae.cli.common; print(sorted(set({heavy!r}) & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", result.stdout

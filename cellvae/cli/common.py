@@ -1,7 +1,9 @@
 """What the commands share: their errors, bounded argparse types, the image arguments and reading of inputs, and
 the reading of a `cellvae train` run folder (the model, its preprocessing.json and baselines.npz).
 
-Command modules (cellvae/cli/<command>.py) import from here, never from one another.
+Command modules (cellvae/cli/<command>.py) import from here, never from one another. Image reading and the
+baselines (scikit-image, scikit-learn) are imported where they are used, so that the commands that need neither
+(fetch, cost, aws) and cellvae.ranged start without them.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cellvae.baselines import Baselines
-from cellvae.inputs import compose_arrays, image_table, read_images
-from cellvae.metrics import inputs_are_masked
 from cellvae.run_folder import BASELINES_NPZ, MODEL_KERAS, PREPROCESSING_JSON, read_json
+
+if TYPE_CHECKING:
+    from cellvae.baselines import Baselines
 
 PREPROCESSING_KEYS = ("input_kind", "size", "channel_order", "percentiles", "scale", "ranges_rgb")
 
@@ -105,6 +108,9 @@ def read_inputs(sources, where, pattern, channel_order, max_side=None) -> tuple:
     a cell mask); max_side: config png.max_crop_side (default: its schema default). Refused, one line naming a
     file: a source given twice or an image reached twice, a mix of kinds, images that cannot be used
     (`cellvae.inputs.read_images`)."""
+    from cellvae.inputs import image_table, read_images
+    from cellvae.metrics import inputs_are_masked
+
     table = image_table(sources, where, pattern)
     raw, kind = read_images(table["path"], channel_order, max_side, what=", ".join(map(str, sources)))
     return table, raw, kind, inputs_are_masked(raw)
@@ -162,6 +168,8 @@ def check_belongs(model: Path, preprocessing: dict, latent_dim: int, image_size:
 def run_baselines(model: Path, preprocessing: dict, latent_dim: int | None) -> Baselines | None:
     """The baselines.npz beside the model (None if there is none), checked to be of the same run (and of a model
     of latent_dim, when known)."""
+    from cellvae.baselines import Baselines
+
     path = model.parent / BASELINES_NPZ
     if not path.is_file():
         return None
@@ -195,6 +203,7 @@ def model_inputs(args) -> tuple:
             f"{model} was trained on {described[trained_on]} but {', '.join(args.images)} holds "
             f"{described[kind]}: give images of the kind it was trained on"
         )
+    from cellvae.inputs import compose_arrays
     from cellvae.model import load_vae  # TensorFlow: only once the inputs are known good
 
     vae = load_vae(model)
