@@ -251,6 +251,15 @@ class VAE(keras.Model):
         )
         return config
 
+    @classmethod
+    def from_config(cls, config):
+        """A VAE from its saved config; a model saved before one of its settings existed was built as that
+        setting's first value builds it (EARLIER_SAVES), so the user's older models still load."""
+        return cls(**{**EARLIER_SAVES, **config})
+
+
+EARLIER_SAVES = {"architecture": "thesis", "reconstruction_loss": "mse", "sigma": "shared"}
+
 
 def build_vae(image_size: int, latent_dim: int, **settings) -> VAE:
     """A built VAE for square RGB images of side image_size (a multiple of 8); settings are VAE's keyword

@@ -333,3 +333,26 @@ def test_uint8_images_are_scaled_by_the_model():
     assert float(vae.compute_loss(x=images, y_pred=outputs)) == pytest.approx(
         float(vae.compute_loss(x=images.astype("float32") / 255, y_pred=outputs)), rel=1e-6
     )
+
+
+def test_a_model_saved_before_a_setting_existed_still_loads(tmp_path):
+    """A user's model.keras from before train.sigma (or the architecture and loss settings) loads as it was built."""
+    import json
+    import zipfile
+
+    saved = tmp_path / "saved.keras"
+    build_vae(16, 3, **vae_settings({"architecture": "thesis", "reconstruction_loss": "mse"})).save(saved)
+    earlier = tmp_path / "earlier.keras"
+    with zipfile.ZipFile(saved) as source, zipfile.ZipFile(earlier, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                for key in ("sigma", "architecture", "reconstruction_loss"):
+                    del config["config"][key]
+                data = json.dumps(config).encode()
+            target.writestr(item, data)
+    vae = load_vae(earlier)
+    assert (vae.sigma, vae.architecture, vae.reconstruction_loss) == ("shared", "thesis", "mse")
+    images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+    np.testing.assert_allclose(vae.encode(images)[0], load_vae(saved).encode(images)[0], rtol=1e-6)
