@@ -54,8 +54,11 @@ treatment = mean of its cells, mean profile subtracted, cosine); the product pro
 at the config's defaults (per plate against DMSO with the batch fallback, cells → wells → treatments). The VAE runs
 were trained with the issue's command (five shared DMSO plates + the MoA manifest, no labels; z = 75, 64 px, 40
 epochs, default train:); PCA is fitted on the same training cells.
-Command: `python benchmarks/moa_cells.py --runs benchmarks/out/moa/default-s1 benchmarks/out/moa/default-s2
---masked benchmarks/out/moa/masked --results benchmarks/RESULTS.md` (the masked crops by
+Every feature set is scored with each cell as it is and averaged over its 8 flips/rotations (the product's default,
+`response.analysis.orientations: 8`); the main tables show the default, the margins take each baseline at its
+better setting. Rows "VAE mu, <setting>" are single-seed training ablations (the same command with one train:
+setting changed). Command: `python benchmarks/moa_cells.py --runs benchmarks/out/moa/default-s1 … default-s3
+--masked benchmarks/out/moa/masked --ablation LABEL=RUN … --results benchmarks/RESULTS.md` (the masked crops by
 `benchmarks/masked_crops.py`).
 """
 
@@ -255,6 +258,14 @@ def main() -> None:
         type=Path,
         help="output folder of benchmarks/masked_crops.py: its masked-s<seed> runs (beside it) are scored on its crops",
     )
+    parser.add_argument(
+        "--ablation",
+        action="append",
+        default=[],
+        metavar="LABEL=RUN",
+        help="a run trained with other train: settings (e.g. 'sigma per_channel=benchmarks/out/moa/perchannel-s1'), "
+        "scored on the same cells as a row of its own",
+    )
     args = parser.parse_args()
     if not MOA_MANIFEST.is_file():
         sys.exit(f"moa_cells: {MOA_MANIFEST} not found (../shared beside the checkout)")
@@ -297,6 +308,10 @@ def main() -> None:
             masked = next(iter(model_features(run, masked_table, None, chosen).values()))
             table_rows[label] = scores(masked_table, masked, settings)
             print(label, json.dumps(table_rows[label]), flush=True)
+    for label, run in (entry.split("=", 1) for entry in args.ablation):
+        found = next(iter(model_features(Path(run), table, None, chosen).values()))
+        table_rows[f"VAE mu, {label}, {Path(run).name}"] = scores(table, found, settings)
+        print(label, json.dumps(table_rows[f"VAE mu, {label}, {Path(run).name}"]), flush=True)
     margins = {}
     for protocol in ("simple", "product"):
         for key in ("nsc", "map"):
