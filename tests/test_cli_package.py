@@ -82,7 +82,7 @@ def test_no_library_script_or_benchmark_imports_a_command_module():
 
 
 def test_the_shared_module_leaves_image_reading_and_baselines_to_the_commands_that_use_them():
-    """fetch, cost, aws and cellvae.ranged (the fetch jobs' library) import cellvae.cli.common: it must not pull
+    """fetch, cost, aws and the fetch jobs' library (schema_number) import cellvae.cli.common: it must not pull
     in image reading (scikit-image) or the baselines (scikit-learn) that only train, evaluate and embed need."""
     heavy = ["cellvae.inputs", "cellvae.baselines", "cellvae.metrics", "skimage", "sklearn", "tensorflow"]
     probe = f"import sys, cellvae.cli.common; print(sorted(set({heavy!r}) & set(sys.modules)))"
