@@ -42,7 +42,6 @@ whole-window VAE/PCA-k MSE ratio>
 """
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -53,12 +52,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from skimage import filters, measure  # noqa: E402
-from sklearn.discriminant_analysis import LinearDiscriminantAnalysis  # noqa: E402
-from sklearn.metrics import balanced_accuracy_score  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
 
+from cellvae.ablations import MODELS, model_settings, train_model  # noqa: E402
 from cellvae.baselines import Baselines, fit_pca  # noqa: E402
 from cellvae.cli.common import positive_int  # noqa: E402
 from cellvae.config import defaults  # noqa: E402
@@ -79,42 +74,15 @@ from cellvae.metadata import CONTROL  # noqa: E402
 from cellvae.metrics import reconstruction_metrics  # noqa: E402
 from cellvae.model import build_vae, load_vae  # noqa: E402
 from cellvae.orientations import dihedral_variants  # noqa: E402
+from cellvae.plate_response import classic_features, response_scores  # noqa: E402
 from cellvae.png import resolve_scale  # noqa: E402
 from cellvae.response import encode_images  # noqa: E402
-from cellvae.separation import mahalanobis_distance, within_well_null  # noqa: E402
 from cellvae.settings import vae_settings  # noqa: E402
-from cellvae.train import train_on_shards, training_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT.parent / "shared" / "bbbc021" / "images" / "single_cells_by_plate" / "manifest.csv"
 TRAIN_PLATES = ["Week4_27481", "Week4_27521", "Week4_27542"]
-THESIS = dict(
-    architecture="thesis",
-    reconstruction_loss="mse",
-    r_loss_factor=1000.0,
-    learning_rate=5e-4,
-    batch_size=32,
-    augment=False,
-    lr_schedule="constant",
-    kl_weight=1.0,
-    kl_warmup_epochs=0,
-)
-MODELS = {  # name: settings over the config's train: section at its defaults (the default model)
-    "thesis": THESIS,
-    "default": {},
-    # ablations: the default with one ingredient taken away
-    "thesis-sigma": {**THESIS, "reconstruction_loss": "gaussian"},  # the thesis with the sigma-VAE loss only
-    "no-augment": {"augment": False},
-    "thesis-architecture": {"architecture": "thesis"},
-    "constant-lr": {"lr_schedule": "constant", "learning_rate": 5e-4},
-    "per-channel-sigma": {"sigma": "per_channel"},  # issue 18 goal 4: one sigma per RGB channel
-}
 TUNED_ON = {"Week4_27801", "Week4_27821"}  # the fixed fold's held-out plates, on which the defaults were chosen
-
-
-def model_settings(name: str) -> dict:
-    """Training settings of a named model (MODELS) over the config's train: defaults."""
-    return {**defaults()["train"], **MODELS[name]}
 
 
 def load_crops(manifest_csv: Path) -> tuple[pd.DataFrame, list]:
@@ -123,78 +91,6 @@ def load_crops(manifest_csv: Path) -> tuple[pd.DataFrame, list]:
     root = manifest_csv.parents[2]
     table["path"] = [str(root / file) for file in table["file"]]
     return table, [read_image(path, ("dapi", "tubulin", "actin")) for path in table["path"]]
-
-
-def classic_features(raw: np.ndarray) -> np.ndarray:
-    """Per-cell features of a raw window (RGB = Tubulin, Actin, DAPI): the connected component of an Otsu mask
-    of the summed channels nearest the centre — area, per-channel mean and integrated intensity, nucleus
-    area (Otsu on DAPI inside it), eccentricity, solidity, perimeter, major and minor axis length."""
-    image = raw.astype(np.float64)
-    total = image.sum(axis=-1)
-    labels = measure.label(total > filters.threshold_otsu(total))
-    centre = np.array(labels.shape) // 2
-    regions = measure.regionprops(labels, intensity_image=image)
-    if not regions:
-        return np.full(12, np.nan)
-    cell = min(regions, key=lambda r: np.linalg.norm(np.array(r.centroid) - centre))
-    inside = labels == cell.label
-    dapi = image[..., 2]
-    nucleus_area = float((inside & (dapi > filters.threshold_otsu(dapi[inside]))).sum())
-    means = cell.intensity_mean
-    return np.array(
-        [
-            cell.area,
-            *means,
-            *(means * cell.area),
-            nucleus_area,
-            cell.eccentricity,
-            cell.solidity,
-            cell.perimeter,
-            cell.axis_major_length,
-        ]
-    )
-
-
-def response_scores(features: np.ndarray, cells: pd.DataFrame, plates: list) -> dict:
-    """Cross-plate LDA balanced accuracy (mean of both directions), per-plate Mahalanobis distances of each
-    concentration from DMSO and the plate's within-well DMSO null (<plate>_dmso_null)."""
-    treated = (cells["compound"] != CONTROL).to_numpy()
-    accuracies = []
-    for train_plate, test_plate in [(plates[0], plates[1]), (plates[1], plates[0])]:
-        train = (cells["plate"] == train_plate).to_numpy()
-        test = (cells["plate"] == test_plate).to_numpy()
-        lda = make_pipeline(StandardScaler(), LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"))
-        lda.fit(features[train], treated[train])
-        accuracies.append(balanced_accuracy_score(treated[test], lda.predict(features[test])))
-    scores = {"lda_accuracy": float(np.mean(accuracies))}
-    ordered = True
-    for plate in plates:
-        on_plate = (cells["plate"] == plate).to_numpy()
-        scale = StandardScaler().fit(features[on_plate & ~treated])
-        control = scale.transform(features[on_plate & ~treated])
-        wells = cells.loc[on_plate & ~treated, "well"].to_numpy()
-        sites = cells.loc[on_plate & ~treated, "site"].to_numpy()
-        scores[f"{plate}_dmso_null"] = within_well_null(control, wells, sites, seed=0)
-        distances = []
-        for concentration in sorted(cells.loc[on_plate & treated, "concentration_uM"].unique()):
-            chosen = on_plate & treated & (cells["concentration_uM"] == concentration).to_numpy()
-            distance = mahalanobis_distance(control, scale.transform(features[chosen]), seed=0)
-            scores[f"{plate}_{concentration:g}uM"] = distance
-            distances.append(distance)
-        ordered &= bool(np.all(np.diff(distances) > 0))
-    scores["distances_increase"] = ordered
-    return scores
-
-
-def train_model(name, k, seed, epochs, shard, out: Path, log) -> Path:
-    """Train (or reuse, when trained with the same settings) one model; returns its folder."""
-    settings = {key: value for key, value in model_settings(name).items() if key not in ("mixed_precision", "xla")}
-    settings["seed"] = seed
-    digest = hashlib.sha256(json.dumps([settings, epochs], sort_keys=True).encode()).hexdigest()[:8]
-    folder = out / "models" / f"{name}-z{k}-seed{seed}-{digest}"
-    if not (folder / "model.keras").is_file():
-        train_on_shards([shard], [], k, epochs, **training_files(folder), log=log, verbose=0, **settings)
-    return folder
 
 
 PCA_MEMORY_BYTES = 16 << 30  # the augmented training cells of a fold in one PCA (IncrementalPCA above)
@@ -228,19 +124,45 @@ def lopo_table(rows: pd.DataFrame, args, n_cells: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def leave_one_plate_out(args, log) -> int:
-    """--folds lopo (see the module docstring): per held-out plate and pooled; writes lopo.csv and the section."""
+def lopo_crops(args, log) -> tuple[pd.DataFrame, list, list, float | None]:
+    """(rows, raw windows or --masked crops, their centre cells' masks, the common scale or None) of lopo_cells."""
     png = defaults()["png"]
     table, raw = lopo_cells(args.manifest, args.max_cells_per_plate)
     segmented = [centre_cell(window) for window in raw]
-    scale = None  # whole windows fill the canvas, as in the fixed fold
-    if args.masked:  # the product's crops; one scale from all crops' sizes (no label), larger ones rejected (QC)
-        raw, segmented = map(list, zip(*[masked_crop(window, cell) for window, cell in zip(raw, segmented)]))
-        scale = resolve_scale(png["scale"], [max(crop.shape[:2]) for crop in raw], args.size, png["scale_quantile"])
-        fits = np.array([round(max(crop.shape[:2]) * (scale or 1.0)) <= args.size for crop in raw])
-        table = table[fits].reset_index(drop=True)
-        raw, segmented = [c for c, f in zip(raw, fits) if f], [c for c, f in zip(segmented, fits) if f]
-        log(f"masked crops at scale {scale:.3g}: {(~fits).sum()} larger than the canvas rejected")
+    if not args.masked:
+        return table, raw, segmented, None  # whole windows fill the canvas, as in the fixed fold
+    # the product's crops; one scale from all crops' sizes (no label), larger ones rejected (QC)
+    raw, segmented = map(list, zip(*[masked_crop(window, cell) for window, cell in zip(raw, segmented)]))
+    scale = resolve_scale(png["scale"], [max(crop.shape[:2]) for crop in raw], args.size, png["scale_quantile"])
+    fits = np.array([round(max(crop.shape[:2]) * (scale or 1.0)) <= args.size for crop in raw])
+    log(f"masked crops at scale {scale:.3g}: {(~fits).sum()} larger than the canvas rejected")
+    keep = [crop for crop, fit in zip(raw, fits) if fit], [cell for cell, fit in zip(segmented, fits) if fit]
+    return table[fits].reset_index(drop=True), *keep, scale
+
+
+def pca_curve(train_cells: np.ndarray, test_cells: np.ndarray, masks: np.ndarray, args) -> dict:
+    """k -> PCA-k's errors on the test cells (cellvae.margins.pca_errors; k 0: the mean), PCA fitted once on the
+    training cells with enough components for every k (--pca-max-k, twice the largest z)."""
+    pca = fit_pca(train_cells, max(args.pca_max_k, 2 * max(args.latent_dims)), PCA_MEMORY_BYTES)
+    ks = sorted({0, *np.geomspace(1, len(pca.components_), 24).round().astype(int), *args.latent_dims})
+    return pca_errors(pca.mean_, pca.components_, test_cells, masks, ks)
+
+
+def pca_measures(curve: dict, vae_window: np.ndarray, vae_cell: np.ndarray, seed_ratios: list) -> dict:
+    """Beside a fold's paired comparison: the largest k, the seeds' sd of the ratio and the PCA-equivalent k over
+    the window and inside the cell."""
+    return {
+        "k_max": max(curve),
+        "ratio_seed_sd": float(np.std(seed_ratios, ddof=1)) if len(seed_ratios) > 1 else 0.0,
+        "k_equivalent": pca_equivalent_k(list(curve), [curve[k][0].mean() for k in curve], vae_window.mean()),
+        "k_equivalent_cell": pca_equivalent_k(list(curve), [curve[k][1].sum() for k in curve], vae_cell.sum()),
+    }
+
+
+def leave_one_plate_out(args, log) -> int:
+    """--folds lopo (see the module docstring): per held-out plate and pooled; writes lopo.csv and the section."""
+    png = defaults()["png"]
+    table, raw, segmented, scale = lopo_crops(args, log)
     fields = (table["plate"] + "/" + table["well"] + "/s" + table["site"].astype(str)).to_numpy()
     tag = f"lopo-{args.size}px{'-masked' if args.masked else ''}"
     tag += f"-max{args.max_cells_per_plate}" if args.max_cells_per_plate else ""
@@ -259,11 +181,9 @@ def leave_one_plate_out(args, log) -> int:
         for name in args.models:
             augment = model_settings(name)["augment"]
             if augment not in curves:
-                cells = dihedral_variants(train_cells) if augment else train_cells
-                pca = fit_pca(cells, max(args.pca_max_k, 2 * max(args.latent_dims)), PCA_MEMORY_BYTES)
-                n_components = len(pca.components_)
-                ks = sorted({0, *np.geomspace(1, n_components, 24).round().astype(int), *args.latent_dims})  # 0: mean
-                curves[augment] = pca_errors(pca.mean_, pca.components_, test_cells, masks, ks)
+                curves[augment] = pca_curve(
+                    dihedral_variants(train_cells) if augment else train_cells, test_cells, masks, args
+                )
             curve = curves[augment]
             for z in args.latent_dims:
                 errors = []
@@ -278,17 +198,7 @@ def leave_one_plate_out(args, log) -> int:
                 pooled.setdefault((name, z), []).append(measured)
                 rows.append(
                     {"model": name, "latent_dim": z, "plate": held, **paired_comparison(*measured, args.bootstrap)}
-                    | {
-                        "pca_augmented": augment,
-                        "k_max": max(curve),
-                        "ratio_seed_sd": float(np.std(seed_ratios, ddof=1)) if len(seed_ratios) > 1 else 0.0,
-                        "k_equivalent": pca_equivalent_k(
-                            list(curve), [curve[k][0].mean() for k in curve], vae_window.mean()
-                        ),
-                        "k_equivalent_cell": pca_equivalent_k(
-                            list(curve), [curve[k][1].sum() for k in curve], vae_cell.sum()
-                        ),
-                    }
+                    | {"pca_augmented": augment, **pca_measures(curve, vae_window, vae_cell, seed_ratios)}
                 )
                 log(
                     f"{held} {name}-z{z}: ratio {rows[-1]['ratio']:.3f} [{rows[-1]['ratio_low']:.3f}, "
@@ -307,7 +217,8 @@ def leave_one_plate_out(args, log) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
+    """The options, with the defaults of the mode chosen (--folds)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--manifest", type=Path, default=MANIFEST)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "real_cells")
@@ -330,6 +241,11 @@ def main(argv=None) -> int:
     args.models = args.models or (["default"] if lopo else ["thesis", "default"])
     if args.masked and not lopo:
         parser.error("--masked is a --folds lopo option")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     if not args.manifest.is_file():
         print(f"skipped: {args.manifest} not found (the real crops live in ../shared beside the checkout)")
         return 0
@@ -338,16 +254,18 @@ def main(argv=None) -> int:
     def log(message):
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-    if lopo:
-        return leave_one_plate_out(args, log)
+    return leave_one_plate_out(args, log) if args.folds == "lopo" else fixed_fold(args, log)
+
+
+def fixed_fold(args, log) -> int:
+    """The fixed fold (see the module docstring): reconstruction.csv and response.csv, a summary of each."""
     table, raw = load_crops(args.manifest)
     dmso = (table["compound"] == CONTROL).to_numpy()
     in_train = table["plate"].isin(args.train_plates).to_numpy()
     test_plates = sorted(set(table["plate"]) - set(args.train_plates))
     response_plates = sorted(set(table.loc[~dmso, "plate"]) - set(args.train_plates))
-    train_raw = [cell for cell, keep in zip(raw, dmso & in_train) if keep]
     percentiles = defaults()["png"]["percentiles"]
-    train_cells, ranges = compose_arrays(train_raw, args.size, percentiles)
+    train_cells, ranges = compose_arrays([c for c, keep in zip(raw, dmso & in_train) if keep], args.size, percentiles)
     test_cells, _ = compose_arrays(raw, args.size, percentiles, ranges=ranges)
     shard = args.out / f"train-{args.size}px.npy"
     write_shard(shard, train_cells)
@@ -356,67 +274,74 @@ def main(argv=None) -> int:
         f"{len(train_cells)} training cells ({', '.join(args.train_plates)}); {held_out.sum()} held-out DMSO "
         f"cells ({', '.join(test_plates)}); response plates {', '.join(response_plates)}"
     )
-
     response = table["plate"].isin(response_plates).to_numpy()
     response_cells = table[response].reset_index(drop=True)
     feature_sets = {"classic": np.array([classic_features(cell) for cell, keep in zip(raw, response) if keep])}
     rows, response_rows = [], []
     for k in args.latent_dims:
         baselines = Baselines.fit(train_cells, k)
-        for name, reconstruct in baselines.reconstructors().items():
-            if name == "pca" or k == args.latent_dims[0]:
-                rows.append(
-                    {
-                        "method": f"pca-{k}" if name == "pca" else name,
-                        "latent_dim": k if name == "pca" else 0,
-                        "seed": 0,
-                        **reconstruction_metrics(test_cells[held_out], reconstruct, masked=False),
-                    }
-                )
+        rows += baseline_rows(baselines, test_cells[held_out], with_constant=k == args.latent_dims[0])
         feature_sets[f"pca-{k}"] = baselines.pca_codes(test_cells[response])
         for name in args.models:
             for seed in args.seeds:
-                start = time.perf_counter()
                 folder = train_model(name, k, seed, args.epochs, shard, args.out, log)
                 vae = load_vae(folder / "model.keras")
-                metrics = reconstruction_metrics(
-                    test_cells[held_out], lambda x: np.asarray(vae.reconstruct(x)), masked=False
-                )
-                training = json.loads((folder / "training.json").read_text())
-                rows.append(
-                    {
-                        "method": f"{name}-z{k}",
-                        "latent_dim": k,
-                        "seed": seed,
-                        **metrics,
-                        "train_seconds": training["seconds"],
-                    }
-                )
-                log(f"{name} z={k} seed {seed}: mse {metrics['mse']:.5f} ({time.perf_counter() - start:.0f} s)")
-                features = {f"{name}-z{k} mu": encode_images(vae, test_cells[response])}
-                settings = model_settings(name)
-                untrained = build_vae(args.size, k, **vae_settings(settings))
-                features[f"untrained-{settings['architecture']}-z{k}"] = encode_images(untrained, test_cells[response])
-                for label, values in features.items():
-                    response_rows.append(
-                        {"features": label, "seed": seed, **response_scores(values, response_cells, response_plates)}
-                    )
-    for label in [key for key in feature_sets]:
-        valid = ~np.isnan(feature_sets[label]).any(axis=1)
-        response_rows.append(
-            {
-                "features": label,
-                "seed": 0,
-                **response_scores(
-                    feature_sets[label][valid], response_cells[valid].reset_index(drop=True), response_plates
-                ),
-            }
-        )
-
-    reconstruction = pd.DataFrame(rows)
-    responses = pd.DataFrame(response_rows)
+                rows.append(model_row(vae, folder, f"{name}-z{k}", seed, test_cells[held_out], log))
+                for label, values in model_features(vae, name, test_cells[response]).items():
+                    scores = response_scores(values, response_cells, response_plates)
+                    response_rows.append({"features": label, "seed": seed, **scores})
+    for label, values in feature_sets.items():
+        valid = ~np.isnan(values).any(axis=1)
+        scores = response_scores(values[valid], response_cells[valid].reset_index(drop=True), response_plates)
+        response_rows.append({"features": label, "seed": 0, **scores})
+    reconstruction, responses = pd.DataFrame(rows), pd.DataFrame(response_rows)
     write_csv(reconstruction, args.out / "reconstruction.csv")
     write_csv(responses, args.out / "response.csv")
+    print_fixed_fold(reconstruction, responses, args, held_out.sum(), test_plates, response_plates)
+    return 0
+
+
+def baseline_rows(baselines: Baselines, cells: np.ndarray, with_constant: bool) -> list:
+    """Reconstruction rows of PCA-k and, with_constant, of the zero / mean / median baselines (k-independent)."""
+    return [
+        {
+            "method": f"pca-{baselines.k}" if name == "pca" else name,
+            "latent_dim": baselines.k if name == "pca" else 0,
+            "seed": 0,
+            **reconstruction_metrics(cells, reconstruct, masked=False),
+        }
+        for name, reconstruct in baselines.reconstructors().items()
+        if name == "pca" or with_constant
+    ]
+
+
+def model_row(vae, folder: Path, method: str, seed: int, cells: np.ndarray, log) -> dict:
+    """The reconstruction row of a trained model (in folder, beside its training.json) on the held-out cells."""
+    metrics = reconstruction_metrics(cells, lambda x: np.asarray(vae.reconstruct(x)), masked=False)
+    training = json.loads((folder / "training.json").read_text())
+    log(f"{method} seed {seed}: mse {metrics['mse']:.5f} (trained in {training['seconds']:.0f} s)")
+    return {
+        "method": method,
+        "latent_dim": vae.latent_dim,
+        "seed": seed,
+        **metrics,
+        "train_seconds": training["seconds"],
+    }
+
+
+def model_features(vae, name: str, cells: np.ndarray) -> dict:
+    """label -> per-cell features of the response cells: the trained model's mu and an untrained encoder's of the
+    same settings."""
+    settings, k = model_settings(name), vae.latent_dim
+    untrained = build_vae(cells.shape[1], k, **vae_settings(settings))
+    return {
+        f"{name}-z{k} mu": encode_images(vae, cells),
+        f"untrained-{settings['architecture']}-z{k}": encode_images(untrained, cells),
+    }
+
+
+def print_fixed_fold(reconstruction, responses, args, n_held_out, test_plates, response_plates) -> None:
+    """The fixed fold's summaries (mean and sd over seeds) and its last line, vae_over_pca_mse."""
     summary = reconstruction.groupby("method", sort=False)[["mse", "similarity_s", "psnr", "ssim"]].agg(["mean", "std"])
     response_summary = responses.groupby("features", sort=False).agg(
         {
@@ -428,7 +353,7 @@ def main(argv=None) -> int:
     pd.set_option("display.width", 250)
     pd.set_option("display.max_columns", 40)
     print(
-        f"Reconstruction of {held_out.sum()} DMSO cells of never-seen plates ({', '.join(test_plates)}), "
+        f"Reconstruction of {n_held_out} DMSO cells of never-seen plates ({', '.join(test_plates)}), "
         f"{args.size} px, {args.epochs} epochs, seeds {args.seeds} (mean, sd):"
     )
     print(summary.round(5).to_string())
@@ -441,7 +366,6 @@ def main(argv=None) -> int:
         vae_mse = reconstruction.loc[reconstruction["method"] == "default-z75", "mse"].mean()
         pca_mse = reconstruction.loc[reconstruction["method"] == "pca-75", "mse"].mean()
         print(f"vae_over_pca_mse={vae_mse / pca_mse:.4f}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -236,6 +236,45 @@ def sort_key(value):
     return order.get(value, 4) if isinstance(value, str) else value
 
 
+FINAL_COLUMNS = ["loss", "reconstruction_loss", "kl_loss", "val_loss", "val_reconstruction_loss", "val_kl_loss"]
+
+
+def validation_sample(manifest_csv, n: int, seed: int) -> np.ndarray:
+    """A seeded sample of at most n of the dataset's validation cells, as float32 images in [0, 1]."""
+    paths = split_paths(read_dataset_manifest(manifest_csv), "validation", manifest_csv)
+    chosen = sorted(np.random.default_rng(seed).choice(len(paths), size=min(n, len(paths)), replace=False))
+    return read_pngs([paths[i] for i in chosen]).astype("float32") / 255.0
+
+
+def baseline_table_rows(baseline_metrics: dict) -> dict:
+    """method -> metrics_csv row of each baseline of a model's metrics.json (pca as pca-<k>)."""
+    rows = {}
+    for name, values in baseline_metrics.items():
+        key = f"pca-{values['k']}" if name == "pca" else name
+        rows[key] = {
+            "method": key,
+            "model": None,
+            "latent_dim": values["k"] if name == "pca" else 0,
+            **{column: values[column] for column in [*METRICS, "n_cells"]},
+        }
+    return rows
+
+
+def model_row(label: str, model_metrics: dict, training: dict, history: pd.DataFrame) -> dict:
+    """A model's metrics_csv row: its metrics, training summary and last epoch's losses (final_<loss>)."""
+    final = history.iloc[-1]
+    return {
+        "method": "vae",
+        "model": label,
+        **model_metrics,
+        "parameters": training["parameters"],
+        "epochs": training["epochs"],
+        "train_seconds": training["seconds"],
+        "images_per_second": training["images_per_second"],
+        **{f"final_{column}": final[column] for column in FINAL_COLUMNS},
+    }
+
+
 def compare_models(
     labels: list,
     *,
@@ -265,49 +304,13 @@ def compare_models(
             f"{len(labels)} models but {', '.join(str(len(files)) for files in per_model)} "
             "models, histories, summaries, metrics and baselines files"
         )
-    manifest = read_dataset_manifest(manifest_csv)
-    paths = split_paths(manifest, "validation", manifest_csv)
-    rng = np.random.default_rng(seed)
-    chosen = sorted(rng.choice(len(paths), size=min(n_reconstructions, len(paths)), replace=False))
-    originals = read_pngs([paths[i] for i in chosen]).astype("float32") / 255.0
-
+    originals = validation_sample(manifest_csv, n_reconstructions, seed)
     rows, baseline_rows, reconstructions, loss_histories = [], {}, {}, {}
     for label, model_path, history_csv, summary_json, metrics_json, baselines_npz in zip(labels, *per_model):
         model_metrics = json.loads(Path(metrics_json).read_text())
-        baseline_metrics_by_name = model_metrics.pop("baselines")
-        training = json.loads(Path(summary_json).read_text())
+        baseline_rows.update(baseline_table_rows(model_metrics.pop("baselines")))
         history = pd.read_csv(history_csv)
-        final = history.iloc[-1]
-        for name, values in baseline_metrics_by_name.items():
-            key = f"pca-{values['k']}" if name == "pca" else name
-            baseline_rows[key] = {
-                "method": key,
-                "model": None,
-                "latent_dim": values["k"] if name == "pca" else 0,
-                **{column: values[column] for column in [*METRICS, "n_cells"]},
-            }
-        rows.append(
-            {
-                "method": "vae",
-                "model": label,
-                **model_metrics,
-                "parameters": training["parameters"],
-                "epochs": training["epochs"],
-                "train_seconds": training["seconds"],
-                "images_per_second": training["images_per_second"],
-                **{
-                    f"final_{column}": final[column]
-                    for column in [
-                        "loss",
-                        "reconstruction_loss",
-                        "kl_loss",
-                        "val_loss",
-                        "val_reconstruction_loss",
-                        "val_kl_loss",
-                    ]
-                },
-            }
-        )
+        rows.append(model_row(label, model_metrics, json.loads(Path(summary_json).read_text()), history))
         vae = load_vae(model_path)
         reconstructions[f"VAE {label}"] = ops.convert_to_numpy(vae.reconstruct(originals))
         pca = Baselines.load(baselines_npz)

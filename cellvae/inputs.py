@@ -302,6 +302,43 @@ def dihedral_augment(batch, seed):
     return tf.gather(tf.stack(variants, axis=1), choice, axis=1, batch_dims=1)
 
 
+def shard_records(shards: list, headers: list, record_bytes: int, parallel_reads: int):
+    """tf.data of the shards' cells as fixed-length records (bounded memory): shard by shard in order
+    (parallel_reads 0), or parallel_reads shards at once, interleaved deterministically."""
+    import tensorflow as tf
+
+    files = tf.data.Dataset.from_tensor_slices((shards, tf.constant(headers, tf.int64)))
+
+    def read(path, header):
+        return tf.data.FixedLengthRecordDataset(path, record_bytes, header_bytes=header, buffer_size=1 << 20)
+
+    if not parallel_reads:
+        return files.flat_map(read)
+    return files.interleave(
+        read,
+        cycle_length=max(1, min(parallel_reads, len(shards))),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+
+
+def epoch_batches(records, decode, epoch_seed, batch_size: int, shuffle_buffer: int, augment: bool):
+    """One epoch of decoded batches: records shuffled through a buffer with epoch_seed; augment: each cell in a
+    random one of its 8 flips/rotations, drawn from (epoch_seed, batch index)."""
+    import tensorflow as tf
+
+    batches = records.shuffle(shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+    batches = batches.batch(batch_size).map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if not augment:
+        return batches
+
+    @tf.autograph.experimental.do_not_convert
+    def augment_batch(index, batch):
+        return dihedral_augment(batch, tf.stack([epoch_seed, index]))
+
+    return batches.enumerate().map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def cell_dataset(
     shards,
     batch_size,
@@ -331,20 +368,7 @@ def cell_dataset(
     shards = [str(path) for path in shards]
     n_cells, side, headers = shards_summary(shards)
     record_bytes = side * side * 3
-    files = tf.data.Dataset.from_tensor_slices((shards, tf.constant(headers, tf.int64)))
-
-    def read(path, header):
-        return tf.data.FixedLengthRecordDataset(path, record_bytes, header_bytes=header, buffer_size=1 << 20)
-
-    if shuffle:
-        records = files.interleave(
-            read,
-            cycle_length=max(1, min(parallel_reads, len(shards))),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-    else:
-        records = files.flat_map(read)  # shard by shard, in order
+    records = shard_records(shards, headers, record_bytes, parallel_reads if shuffle else 0)
     if n_cells * record_bytes <= cache_bytes:
         records = records.cache()
 
@@ -356,19 +380,7 @@ def cell_dataset(
 
         @tf.autograph.experimental.do_not_convert
         def one_epoch(epoch):
-            epoch_seed = seed * 1_000_003 + epoch
-            batches = records.shuffle(shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
-            batches = batches.batch(batch_size).map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            if augment:
-
-                @tf.autograph.experimental.do_not_convert
-                def augment_batch(index, batch):
-                    return dihedral_augment(batch, tf.stack([epoch_seed, index]))
-
-                batches = batches.enumerate().map(
-                    augment_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-                )
-            return batches
+            return epoch_batches(records, decode, seed * 1_000_003 + epoch, batch_size, shuffle_buffer, augment)
 
         batches = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
     else:

@@ -156,6 +156,48 @@ def _quarantined_fields(quarantine_csv) -> list[dict]:
     ]
 
 
+def _reject(rejected: list, row: dict, error: ValueError, log) -> None:
+    log(f"rejected {row['field']} cell {row['label']}: {error}")
+    rejected.append({**{key: row[key] for key in QC_COLUMNS[:-1]}, "reason": str(error)})
+
+
+def read_cells(cells_table: pd.DataFrame, crops_dir: Path, rejected: list, log) -> tuple[list, list]:
+    """(rows, cells) of the cells whose crops pass the integrity check (read_cell); the others are logged and
+    appended to rejected with the reason."""
+    good_rows, cells = [], []
+    for row in cells_table.to_dict("records"):
+        try:
+            cells.append(read_cell(row, crops_dir))
+            good_rows.append(row)
+        except ValueError as error:
+            _reject(rejected, row, error, log)
+    return good_rows, cells
+
+
+def write_pngs(rows: list, cells: list, ranges, pngs_dir: Path, size: int, scale, rejected: list, log) -> list:
+    """One PNG per cell composed on the size px canvas (compose_cell) in pngs_dir; the manifest rows of those
+    written (a cell that does not fit the canvas is logged and appended to rejected)."""
+    manifest = []
+    for row, cell in zip(rows, cells):
+        name = f"{row['plate']}_{row['well']}_s{row['site']}_c{int(row['label']):05d}.png"
+        try:
+            image = compose_cell(cell, ranges, size, scale)
+        except ValueError as error:
+            _reject(rejected, row, error, log)
+            continue
+        Image.fromarray(image).save(pngs_dir / name)
+        manifest.append(
+            {
+                "path": str(pngs_dir / name),
+                **{k: row[k] for k in PNG_MANIFEST_COLUMNS[1:6]},
+                "crop_height": cell.shape[0],
+                "crop_width": cell.shape[1],
+                "scale": size / max(cell.shape[:2]) if scale is None else scale,
+            }
+        )
+    return manifest
+
+
 def compose_plate(
     cells_csv,
     crops_dir,
@@ -178,18 +220,10 @@ def compose_plate(
     whose cells set the plate's intensity ranges (the plate's DMSO training fields); None or none of them
     with cells: all cells of the plate.
     """
-    cells_table = pd.read_csv(cells_csv)
-    crops_dir, pngs_dir = Path(crops_dir), Path(pngs_dir)
+    pngs_dir = Path(pngs_dir)
     pngs_dir.mkdir(parents=True, exist_ok=True)
     rejected = _quarantined_fields(quarantine_csv)
-    good_rows, cells = [], []
-    for row in cells_table.to_dict("records"):
-        try:
-            cells.append(read_cell(row, crops_dir))
-            good_rows.append(row)
-        except ValueError as error:
-            log(f"rejected {row['field']} cell {row['label']}: {error}")
-            rejected.append({**{key: row[key] for key in QC_COLUMNS[:-1]}, "reason": str(error)})
+    good_rows, cells = read_cells(pd.read_csv(cells_csv), Path(crops_dir), rejected, log)
     manifest = []
     if cells:
         reference = set(map(tuple, reference_fields or []))
@@ -200,24 +234,7 @@ def compose_plate(
             f"{'the DMSO training fields' if chosen else 'all fields (no DMSO training field on the plate)'}: "
             f"{ranges.round(1).tolist()}"
         )
-        for row, cell in zip(good_rows, cells):
-            name = f"{row['plate']}_{row['well']}_s{row['site']}_c{int(row['label']):05d}.png"
-            try:
-                image = compose_cell(cell, ranges, size, scale)
-            except ValueError as error:
-                log(f"rejected {row['field']} cell {row['label']}: {error}")
-                rejected.append({**{key: row[key] for key in QC_COLUMNS[:-1]}, "reason": str(error)})
-                continue
-            Image.fromarray(image).save(pngs_dir / name)
-            manifest.append(
-                {
-                    "path": str(pngs_dir / name),
-                    **{k: row[k] for k in PNG_MANIFEST_COLUMNS[1:6]},
-                    "crop_height": cell.shape[0],
-                    "crop_width": cell.shape[1],
-                    "scale": size / max(cell.shape[:2]) if scale is None else scale,
-                }
-            )
+        manifest = write_pngs(good_rows, cells, ranges, pngs_dir, size, scale, rejected, log)
     manifest = pd.DataFrame(manifest, columns=PNG_MANIFEST_COLUMNS)
     write_csv(pd.DataFrame(rejected, columns=QC_COLUMNS), qc_csv)
     _plot_crop_sizes(manifest, size, histogram_png)

@@ -196,61 +196,24 @@ def train_on_shards(
     for path in (model_path, history_csv, summary_json):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 
-    n_train, image_size, _ = shards_summary(train_shards)
-    n_validation, validation_size, _ = shards_summary(validation_shards) if validation_shards else (0, image_size, [])
-    if validation_size != image_size:
-        raise ValueError(f"validation cells are {validation_size} px, train cells {image_size} px")
-    mixed_precision = resolve_switch(settings["mixed_precision"], "mixed_precision")
-    xla = resolve_switch(settings["xla"], "xla")
+    n_train, n_validation, image_size = shard_sizes(train_shards, validation_shards)
+    switches = {key: resolve_switch(settings[key], key) for key in ("mixed_precision", "xla")}
     log(
         f"z={latent_dim}: {n_train} train, {n_validation} validation cells of {image_size}x{image_size}; "
-        f"backend {keras.backend.backend()}, mixed precision {mixed_precision}, XLA {xla}"
+        f"backend {keras.backend.backend()}, mixed precision {switches['mixed_precision']}, XLA {switches['xla']}"
     )
 
     digest = fingerprint(latent_dim, image_size, epochs, settings, [sha256(path) for path in train_shards])
     first_epoch, checkpoint, states, rows = resume_point(checkpoint_dir, digest, epochs, log)
     keras.utils.set_random_seed(settings["seed"])  # also seeds tf.data shuffles: same on resume
-    previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
-    try:
-        vae = build_vae(image_size, latent_dim, **vae_settings(settings))
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
     steps_per_epoch = math.ceil(n_train / settings["batch_size"])
-    learning_rate = settings["learning_rate"]
-    if settings["lr_schedule"] == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps_per_epoch)
-    optimizer = keras.optimizers.Adam(learning_rate, clipnorm=settings["clip_norm"])
-    vae.compile(optimizer=optimizer, jit_compile=xla)
+    vae = compiled_vae(image_size, latent_dim, epochs, steps_per_epoch, settings, **switches)
     if checkpoint:
-        vae.optimizer.build(vae.trainable_variables)
-        try:
-            vae.load_weights(checkpoint)
-        except Exception as error:  # a truncated zip, a missing layer: Keras raises many kinds
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ValueError(
-                f"checkpoint {checkpoint} is unreadable ({first_line}): delete it to train from scratch "
-                f"(the run folder keeps only the last epoch's checkpoint)"
-            ) from None
-        for variable, state in zip(seed_variables(vae), states, strict=True):
-            variable.assign(np.asarray(state, dtype=variable.dtype))
+        restore(vae, checkpoint, states)
         log(f"z={latent_dim}: resuming after epoch {first_epoch} from {checkpoint}")
     log(f"z={latent_dim}: {vae.count_params():,} parameters")
 
-    vae.set_kl_warmup(settings["kl_warmup_epochs"], steps_per_epoch)
-    data = {key: settings[key] for key in ("shuffle_buffer", "parallel_reads")}
-    data["cache_bytes"] = settings["cache_mb"] << 20
-    train_data = cell_dataset(
-        train_shards,
-        settings["batch_size"],
-        shuffle=True,
-        seed=settings["seed"],
-        first_epoch=first_epoch,
-        epochs=epochs,
-        augment=settings["augment"],
-        **data,
-    )
-    validation_data = cell_dataset(validation_shards, settings["batch_size"], **data) if validation_shards else None
+    train_data, validation_data = training_data(train_shards, validation_shards, settings, first_epoch, epochs)
     for stale in (model_path, summary_json):  # from here on the folder is this run's: no stale model may stay
         Path(stale).unlink(missing_ok=True)
     callbacks = [StopOnNonFiniteLoss(), EpochCheckpoint(checkpoint_dir, history_csv, digest, n_train, rows)]
@@ -277,12 +240,9 @@ def train_on_shards(
         "resumed_after_epoch": first_epoch,
         "n_train": n_train,
         "n_validation": n_validation,
-        "seconds": float(history["seconds"].sum()),
-        "images_per_second": n_train * len(history) / float(history["train_seconds"].sum()),
-        "parameters": vae.count_params(),
+        **run_measures(history, n_train, vae),
         "image_size": image_size,
-        "mixed_precision": mixed_precision,
-        "xla": xla,
+        **switches,
         "backend": keras.backend.backend(),
         "fingerprint": digest,
         **settings,
@@ -294,6 +254,71 @@ def train_on_shards(
         f"({summary['images_per_second']:.0f} images/s) -> {model_path}"
     )
     return summary
+
+
+def shard_sizes(train_shards, validation_shards) -> tuple[int, int, int]:
+    """(training cells, validation cells, image side) of the shards; an error when the two sides differ."""
+    n_train, image_size, _ = shards_summary(train_shards)
+    n_validation, validation_size, _ = shards_summary(validation_shards) if validation_shards else (0, image_size, [])
+    if validation_size != image_size:
+        raise ValueError(f"validation cells are {validation_size} px, train cells {image_size} px")
+    return n_train, n_validation, image_size
+
+
+def run_measures(history: pd.DataFrame, n_train: int, vae) -> dict:
+    """The summary's measures of a run: wall seconds over all its epochs (resumed ones too), training images per
+    second of training time, parameters."""
+    return {
+        "seconds": float(history["seconds"].sum()),
+        "images_per_second": n_train * len(history) / float(history["train_seconds"].sum()),
+        "parameters": vae.count_params(),
+    }
+
+
+def compiled_vae(image_size, latent_dim, epochs, steps_per_epoch, settings, *, mixed_precision, xla):
+    """A new VAE of the settings (mixed_float16 layers with mixed_precision), compiled with Adam (a cosine decay
+    over the epochs' steps where lr_schedule is cosine; XLA with xla) and its KL warm-up set."""
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
+    try:
+        vae = build_vae(image_size, latent_dim, **vae_settings(settings))
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    learning_rate = settings["learning_rate"]
+    if settings["lr_schedule"] == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps_per_epoch)
+    vae.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=settings["clip_norm"]), jit_compile=xla)
+    vae.set_kl_warmup(settings["kl_warmup_epochs"], steps_per_epoch)
+    return vae
+
+
+def restore(vae, checkpoint, seed_states) -> None:
+    """Weights, optimizer state and random-generator states of a compiled VAE from an epoch checkpoint."""
+    vae.optimizer.build(vae.trainable_variables)
+    try:
+        vae.load_weights(checkpoint)
+    except Exception as error:  # a truncated zip, a missing layer: Keras raises many kinds
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"checkpoint {checkpoint} is unreadable ({first_line}): delete it to train from scratch "
+            f"(the run folder keeps only the last epoch's checkpoint)"
+        ) from None
+    for variable, state in zip(seed_variables(vae), seed_states, strict=True):
+        variable.assign(np.asarray(state, dtype=variable.dtype))
+
+
+def training_data(train_shards, validation_shards, settings, first_epoch, epochs) -> tuple:
+    """(training batches: epochs first_epoch..epochs-1, shuffled and augmented as set; validation batches or
+    None) of the shards (cellvae.inputs.cell_dataset)."""
+    data = {key: settings[key] for key in ("shuffle_buffer", "parallel_reads")}
+    data["cache_bytes"] = settings["cache_mb"] << 20
+    batch_size, seed = settings["batch_size"], settings["seed"]
+    train_data = cell_dataset(
+        train_shards, batch_size, shuffle=True, seed=seed, first_epoch=first_epoch, epochs=epochs,
+        augment=settings["augment"], **data,
+    )  # fmt: skip
+    validation_data = cell_dataset(validation_shards, batch_size, **data) if validation_shards else None
+    return train_data, validation_data
 
 
 def train_vae(
