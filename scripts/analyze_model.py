@@ -1,6 +1,6 @@
 """Snakemake entry point: metrics and figures of one trained VAE on held-out cells."""
 
-from cellvae.analysis import analyze_model
+from cellvae.evaluation import analyze_model
 from cellvae.runlog import logged
 
 with logged(snakemake.log[0]):

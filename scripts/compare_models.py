@@ -1,6 +1,6 @@
 """Snakemake entry point: comparison table and figures across latent dimensions."""
 
-from cellvae.analysis import compare_models
+from cellvae.evaluation import compare_models
 from cellvae.runlog import logged
 
 with logged(snakemake.log[0]):

@@ -12,10 +12,10 @@ from keras import ops  # noqa: E402
 from PIL import Image  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 
-from cellvae import analysis, latent  # noqa: E402
-from cellvae.analysis import analyze_model, compare_models  # noqa: E402
+from cellvae import evaluation, latent  # noqa: E402
 from cellvae.baselines import Baselines  # noqa: E402
 from cellvae.dataset import write_shards  # noqa: E402
+from cellvae.evaluation import analyze_model, compare_models  # noqa: E402
 from cellvae.metrics import psnr, reconstruction_metrics  # noqa: E402
 from cellvae.model import build_vae, load_vae  # noqa: E402
 from cellvae.settings import vae_settings  # noqa: E402
@@ -28,8 +28,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 def test_evaluate_in_batches_equals_whole_array(monkeypatch):
     vae = build_vae(16, 3, **vae_settings())
     images = np.random.default_rng(1).integers(0, 256, (7, 16, 16, 3)).astype(np.uint8)
-    monkeypatch.setattr(analysis, "BATCH_SIZE", 3)
-    metrics, mu = analysis.evaluate(vae, images)
+    monkeypatch.setattr(evaluation, "BATCH_SIZE", 3)
+    metrics, mu = evaluation.evaluate(vae, images)
     x = images.astype("float32") / 255
     x_hat = ops.convert_to_numpy(vae.reconstruct(x))
     assert metrics["n_cells"] == 7 and metrics["latent_dim"] == 3
