@@ -1,6 +1,6 @@
 """Fetch BBBC021 metadata tables and, per plate, only the selected members of its zip archive.
 
-The archive's central directory is read through byte ranges (`cellvae.ranged`), then the selected members'
+The archive's central directory is read through byte ranges (`cellvae.sources`), then the selected members'
 ranges are fetched (neighbours merged, several requests in parallel), inflated, checked against the central
 directory's CRC-32 and size, and written atomically into a staging folder beside the output, which becomes
 the output once complete. A rerun after a kill keeps every member already verified there. A server that
@@ -35,7 +35,7 @@ from cellvae.metadata import (
     read_image_table,
     read_moa_table,
 )
-from cellvae.ranged import (
+from cellvae.sources import (
     FetchError,
     FetchSettings,
     LocalSource,

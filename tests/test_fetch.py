@@ -31,7 +31,7 @@ from cellvae.fetch import (
     safe_member_name,
 )
 from cellvae.metadata import read_image_table
-from cellvae.ranged import HttpSource, S3Source, open_source
+from cellvae.sources import HttpSource, S3Source, open_source
 from cellvae.synthetic import generate_mini_bbbc021, source_files
 
 PLATE = "Week4_27481"
