@@ -23,7 +23,7 @@ import urllib.request
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from cellvae.cli.common import schema_number
+from cellvae.bounds import schema_number
 from cellvae.config import defaults
 
 TAIL_BYTES = 8192  # first request: the end of the archive (EOCD, ZIP64 locator and record, end of the CD)

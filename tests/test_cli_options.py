@@ -1,18 +1,11 @@
-"""Numeric option types of the commands (cellvae.cli): bounded, named in the error, bounds read from the schema."""
+"""Numeric option types of the commands (cellvae.bounds): bounded, named in the error, bounds read from the schema."""
 
 import argparse
 
 import pytest
 
+from cellvae.bounds import bounded, positive_int, schema_number
 from cellvae.cli import main
-from cellvae.cli.common import (
-    bounded,
-    non_negative_float,
-    non_negative_int,
-    positive_float,
-    positive_int,
-    schema_number,
-)
 from cellvae.config import defaults, schema
 
 
@@ -20,9 +13,9 @@ from cellvae.config import defaults, schema
     "kind, good, bad",
     [
         (positive_int, {"1": 1, "64": 64}, ["0", "-1", "1.5", "1e3", "x", ""]),
-        (non_negative_int, {"0": 0, "7": 7}, ["-1", "nan", "x"]),
-        (positive_float, {"0.5": 0.5, "1e3": 1000.0}, ["0", "-0.1", "nan", "inf", "1" + "0" * 400, "x"]),
-        (non_negative_float, {"0": 0.0, "2": 2.0}, ["-1e-9", "-inf", "nan", "x"]),
+        (bounded(int, minimum=0), {"0": 0, "7": 7}, ["-1", "nan", "x"]),
+        (bounded(float, above=0), {"0.5": 0.5, "1e3": 1000.0}, ["0", "-0.1", "nan", "inf", "1" + "0" * 400, "x"]),
+        (bounded(float, minimum=0), {"0": 0.0, "2": 2.0}, ["-1e-9", "-inf", "nan", "x"]),
         (bounded(int, minimum=1, maximum=64), {"1": 1, "64": 64}, ["0", "65"]),
     ],
 )
@@ -36,7 +29,7 @@ def test_bounded_types_accept_their_range_and_name_the_bound_otherwise(kind, goo
 
 def test_wanted_says_the_bounds():
     assert positive_int.wanted == "an integer >= 1"
-    assert positive_float.wanted == "a finite number > 0"
+    assert bounded(float, above=0).wanted == "a finite number > 0"
     assert bounded(int, minimum=1, maximum=64).wanted == "an integer from 1 to 64"
     assert bounded(float, maximum=1).wanted == "a finite number <= 1"
 

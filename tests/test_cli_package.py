@@ -81,9 +81,21 @@ def test_no_library_script_or_benchmark_imports_a_command_module():
     assert not offenders, f"a command module is no library; move what they use to cellvae/cli/common.py: {offenders}"
 
 
+def test_the_library_does_not_import_the_cli():
+    """The rules' jobs run library modules (the fetch jobs cellvae.sources) in envs without the commands' packages:
+    what a library module shares with the commands (the bounded number types) lives in the library
+    (cellvae.bounds)."""
+    offenders = {}
+    for path in (REPO / "cellvae").glob("*.py"):
+        found = sorted(name for name in imported_modules(path.read_text(), "cellvae") if name.startswith("cellvae.cli"))
+        if found and path.name != "__main__.py":
+            offenders[path.name] = found
+    assert offenders == {}
+
+
 def test_the_shared_module_leaves_image_reading_and_baselines_to_the_commands_that_use_them():
-    """fetch, cost, aws and the fetch jobs' library (schema_number) import cellvae.cli.common: it must not pull
-    in image reading (scikit-image) or the baselines (scikit-learn) that only train, evaluate and embed need."""
+    """fetch, cost and aws import cellvae.cli.common: it must not pull in image reading (scikit-image) or the
+    baselines (scikit-learn) that only train, evaluate and embed need."""
     heavy = ["cellvae.inputs", "cellvae.baselines", "cellvae.metrics", "skimage", "sklearn", "tensorflow"]
     probe = f"import sys, cellvae.cli.common; print(sorted(set({heavy!r}) & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)

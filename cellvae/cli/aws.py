@@ -12,7 +12,8 @@ import re
 import shlex
 import sys
 
-from cellvae.cli.common import CommandError, UsageError, bounded
+from cellvae.bounds import bounded
+from cellvae.cli.common import CommandError, UsageError
 
 DEFAULT_STACK = "cellvae"
 OPTIONS = {  # template parameter: the deploy option that sets it (any other: --parameter KEY=VALUE)

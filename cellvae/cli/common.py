@@ -1,4 +1,4 @@
-"""What the commands share: their errors, bounded argparse types, the image arguments and reading of inputs, and
+"""What the commands share: their errors, the image arguments and reading of inputs, and
 the reading of a `cellvae train` run folder (the model, its preprocessing.json and baselines.npz).
 
 Command modules (cellvae/cli/<command>.py) import from here, never from one another. Image reading and the
@@ -9,7 +9,6 @@ baselines (scikit-image, scikit-learn) are imported where they are used, so that
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,58 +26,6 @@ class UsageError(ValueError):
 
 class CommandError(Exception):
     """A failure of a command, said in one line (exit 1)."""
-
-
-def bounded(kind: type, *, minimum=None, maximum=None, above=None, source: str = ""):
-    """An argparse type: a finite `kind` (int or float) within the bounds (`above`: exclusive minimum); any other
-    value is refused with the bound it breaks, e.g. "argument --retries: expected an integer >= 0, got '-1'"."""
-    low = f">= {minimum}" if minimum is not None else f"> {above}" if above is not None else ""
-    if minimum is not None and maximum is not None:
-        wanted = f"from {minimum} to {maximum}"
-    else:
-        wanted = " and ".join(bound for bound in (low, f"<= {maximum}" if maximum is not None else "") if bound)
-    wanted = " ".join(part for part in ("an integer" if kind is int else "a finite number", wanted) if part)
-    wanted += f" ({source})" if source else ""
-
-    def parse(text):
-        try:
-            value = kind(text)
-        except (TypeError, ValueError, OverflowError):
-            value = None
-        if (
-            value is None
-            or (kind is float and not math.isfinite(value))
-            or (minimum is not None and value < minimum)
-            or (above is not None and value <= above)
-            or (maximum is not None and value > maximum)
-        ):
-            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
-        return value
-
-    parse.__name__ = parse.wanted = wanted
-    return parse
-
-
-positive_int = bounded(int, minimum=1)
-non_negative_int = bounded(int, minimum=0)
-positive_float = bounded(float, above=0)
-non_negative_float = bounded(float, minimum=0)
-
-
-def schema_number(key: str):
-    """The bounded argparse type of a numeric config key, e.g. "fetch.retries": the type, minimum, maximum and
-    exclusiveMinimum of config/config.schema.yaml (the one place the bounds are written)."""
-    from cellvae.config import schema
-
-    def resolved(node: dict) -> dict:  # a "#/definitions/<name>" reference, with the node's own keys over it
-        return schema()["definitions"][node["$ref"].rsplit("/", 1)[1]] | node if "$ref" in node else node
-
-    node = schema()
-    for part in key.split("."):
-        node = resolved(resolved(node)["properties"][part])
-    kind = {"integer": int, "number": float}[node["type"]]
-    limits = {"minimum": node.get("minimum"), "maximum": node.get("maximum"), "above": node.get("exclusiveMinimum")}
-    return bounded(kind, **limits, source=f"config {key}")
 
 
 def parse_channel_order(text):

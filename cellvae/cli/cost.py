@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from cellvae.cli.common import UsageError, schema_number
+from cellvae.bounds import schema_number
+from cellvae.cli.common import UsageError
 from cellvae.config import defaults
 from cellvae.cost import cost_table
 

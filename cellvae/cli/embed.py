@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cellvae.cli.common import UsageError, add_model_arguments, model_inputs, positive_int
+from cellvae.bounds import positive_int
+from cellvae.cli.common import UsageError, add_model_arguments, model_inputs
 from cellvae.config import defaults
 from cellvae.files import refuse_overwriting_inputs, write_csv
 from cellvae.orientations import ORIENTATIONS

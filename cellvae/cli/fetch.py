@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from cellvae.cli.common import UsageError, schema_number
+from cellvae.bounds import schema_number
+from cellvae.cli.common import UsageError
 from cellvae.config import defaults
 
 TRANSFER_OPTIONS = ["connections", "coalesce_gap", "max_request_bytes", "retries", "backoff_s", "timeout_s"]
