@@ -28,11 +28,10 @@ import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from cellvae.config import defaults  # noqa: E402
+from cellvae.config import defaults, vae_settings  # noqa: E402
 from cellvae.dataset import write_shards  # noqa: E402
 from cellvae.inputs import cell_dataset  # noqa: E402
 from cellvae.model import build_vae  # noqa: E402
-from cellvae.settings import vae_settings  # noqa: E402
 
 TRAIN = defaults()["train"]  # the tf.data settings training uses by default
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from cellvae.config import parse_model_id
 from cellvae.files import write_csv
-from cellvae.settings import parse_model_id
 
 ALL_MODELS = "all models"
 COLUMNS = ["stage", "model", "instance_type", "jobs", "hours", "price_per_hour", "cost"]

@@ -19,7 +19,7 @@ from pathlib import Path
 import keras
 from keras import layers, ops
 
-from cellvae.settings import ARCHITECTURES, RECONSTRUCTION_LOSSES, SIGMAS
+from cellvae.config import ARCHITECTURES, RECONSTRUCTION_LOSSES, SIGMAS
 
 LOG_VAR_LIMIT = 20.0  # soft bound of the posterior log-variance: LIMIT * tanh(log_var / LIMIT)
 MIN_VARIANCE = 1e-6  # floor of the Gaussian decoder's variance
@@ -124,8 +124,8 @@ class Sampling(layers.Layer):
 class VAE(keras.Model):
     """Encoder + sampling + decoder, trained on a reconstruction term (vae_loss) + beta * KL.
 
-    Every model setting is a required keyword argument (cellvae.settings.MODEL_KEYS): their defaults live in
-    config/config.schema.yaml (train:) alone; cellvae.settings.vae_settings gives them, with overrides.
+    Every model setting is a required keyword argument (cellvae.config.MODEL_KEYS): their defaults live in
+    config/config.schema.yaml (train:) alone; cellvae.config.vae_settings gives them, with overrides.
 
     beta is kl_weight, or during a KL warm-up (set_kl_warmup) kl_weight * min(1, epoch / warmup_epochs)
     for epochs counted from 1, derived from the optimizer's step count (so it resumes with it).
@@ -263,7 +263,7 @@ EARLIER_SAVES = {"architecture": "thesis", "reconstruction_loss": "mse", "sigma"
 
 def build_vae(image_size: int, latent_dim: int, **settings) -> VAE:
     """A built VAE for square RGB images of side image_size (a multiple of 8); settings are VAE's keyword
-    arguments, all required (cellvae.settings.vae_settings: the schema's train: defaults with overrides)."""
+    arguments, all required (cellvae.config.vae_settings: the schema's train: defaults with overrides)."""
     vae = VAE(image_size, latent_dim, name=f"vae_z{latent_dim}", **settings)
     vae.build((None, image_size, image_size, 3))
     return vae

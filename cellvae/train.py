@@ -16,12 +16,12 @@ import keras
 import numpy as np
 import pandas as pd
 
+from cellvae.config import training_settings, vae_settings
 from cellvae.dataset import shard_split
 from cellvae.files import atomic_write, sha256, write_csv, write_json
 from cellvae.inputs import cell_dataset, shards_summary
 from cellvae.model import build_vae
 from cellvae.run_folder import TRAINING_FILES, fingerprint
-from cellvae.settings import training_settings, vae_settings
 
 HISTORY_COLUMNS = [
     "epoch",
@@ -187,7 +187,7 @@ def train_on_shards(
     """Train (or resume) a VAE on .npy cell shards into model_path, history_csv and summary_json; returns the
     summary. Checkpoints to resume from are kept beside model_path.
 
-    overrides: any of DEFAULTS. verbose is passed to fit; by default a live progress bar on a
+    overrides: any of cellvae.config.TRAIN_DEFAULTS. verbose is passed to fit; by default a live progress bar on a
     terminal and one line per epoch otherwise (log files).
     """
     settings = training_settings(overrides)

@@ -10,7 +10,7 @@ from cellvae.channels import STAINS
 from cellvae.fetch import archive_name, is_url, source_location
 from cellvae.metadata import IMAGE_CSV, MOA_CSV, read_image_table, read_moa_table, training_and_profiled_fields
 from cellvae.run_folder import TRAINING_FILES
-from cellvae.settings import MODEL_ID, model_id, parse_model_id
+from cellvae.config import MODEL_ID, model_id, parse_model_id
 from cellvae.synthetic import check_own_folder
 
 SOURCE = config["source"]

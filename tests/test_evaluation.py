@@ -14,11 +14,11 @@ from sklearn.decomposition import PCA  # noqa: E402
 
 from cellvae import evaluation, latent  # noqa: E402
 from cellvae.baselines import Baselines  # noqa: E402
+from cellvae.config import vae_settings  # noqa: E402
 from cellvae.dataset import write_shards  # noqa: E402
 from cellvae.evaluation import analyze_model, compare_models  # noqa: E402
 from cellvae.metrics import psnr, reconstruction_metrics  # noqa: E402
 from cellvae.model import build_vae, load_vae  # noqa: E402
-from cellvae.settings import vae_settings  # noqa: E402
 from cellvae.train import train_vae, training_files  # noqa: E402
 
 # Keras's own TensorFlow variable conversion when saving; not ours to fix.

@@ -43,8 +43,8 @@ def save_crops(folder, n=3, side=12):
 @pytest.fixture(scope="module")
 def untrained_model(tmp_path_factory):
     """An untrained z = 2 VAE for 16 px uint8 cells, saved as model.keras beside its preprocessing.json."""
+    from cellvae.config import vae_settings
     from cellvae.model import build_vae
-    from cellvae.settings import vae_settings
 
     path = tmp_path_factory.mktemp("model") / "model.keras"
     build_vae(16, 2, **vae_settings()).save(path)

@@ -13,8 +13,8 @@ from sklearn.decomposition import PCA  # noqa: E402
 
 from cellvae import latent  # noqa: E402
 from cellvae.baselines import Baselines  # noqa: E402
+from cellvae.config import vae_settings  # noqa: E402
 from cellvae.model import build_vae  # noqa: E402
-from cellvae.settings import vae_settings  # noqa: E402
 
 
 def test_kl_per_dimension_is_the_hand_computed_gaussian_kl():

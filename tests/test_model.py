@@ -9,8 +9,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
+from cellvae.config import MODEL_KEYS, TRAIN_DEFAULTS, training_settings, vae_settings  # noqa: E402
 from cellvae.model import LOG_VAR_LIMIT, VAE, build_vae, load_vae, vae_loss  # noqa: E402
-from cellvae.settings import DEFAULTS, MODEL_KEYS, training_settings, vae_settings  # noqa: E402
 
 # Keras's own TensorFlow variable conversion when saving; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -29,7 +29,7 @@ def test_the_model_settings_have_no_defaults_but_the_schemas():
     with pytest.raises(TypeError, match="required keyword-only arguments"):
         build_vae(16, 2)
     vae = build_vae(16, 2, **vae_settings())
-    assert {key: getattr(vae, key) for key in MODEL_KEYS} == {key: DEFAULTS[key] for key in MODEL_KEYS}
+    assert {key: getattr(vae, key) for key in MODEL_KEYS} == {key: TRAIN_DEFAULTS[key] for key in MODEL_KEYS}
 
 
 def random_images(n, size=32, seed=0):
@@ -196,7 +196,7 @@ def test_per_channel_sigma_model_trains_and_reloads(tmp_path):
     assert build_vae(16, 2, **vae_settings()).sigma == "shared"
     # a train: setting (schema default shared) that reaches the model as the other model settings do
     settings = training_settings({"sigma": "per_channel"})
-    assert DEFAULTS["sigma"] == "shared" and "sigma" in MODEL_KEYS
+    assert TRAIN_DEFAULTS["sigma"] == "shared" and "sigma" in MODEL_KEYS
     assert build_vae(16, 2, **vae_settings(settings)).sigma == "per_channel"
 
 

@@ -224,8 +224,8 @@ def profiled_run(tmp_path_factory):
     """Two plates (weeks), DMSO, two compounds of MoA 'A' and one of 'B', profiled by an untrained tiny VAE."""
     import keras
 
+    from cellvae.config import vae_settings
     from cellvae.model import build_vae
-    from cellvae.settings import vae_settings
 
     keras.utils.set_random_seed(0)
     root = tmp_path_factory.mktemp("profiles")

@@ -39,6 +39,7 @@ import yaml
 
 from cellvae.baselines import Baselines
 from cellvae.cli.common import CommandError, UsageError, add_image_arguments, parse_channel_order, read_inputs
+from cellvae.config import TRAIN_DEFAULTS as DEFAULTS
 from cellvae.config import defaults, schema, with_defaults
 from cellvae.files import write_json
 from cellvae.inputs import compose_arrays, image_table, read_images, write_shard
@@ -54,7 +55,6 @@ from cellvae.run_folder import (
     locked,
 )
 from cellvae.schema_check import validate
-from cellvae.settings import DEFAULTS
 
 SWITCH_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 NULL_WORDS = ("none", "null")
