@@ -35,7 +35,7 @@ from sklearn.decomposition import PCA
 
 from cellvae import cell_features, moa
 from cellvae.config import defaults
-from cellvae.inputs import compose_arrays, read_image
+from cellvae.images import compose_arrays, read_image
 from cellvae.margins import replace_section
 from cellvae.orientations import ORIENTATIONS, orientation_mean
 from cellvae.response_baselines import THUMBNAIL_SIDE, untrained_copy

@@ -58,7 +58,7 @@ from cellvae.baselines import Baselines, fit_pca  # noqa: E402
 from cellvae.bounds import positive_int  # noqa: E402
 from cellvae.config import defaults, vae_settings  # noqa: E402
 from cellvae.files import write_csv  # noqa: E402
-from cellvae.inputs import compose_arrays, read_image, write_shard  # noqa: E402
+from cellvae.images import compose_arrays, read_image  # noqa: E402
 from cellvae.margins import (  # noqa: E402
     centre_cell,
     centre_cell_masks,
@@ -77,6 +77,7 @@ from cellvae.orientations import dihedral_variants  # noqa: E402
 from cellvae.plate_response import classic_features, response_scores  # noqa: E402
 from cellvae.png import resolve_scale  # noqa: E402
 from cellvae.response import encode_images  # noqa: E402
+from cellvae.shards import write_shard  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT.parent / "shared" / "bbbc021" / "images" / "single_cells_by_plate" / "manifest.csv"

@@ -65,7 +65,7 @@ def main():
         return
     import numpy as np
 
-    from cellvae.inputs import write_shard
+    from cellvae.shards import write_shard
 
     rng = np.random.default_rng(0)
     results = []

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from cellvae.files import read_pngs, read_table, write_csv
-from cellvae.inputs import write_shard
+from cellvae.shards import write_shard
 
 DATASET_MANIFEST_COLUMNS = ["path", "plate", "well", "site", "label", "compound", "concentration", "split", "shard"]
 

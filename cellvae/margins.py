@@ -1,7 +1,7 @@
 """Honest margins of a reconstruction comparison: a fair PCA, the error inside the cell, intervals over fields.
 
 - centre_cell / centre_cell_masks: the centre cell of each raw window (cellvae.cell_features.segment_centre_cell),
-  composed onto the model's canvas exactly as the window (cellvae.inputs.compose_arrays), for a centre-cell MSE
+  composed onto the model's canvas exactly as the window (cellvae.images.compose_arrays), for a centre-cell MSE
   (mse_cell); masked_crop: the window masked to that cell and cut to its bounding box (the product's crops).
 - cell_errors / pca_errors: per-cell squared errors (whole window and inside the centre cell) of a reconstruction,
   clipped to [0, 1] like cellvae.metrics; for PCA with its first k components, for a grid of k from one fit.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from cellvae.cell_features import segment_centre_cell
-from cellvae.inputs import compose_arrays
+from cellvae.images import compose_arrays
 
 MASK_RANGES = np.array([[0.0, 1.0]] * 3)  # a 0/1 mask composed like a window: 0 -> 0, 1 -> 255
 

@@ -1,6 +1,6 @@
 """A cell has no canonical orientation: features of a cell averaged over its 8 flips/rotations.
 
-- dihedral_variants: the 8 flips/rotations of every cell, the set the VAE trains on (cellvae.inputs.dihedral_augment
+- dihedral_variants: the 8 flips/rotations of every cell, the set the VAE trains on (cellvae.shards.dihedral_augment
   draws one of them per cell and step).
 - orientation_mean: any per-image description (a VAE's posterior mean, PCA scores, a thumbnail) averaged over a
   cell's 8 views (orientations 8) or of the cell as it is (orientations 1). Measured on the 1,945 MoA crops

@@ -43,7 +43,7 @@ class _HashWriter:
 
 
 def array_digest(cells: np.ndarray) -> str:
-    """The cellvae.files.sha256 the cells' .npy shard (cellvae.inputs.write_shard) will have, unwritten."""
+    """The cellvae.files.sha256 the cells' .npy shard (cellvae.shards.write_shard) will have, unwritten."""
     writer = _HashWriter()
     np.save(writer, np.ascontiguousarray(cells, dtype=np.uint8))
     return writer.digest.hexdigest()

@@ -19,9 +19,9 @@ import pandas as pd
 from cellvae.config import training_settings, vae_settings
 from cellvae.dataset import shard_split
 from cellvae.files import atomic_write, sha256, write_csv, write_json
-from cellvae.inputs import cell_dataset, shards_summary
 from cellvae.model import build_vae
 from cellvae.run_folder import TRAINING_FILES, fingerprint
+from cellvae.shards import cell_dataset, shards_summary
 
 HISTORY_COLUMNS = [
     "epoch",
@@ -309,7 +309,7 @@ def restore(vae, checkpoint, seed_states) -> None:
 
 def training_data(train_shards, validation_shards, settings, first_epoch, epochs) -> tuple:
     """(training batches: epochs first_epoch..epochs-1, shuffled and augmented as set; validation batches or
-    None) of the shards (cellvae.inputs.cell_dataset)."""
+    None) of the shards (cellvae.shards.cell_dataset)."""
     data = {key: settings[key] for key in ("shuffle_buffer", "parallel_reads")}
     data["cache_bytes"] = settings["cache_mb"] << 20
     batch_size, seed = settings["batch_size"], settings["seed"]

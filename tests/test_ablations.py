@@ -9,7 +9,7 @@ import pytest  # noqa: E402
 
 from cellvae.ablations import MODELS, THESIS, model_settings, train_model  # noqa: E402
 from cellvae.config import defaults  # noqa: E402
-from cellvae.inputs import write_shard  # noqa: E402
+from cellvae.shards import write_shard  # noqa: E402
 
 # Keras's own TensorFlow variable conversion when saving; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cellvae.baselines import fit_pca
-from cellvae.inputs import compose_arrays
+from cellvae.images import compose_arrays
 from cellvae.margins import (
     cell_errors,
     centre_cell,

@@ -7,7 +7,7 @@ from cellvae.orientations import dihedral_variants, orientation_mean
 def test_dihedral_variants_are_the_set_the_training_augmentation_draws_from():
     import tensorflow as tf
 
-    from cellvae.inputs import dihedral_augment
+    from cellvae.shards import dihedral_augment
 
     cells = np.random.default_rng(0).integers(0, 256, (2, 6, 6, 3), dtype=np.uint8)
     variants = dihedral_variants(cells).reshape(2, 8, 6, 6, 3)

@@ -54,8 +54,8 @@ def read_inputs(sources, where, pattern, channel_order, max_side=None) -> tuple:
     """(image table: path and manifest columns, raw RGB arrays, input kind 'uint8' or 'raw', whether crops carry
     a cell mask); max_side: config png.max_crop_side (default: its schema default). Refused, one line naming a
     file: a source given twice or an image reached twice, a mix of kinds, images that cannot be used
-    (`cellvae.inputs.read_images`)."""
-    from cellvae.inputs import image_table, read_images
+    (`cellvae.images.read_images`)."""
+    from cellvae.images import image_table, read_images
     from cellvae.metrics import inputs_are_masked
 
     table = image_table(sources, where, pattern)
@@ -150,7 +150,7 @@ def model_inputs(args) -> tuple:
             f"{model} was trained on {described[trained_on]} but {', '.join(args.images)} holds "
             f"{described[kind]}: give images of the kind it was trained on"
         )
-    from cellvae.inputs import compose_arrays
+    from cellvae.images import compose_arrays
     from cellvae.model import load_vae  # TensorFlow: only once the inputs are known good
 
     vae = load_vae(model)

@@ -1,6 +1,6 @@
 """cellvae train: train a VAE on single-cell images (PNG, TIFF or .npy) from folders or manifests.
 
-Images are composed exactly as the PNG stage does (cellvae.inputs), written as .npy shards under
+Images are composed exactly as the PNG stage does (cellvae.images), written as .npy shards under
 OUT/data/, and trained with the pipeline's code (cellvae.train); rerunning resumes after the last
 completed epoch (Ctrl-C says from which). Beside the model: preprocessing.json (how inputs were composed:
 evaluate and embed reuse it; the run's record) and baselines.npz (mean / median image and PCA-k of the
@@ -42,7 +42,7 @@ from cellvae.cli.common import CommandError, UsageError, add_image_arguments, pa
 from cellvae.config import TRAIN_DEFAULTS as DEFAULTS
 from cellvae.config import defaults, schema, with_defaults
 from cellvae.files import write_json
-from cellvae.inputs import compose_arrays, image_table, read_images, write_shard
+from cellvae.images import compose_arrays, image_table, read_images
 from cellvae.png import resolve_scale
 from cellvae.run_folder import (
     BASELINES_NPZ,
@@ -55,6 +55,7 @@ from cellvae.run_folder import (
     locked,
 )
 from cellvae.schema_check import validate
+from cellvae.shards import write_shard
 
 SWITCH_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 NULL_WORDS = ("none", "null")

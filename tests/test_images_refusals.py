@@ -17,7 +17,7 @@ from PIL import Image  # noqa: E402
 
 from cellvae.cli import main as cli  # noqa: E402
 from cellvae.cli.common import read_inputs  # noqa: E402
-from cellvae.inputs import image_table, read_image  # noqa: E402
+from cellvae.images import image_table, read_image  # noqa: E402
 
 
 def save_pngs(folder, n=3, size=16, mode="RGB"):
@@ -147,7 +147,7 @@ def test_only_regular_files_are_read_a_fifo_is_refused_at_once(tmp_path):
     os.mkfifo(tmp_path / "cell.tif")
     (tmp_path / "folder.png").mkdir()
     script = (
-        "import sys\nfrom cellvae.inputs import read_image\n"
+        "import sys\nfrom cellvae.images import read_image\n"
         "for path in sys.argv[1:]:\n"
         "    try:\n        read_image(path)\n    except ValueError as error:\n        print(error)\n"
     )
