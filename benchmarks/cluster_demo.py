@@ -3,15 +3,14 @@ every file in a bucket of the test S3 server (Ceph radosgw), each from an empty 
 excluded. Needs root and `make setup`. Last line: local_seconds=<s> slurm_seconds=<s> s3_seconds=<s>"""
 
 import secrets
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from cellvae.testing.live_servers import rados_gateway, slurm_cluster
+from cellvae.testing.workflow import snakemake, tiny_config
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-from live_servers import rados_gateway, slurm_cluster  # noqa: E402
-from snakemake_runner import snakemake, tiny_config  # noqa: E402
 
 
 def timed_run(root: Path, name: str, *args, env=None) -> float:

@@ -20,13 +20,12 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-from snakemake_runner import snakemake  # noqa: E402
+from cellvae.config import with_defaults
+from cellvae.fetch import archive_name
+from cellvae.metadata import CONTROL, read_image_table
+from cellvae.testing.workflow import snakemake
 
-from cellvae.config import with_defaults  # noqa: E402
-from cellvae.fetch import archive_name  # noqa: E402
-from cellvae.metadata import CONTROL, read_image_table  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 SELECTIONS = {"dmso": [CONTROL], "all": "all"}
 

@@ -12,16 +12,12 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from servers.nginx import Nginx  # noqa: E402
-
-from cellvae.config import defaults  # noqa: E402
-from cellvae.fetch import FetchSettings, archive_name, fetch_plate  # noqa: E402
-from cellvae.files import write_csv  # noqa: E402
-from cellvae.metadata import read_image_table  # noqa: E402
-from cellvae.synthetic import generate_mini_bbbc021, source_files  # noqa: E402
+from cellvae.config import defaults
+from cellvae.fetch import FetchSettings, archive_name, fetch_plate
+from cellvae.files import write_csv
+from cellvae.metadata import read_image_table
+from cellvae.synthetic import generate_mini_bbbc021, source_files
+from cellvae.testing.nginx import Nginx
 
 PLATE = "Week4_27481"
 SYNTHETIC = {

@@ -5,7 +5,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from snakemake_runner import REPO, local_config, local_source, snakemake
+
+from cellvae.testing.workflow import REPO, local_config, local_source, snakemake
 
 SHARED = REPO.parent / "shared" / "bbbc021"
 
@@ -26,8 +27,8 @@ class Selection(NamedTuple):
 @pytest.fixture(scope="session")
 def selection(tmp_path_factory) -> Selection:
     """A workdir past the selection checkpoint (fetch_metadata and select_images run) of a tiny local source
-    (snakemake_runner.local_source), so that a dry run shows the whole plan. Shared by the session: dry-run in it
-    with its config (or a changed copy) passed each time; copy the folder to run anything for real."""
+    (cellvae.testing.workflow.local_source), so that a dry run shows the whole plan. Shared by the session: dry-run
+    in it with its config (or a changed copy) passed each time; copy the folder to run anything for real."""
     root = tmp_path_factory.mktemp("selection")
     config = local_config(local_source(root / "source"))
     workdir = root / "work"

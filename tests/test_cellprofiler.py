@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from snakemake_runner import CELLPROFILER, REPO
 
 from cellvae.cellprofiler import (
     CELL_COLUMNS,
@@ -20,6 +19,7 @@ from cellvae.cellprofiler import (
     run_segmentation,
 )
 from cellvae.channels import STAINS
+from cellvae.testing.workflow import CELLPROFILER, REPO
 
 SHARED = REPO.parent / "shared"
 CP_VENV = CELLPROFILER.parents[1]

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from snakemake_runner import REPO
 
 from cellvae.cli import COMMANDS
+from cellvae.testing.workflow import REPO
 
 BY_PLATE = REPO.parent / "shared" / "bbbc021" / "images" / "single_cells_by_plate" / "manifest.csv"
 needs_crops = pytest.mark.skipif(

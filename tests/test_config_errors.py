@@ -5,9 +5,9 @@ hold only what differs, and a bad config failing at parse time (snakemake -n) in
 import pytest
 import yaml
 from snakemake.utils import validate
-from snakemake_runner import REPO, local_source, snakemake
 
 from cellvae.config import SCHEMA, defaults, with_defaults
+from cellvae.testing.workflow import REPO, local_source, snakemake
 
 MAX_LINES = 20  # the error, Snakemake's profile line and the file/line it points at; never the schema
 

@@ -4,10 +4,10 @@ import math
 import re
 
 import pytest
-from snakemake_runner import CELLPROFILER, snakemake
 
 from cellvae.cli import main
 from cellvae.cost import CostError, cost_table, job_of
+from cellvae.testing.workflow import CELLPROFILER, snakemake
 
 SETTINGS = {
     "currency": "USD",

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from snakemake_runner import REPO
+
+from cellvae.testing.workflow import REPO
 
 ENVS = sorted((REPO / "envs").glob("*.yaml"))
 PIN_FILES = [*ENVS, REPO / "envs" / "Dockerfile"]  # pins checked against envs/requirements.txt

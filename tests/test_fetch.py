@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from servers.nginx import Nginx
-from snakemake_runner import REPO
 
 from cellvae.fetch import (
     FETCH_MARKER,
@@ -33,6 +31,8 @@ from cellvae.fetch import (
 from cellvae.metadata import read_image_table
 from cellvae.sources import HttpSource, S3Source, open_source
 from cellvae.synthetic import generate_mini_bbbc021, source_files
+from cellvae.testing.nginx import Nginx
+from cellvae.testing.workflow import REPO
 
 PLATE = "Week4_27481"
 ARCHIVE = archive_name(PLATE)

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from snakemake_runner import REPO
+
+from cellvae.testing.workflow import REPO
 
 SCRIPT = REPO / "envs" / "install_system.sh"
 PIPELINE = ["python3.11-venv", "graphviz", "gcc", "libc6-dev", "openjdk-17-jdk-headless"]

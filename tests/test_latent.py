@@ -124,7 +124,8 @@ def test_evaluate_prints_the_latent_section(tmp_path):
     import sys
 
     from PIL import Image
-    from snakemake_runner import REPO
+
+    from cellvae.testing.workflow import REPO
 
     images = tmp_path / "cells"
     images.mkdir()

@@ -6,7 +6,7 @@ A dry run by name: `--profile slurm-gpu` in tests/test_snakemake_profiles.py (it
 import os
 import subprocess
 
-from snakemake_runner import REPO, SNAKEMAKE
+from cellvae.testing.workflow import REPO, SNAKEMAKE
 
 LINK = REPO / "envs" / "link_profiles.sh"
 NAMED = ["aws-gpu", "slurm-gpu"]

@@ -16,7 +16,7 @@ from snakemake.settings.types import (
     WorkflowSettings,
 )
 
-from tests.snakemake_runner import REPO
+from cellvae.testing.workflow import REPO
 
 SAMPLE_WILDCARDS = {"model": "default-z16", "plate": "Week1_22123"}
 EXPRESSION = re.compile(r"{{(.*?)}}", re.S)

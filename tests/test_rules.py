@@ -3,8 +3,7 @@ files named as `cellvae train` names them in a run folder), and a setting a rule
 
 import re
 
-from snakemake_runner import REPO, planned_jobs, snakemake
-
+from cellvae.testing.workflow import REPO, planned_jobs, snakemake
 from cellvae.train import training_files
 
 RULE_FILES = [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from snakemake_runner import REPO
 
 from cellvae.baselines import Baselines
 from cellvae.files import sha256
 from cellvae.run_folder import array_digest, differences, locked
+from cellvae.testing.workflow import REPO
 
 RUN_FILES = ["baselines.npz", "checkpoint.json", "history.csv", "model.keras", "preprocessing.json", "training.json"]
 

@@ -10,8 +10,9 @@ import time
 import boto3
 import pytest
 import yaml
-from live_servers import rados_gateway, require
-from snakemake_runner import REPO, SNAKEMAKE, snakemake, snakemake_command, tiny_config
+
+from cellvae.testing.live_servers import rados_gateway, require
+from cellvae.testing.workflow import REPO, SNAKEMAKE, snakemake, snakemake_command, tiny_config
 
 pytestmark = [pytest.mark.s3, pytest.mark.e2e]
 BUCKET, PREFIX, PORT = "cellvae-test", "tiny", 7480

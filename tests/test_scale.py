@@ -3,9 +3,8 @@ source that lost a selected plate's archive is refused when the DAG is built, na
 
 import shutil
 
-from snakemake_runner import PLATES, planned_jobs, snakemake
-
 from cellvae.fetch import archive_name
+from cellvae.testing.workflow import PLATES, planned_jobs, snakemake
 
 
 def test_local_source_dry_runs(selection):

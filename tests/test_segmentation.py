@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from snakemake_runner import CELLPROFILER, REPO
 
 from cellvae.cellprofiler import CELL_COLUMNS, FILE_COLUMNS, measure_cells, run_segmentation
 from cellvae.channels import STAINS
+from cellvae.testing.workflow import CELLPROFILER, REPO
 
 ANALYSIS = REPO / "pipelines" / "analysis.cppipe"
 

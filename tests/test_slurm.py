@@ -10,8 +10,9 @@ import time
 
 import pytest
 import yaml
-from live_servers import require, slurm_cluster
-from snakemake_runner import REPO, snakemake, tiny_config
+
+from cellvae.testing.live_servers import require, slurm_cluster
+from cellvae.testing.workflow import REPO, snakemake, tiny_config
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
 PARTITION = "cellvae-test"

@@ -10,7 +10,8 @@ import time
 import pytest
 import yaml
 from snakemake_executor_plugin_aws_batch.constant import VALID_RESOURCES_MAPPING
-from snakemake_runner import CELLPROFILER, REPO, SNAKEMAKE, snakemake
+
+from cellvae.testing.workflow import CELLPROFILER, REPO, SNAKEMAKE, snakemake
 
 needs_cellprofiler = pytest.mark.skipif(
     not CELLPROFILER.exists(), reason=f"CellProfiler not installed at {CELLPROFILER}"

@@ -17,11 +17,11 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from keras import ops  # noqa: E402
 from PIL import Image  # noqa: E402
-from snakemake_runner import REPO  # noqa: E402
 
 from cellvae.dataset import write_shards  # noqa: E402
 from cellvae.files import read_pngs  # noqa: E402
 from cellvae.model import load_vae  # noqa: E402
+from cellvae.testing.workflow import REPO  # noqa: E402
 from cellvae.train import (
     HISTORY_COLUMNS,
     accelerator_present,

@@ -6,7 +6,8 @@ import zipfile
 
 import pandas as pd
 import pytest
-from snakemake_runner import CELLPROFILER, planned_jobs, snakemake, tiny_config
+
+from cellvae.testing.workflow import CELLPROFILER, planned_jobs, snakemake, tiny_config
 
 pytestmark = [
     pytest.mark.e2e,

@@ -8,9 +8,9 @@ import os
 import re
 
 import pytest
-from snakemake_runner import REPO, snakemake, tiny_config
 
 from cellvae.synthetic import MARKER
+from cellvae.testing.workflow import REPO, snakemake, tiny_config
 
 SMALL = {"width": 64, "height": 64, "cells_per_field": 2, "sites_per_well": 1, "wells_per_compound": 1}
 USER_FILES = ["BBBC021_v1_image.csv", "BBBC021_v1_moa.csv", "BBBC021_v1_images_Week1_22123.zip"]

@@ -11,7 +11,7 @@ import yaml
 from cellvae.config import with_defaults
 from cellvae.synthetic import generate_mini_bbbc021, source_files
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 CELLPROFILER = REPO / ".venv-cellprofiler" / "bin" / "cellprofiler"
 TEST_CONFIG = REPO / "config" / "test.yaml"

@@ -1,6 +1,7 @@
 """Real servers for the cluster and cloud tests (Slurm, Ceph radosgw on 127.0.0.1).
 
-The start/stop scripts are in tests/servers/; each context manager stops what it started, also on failure."""
+The start/stop scripts are in cellvae/testing/server_scripts/; each context manager stops what it started, also on
+failure."""
 
 import contextlib
 import os
@@ -9,9 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from snakemake_runner import CELLPROFILER, REPO
 
-SERVERS = REPO / "tests" / "servers"
+from cellvae.testing.workflow import CELLPROFILER
+
+SERVERS = Path(__file__).resolve().parent / "server_scripts"
 
 
 def require(*executables):
