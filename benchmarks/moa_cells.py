@@ -324,8 +324,10 @@ def main() -> None:
             margins[f"{protocol}_{key}"] = table_rows[name][protocol][key]["value"] - best
             print(f"vae_{key}_minus_best_baseline_{protocol}={margins[f'{protocol}_{key}']:.3f}")
     ablated = {label: values for label, values in features[chosen].items() if not label.startswith("thumbnail")}
+    first_seed = f"VAE mu, default, z={latent}, {args.runs[0].name}"
+    ablated[first_seed] = ablated.pop(name)
     ablation = normalization_ablation(table, ablated, settings)
-    focus = {label: ablated[label] for label in ("classic (centre cell)", f"pixel PCA-{latent}", name)}
+    focus = {label: ablated[label] for label in ("classic (centre cell)", f"pixel PCA-{latent}", first_seed)}
     aggregation = aggregation_ablation(table, focus, settings)
     subsampling = subsampling_curve(table, focus, settings)
     if args.results:

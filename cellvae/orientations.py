@@ -4,8 +4,8 @@
   draws one of them per cell and step).
 - orientation_mean: any per-image description (a VAE's posterior mean, PCA scores, a thumbnail) averaged over a
   cell's 8 views (orientations 8) or of the cell as it is (orientations 1). Measured on the 1,945 MoA crops
-  (benchmarks/moa_cells.py): averaging over the 8 views lifts the VAE's NSC from 0.31 to ~0.49; every baseline gets
-  the same treatment there.
+  (benchmarks/moa_cells.py): averaging over the 8 views lifts the VAE's NSC from 0.28 to 0.52 (product protocol);
+  every baseline gets the same treatment there.
 """
 
 from __future__ import annotations
