@@ -62,13 +62,18 @@ def resolve_manifest_paths(table: pd.DataFrame, manifest_csv: Path) -> list[str]
     raise FileNotFoundError(f"manifest {manifest_csv}: image {paths[0]} not found beside it or in a folder above it")
 
 
+class RowFilterError(ValueError):
+    """A row filter that cannot be applied (malformed, no such column, or a folder to filter): the caller says how
+    the filter was given (the CLI: --where)."""
+
+
 def filter_rows(table: pd.DataFrame, where: list[str], source) -> pd.DataFrame:
-    """Rows matching every KEY=VALUE[,VALUE...] filter (numbers compared as numbers); a ValueError naming the
-    filter and source when a filter is malformed or names no column (the caller says how it was given)."""
+    """Rows matching every KEY=VALUE[,VALUE...] filter (numbers compared as numbers); a RowFilterError naming the
+    filter and source when a filter is malformed or names no column."""
     for condition in where:
         key, separator, values = condition.partition("=")
         if not separator or key not in table.columns:
-            raise ValueError(
+            raise RowFilterError(
                 f"row filter {condition!r}: expected KEY=VALUE with KEY one of the columns of {source}: "
                 f"{', '.join(table.columns)}"
             )
@@ -78,7 +83,7 @@ def filter_rows(table: pd.DataFrame, where: list[str], source) -> pd.DataFrame:
             try:
                 wanted = [float(value) for value in wanted]
             except ValueError:
-                raise ValueError(f"row filter {condition!r}: column {key} of {source} holds numbers") from None
+                raise RowFilterError(f"row filter {condition!r}: column {key} of {source} holds numbers") from None
         else:
             column = column.astype(str)
         table = table[column.isin(wanted)]
@@ -101,7 +106,7 @@ def image_table(sources, where=(), pattern="*") -> pd.DataFrame:
             table = table.assign(path=resolve_manifest_paths(table, source))
         else:
             if where:
-                raise ValueError(f"row filters select manifest rows, but {source} is a folder; pass a manifest .csv")
+                raise RowFilterError(f"row filters select manifest rows, but {source} is a folder: give a manifest")
             table = pd.DataFrame({"path": [str(path) for path in list_images(source, pattern)]})
         for path in table["path"]:
             key = Path(path).resolve()

@@ -279,7 +279,7 @@ def test_where_needs_a_manifest_column_and_a_folder_takes_none(tmp_path):
         "none",
         timeout=120,
     )
-    assert result.returncode != 0 and "compund=DMSO" in result.stderr and "plate" in result.stderr
+    assert result.returncode == 2 and "--where: row filter 'compund=DMSO'" in result.stderr and "plate" in result.stderr
     result = run_cli(
         "train",
         "--images",
@@ -296,4 +296,4 @@ def test_where_needs_a_manifest_column_and_a_folder_takes_none(tmp_path):
         "none",
         timeout=120,
     )
-    assert result.returncode != 0 and "is a folder" in result.stderr
+    assert result.returncode == 2 and "--where: " in result.stderr and "is a folder" in result.stderr

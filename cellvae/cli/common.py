@@ -55,10 +55,13 @@ def read_inputs(sources, where, pattern, channel_order, max_side=None) -> tuple:
     a cell mask); max_side: config png.max_crop_side (default: its schema default). Refused, one line naming a
     file: a source given twice or an image reached twice, a mix of kinds, images that cannot be used
     (`cellvae.images.read_images`)."""
-    from cellvae.images import image_table, read_images
+    from cellvae.images import RowFilterError, image_table, read_images
     from cellvae.metrics import inputs_are_masked
 
-    table = image_table(sources, where, pattern)
+    try:
+        table = image_table(sources, where, pattern)
+    except RowFilterError as error:
+        raise UsageError(f"--where: {error}") from None
     raw, kind = read_images(table["path"], channel_order, max_side, what=", ".join(map(str, sources)))
     return table, raw, kind, inputs_are_masked(raw)
 
