@@ -63,9 +63,7 @@ def build_decoder(image_size, latent_dim, batch_norm, dropout, momentum, archite
     return keras.Model(z, images, name="decoder")
 
 
-def vae_loss(
-    images, reconstructions, mu, log_var, r_loss_factor, kl_weight=1.0, reconstruction_loss="mse", sigma="shared"
-):
+def vae_loss(images, reconstructions, mu, log_var, r_loss_factor, *, kl_weight, reconstruction_loss, sigma):
     """Batch means of (total, reconstruction, KL) loss, in float32.
 
     Per image, reconstruction is
@@ -226,9 +224,9 @@ class VAE(keras.Model):
             mu,
             log_var,
             self.r_loss_factor,
-            self.beta(training),
-            self.reconstruction_loss,
-            self.sigma,
+            kl_weight=self.beta(training),
+            reconstruction_loss=self.reconstruction_loss,
+            sigma=self.sigma,
         )
         batch_size = ops.shape(x)[0]
         self.reconstruction_loss_tracker.update_state(reconstruction, sample_weight=batch_size)

@@ -12,6 +12,14 @@ from keras import layers, ops  # noqa: E402
 from cellvae.config import MODEL_KEYS, TRAIN_DEFAULTS, training_settings, vae_settings  # noqa: E402
 from cellvae.model import LOG_VAR_LIMIT, VAE, build_vae, load_vae, vae_loss  # noqa: E402
 
+
+def loss_terms(x, x_hat, mu, log_var, r_loss_factor, kl_weight=1.0, reconstruction_loss="mse", sigma="shared"):
+    """vae_loss with the thesis's loss (1 x KL, r_loss_factor x MSE) unless a test names another."""
+    return vae_loss(
+        x, x_hat, mu, log_var, r_loss_factor, kl_weight=kl_weight, reconstruction_loss=reconstruction_loss, sigma=sigma
+    )
+
+
 # Keras's own TensorFlow variable conversion when saving; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -129,7 +137,7 @@ def test_a_dimension_driven_past_the_log_var_bound_recovers():
         for _ in range(60):
             with tf.GradientTape() as tape:
                 mu, log_var = first_log_var()
-                _, _, kl = vae_loss(images, images, mu, log_var, 1.0)
+                _, _, kl = loss_terms(images, images, mu, log_var, 1.0)
             optimizer.apply_gradients([(tape.gradient(kl, dense.bias), dense.bias)])
         final = float(ops.convert_to_numpy(first_log_var()[1])[:, 0].mean())
         assert (final > -0.5 * LOG_VAR_LIMIT) == expect_recovery, (bound, final)
@@ -139,7 +147,9 @@ def test_gaussian_reconstruction_term_is_the_optimal_sigma_nll():
     rng = np.random.default_rng(7)
     x, x_hat = random_images(4, 8, seed=8), random_images(4, 8, seed=9)
     mu, log_var = rng.normal(size=(2, 4, 3)).astype("float32")
-    _, reconstruction, kl = (float(v) for v in vae_loss(x, x_hat, mu, log_var, 1000.0, reconstruction_loss="gaussian"))
+    _, reconstruction, kl = (
+        float(v) for v in loss_terms(x, x_hat, mu, log_var, 1000.0, reconstruction_loss="gaussian")
+    )
     squared = ((x - x_hat) ** 2).astype(np.float64)
     variance = squared.mean()
     pixels = 8 * 8 * 3
@@ -147,7 +157,7 @@ def test_gaussian_reconstruction_term_is_the_optimal_sigma_nll():
     assert reconstruction == pytest.approx(per_image.mean(), rel=1e-4)
     assert kl == pytest.approx(numpy_vae_loss(x, x_hat, mu, log_var, 1.0)[2], rel=1e-5)
     # independent of r_loss_factor; the same image-size balance at any size (per pixel it is one NLL term)
-    assert float(vae_loss(x, x_hat, mu, log_var, 1.0, reconstruction_loss="gaussian")[1]) == pytest.approx(
+    assert float(loss_terms(x, x_hat, mu, log_var, 1.0, reconstruction_loss="gaussian")[1]) == pytest.approx(
         reconstruction, rel=1e-6
     )
 
@@ -157,7 +167,7 @@ def test_per_channel_sigma_is_one_optimal_sigma_nll_per_channel():
     x, x_hat = random_images(3, 4, seed=4), random_images(3, 4, seed=5)
     x_hat[..., 0] = np.clip(x[..., 0] + 0.3, 0, 1)  # channels of very different errors
     mu, log_var = rng.normal(size=(2, 3, 2)).astype("float32")
-    loss = vae_loss(x, x_hat, mu, log_var, 1.0, reconstruction_loss="gaussian", sigma="per_channel")
+    loss = loss_terms(x, x_hat, mu, log_var, 1.0, reconstruction_loss="gaussian", sigma="per_channel")
     total, reconstruction, kl = (float(v) for v in loss)
     expected = 0.0  # by hand: per channel c, sigma_c^2 = the batch's mean squared error in c
     for c in range(3):
@@ -166,7 +176,7 @@ def test_per_channel_sigma_is_one_optimal_sigma_nll_per_channel():
         expected += (squared.sum(axis=(1, 2)) / (2 * variance) + 16 / 2 * np.log(2 * np.pi * variance)).mean()
     assert reconstruction == pytest.approx(expected, rel=1e-4)
     assert total == pytest.approx(reconstruction + kl, rel=1e-5)
-    shared = float(vae_loss(x, x_hat, mu, log_var, 1.0, reconstruction_loss="gaussian")[1])
+    shared = float(loss_terms(x, x_hat, mu, log_var, 1.0, reconstruction_loss="gaussian")[1])
     assert reconstruction < shared - 1.0  # a variance per channel fits unequal errors better
 
 
@@ -174,12 +184,12 @@ def test_per_channel_sigma_equals_shared_for_equal_channel_errors():
     x = np.repeat(0.25 + 0.5 * random_images(4, 8, seed=11)[..., :1], 3, axis=-1)
     x_hat = x + np.repeat(0.2 * random_images(4, 8, seed=12)[..., :1] - 0.1, 3, axis=-1)  # equal channel errors
     mu, log_var = np.zeros((2, 4, 3), np.float32)
-    shared = vae_loss(x, x_hat, mu, log_var, 1.0, reconstruction_loss="gaussian")
-    per_channel = vae_loss(x, x_hat, mu, log_var, 1.0, reconstruction_loss="gaussian", sigma="per_channel")
+    shared = loss_terms(x, x_hat, mu, log_var, 1.0, reconstruction_loss="gaussian")
+    per_channel = loss_terms(x, x_hat, mu, log_var, 1.0, reconstruction_loss="gaussian", sigma="per_channel")
     np.testing.assert_allclose([float(v) for v in per_channel], [float(v) for v in shared], rtol=1e-5)
     # the mse loss ignores sigma; an unknown sigma is named
-    mse = [float(v) for v in vae_loss(x, x_hat, mu, log_var, 10.0)]
-    assert [float(v) for v in vae_loss(x, x_hat, mu, log_var, 10.0, sigma="per_channel")] == mse
+    mse = [float(v) for v in loss_terms(x, x_hat, mu, log_var, 10.0)]
+    assert [float(v) for v in loss_terms(x, x_hat, mu, log_var, 10.0, sigma="per_channel")] == mse
     with pytest.raises(ValueError, match="sigma must be one of"):
         thesis_vae(16, 2, sigma="per_pixel")
 
@@ -232,12 +242,12 @@ def test_loss_is_r_times_mse_plus_kl():
     x, x_hat = random_images(3, 8, seed=2), random_images(3, 8, seed=3)
     mu = rng.normal(size=(3, 5)).astype("float32")
     log_var = rng.normal(size=(3, 5)).astype("float32")
-    losses = [float(value) for value in vae_loss(x, x_hat, mu, log_var, 1000.0)]
+    losses = [float(value) for value in loss_terms(x, x_hat, mu, log_var, 1000.0)]
     np.testing.assert_allclose(losses, numpy_vae_loss(x, x_hat, mu, log_var, 1000.0), rtol=1e-5)
     # zero KL for the prior itself, reconstruction term scales with r_loss_factor
-    _, _, kl = vae_loss(x, x_hat, np.zeros_like(mu), np.zeros_like(log_var), 1000.0)
+    _, _, kl = loss_terms(x, x_hat, np.zeros_like(mu), np.zeros_like(log_var), 1000.0)
     assert float(kl) == 0.0
-    _, small, _ = vae_loss(x, x_hat, mu, log_var, 1.0)
+    _, small, _ = loss_terms(x, x_hat, mu, log_var, 1.0)
     assert float(small) == pytest.approx(losses[1] / 1000.0, rel=1e-5)
 
 
@@ -286,7 +296,7 @@ def test_kl_weight_is_beta_and_warmup_follows_the_optimizer_steps():
     rng = np.random.default_rng(4)
     x, x_hat = random_images(3, 8, seed=5), random_images(3, 8, seed=6)
     mu, log_var = rng.normal(size=(2, 3, 5)).astype("float32")
-    total, reconstruction, kl = (float(v) for v in vae_loss(x, x_hat, mu, log_var, 10.0, kl_weight=0.25))
+    total, reconstruction, kl = (float(v) for v in loss_terms(x, x_hat, mu, log_var, 10.0, kl_weight=0.25))
     assert total == pytest.approx(reconstruction + 0.25 * kl, rel=1e-6)
 
     vae = thesis_vae(16, 2, kl_weight=0.5)
