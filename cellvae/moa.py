@@ -25,7 +25,6 @@ NORMALIZATIONS = ("none", "standardize", "plate-dmso", "tvn")
 AGGREGATIONS = ("mean", "median")
 WELL_KEYS = ["plate", "well", "compound", "concentration", "moa", "batch"]
 TREATMENT_KEYS = ["compound", "concentration", "moa"]
-META_COLUMNS = WELL_KEYS
 ALIASES = {"Image_Metadata_Plate": "plate", "Image_Metadata_Well": "well", "concentration_uM": "concentration"}
 NOT_FEATURES = {"n_cells", "site", "replicate", "week", "label", "size_bytes", "scale", "split", "path", "file"}
 REFERENCE = "_reference"  # the rows a plate is standardized by (a column pycytominer queries)
