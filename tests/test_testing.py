@@ -22,3 +22,27 @@ def test_benchmarks_import_the_project_not_the_tests():
         imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
         assert not {name.split(".")[0] for name in imported} & TEST_MODULES, path.name
         assert '"tests"' not in path.read_text(), f"{path.name} puts tests/ on sys.path"
+
+
+def test_a_full_ceph_stop_ends_a_daemon_that_wrote_no_pid_file(tmp_path):
+    """A start that failed under load can leave its monitor running before it wrote its pid file; the retry's
+    monitor then cannot take the port and its OSD meets the old one's fsid. stop_ceph_rgw.sh ends such a daemon
+    by its config path (any process started with -c STATE/ceph.conf), and nothing else."""
+    import subprocess
+    import sys
+
+    state = tmp_path / "ceph0"
+    (state / "run").mkdir(parents=True)
+    sleeper = [sys.executable, "-c", "import time; time.sleep(300)"]
+    daemon = subprocess.Popen([*sleeper, "-c", f"{state}/ceph.conf"])
+    bystander = subprocess.Popen([*sleeper, "-c", f"{tmp_path}/other/ceph.conf"])
+    try:
+        script = live_servers.SERVERS / "stop_ceph_rgw.sh"
+        subprocess.run(["bash", str(script), str(state), "rgw"], check=True, timeout=60)
+        assert daemon.poll() is None  # the gateway-only stop leaves the monitor and OSD alone
+        subprocess.run(["bash", str(script), str(state)], check=True, timeout=60)
+        assert daemon.wait(timeout=10) is not None and bystander.poll() is None
+    finally:
+        for process in (daemon, bystander):
+            process.kill()
+            process.wait()
