@@ -38,7 +38,7 @@ from cellvae.config import defaults
 from cellvae.images import compose_arrays, read_image
 from cellvae.margins import replace_section
 from cellvae.orientations import ORIENTATIONS, orientation_mean
-from cellvae.response_baselines import THUMBNAIL_SIDE, untrained_copy
+from cellvae.response_baselines import THUMBNAIL_SIDE, thumbnails, untrained_copy
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "bbbc021" / "images"
@@ -79,10 +79,10 @@ def read_cells() -> tuple[pd.DataFrame, list]:
     return table, [np.load(path) for path in table["path"]]
 
 
-def model_features(run: Path, table: pd.DataFrame, untrained_seed: int | None, orientations: int) -> dict:
-    """mu of the run's model (or, with untrained_seed, of a fresh model of its architecture) and pixel PCA-16 and
-    PCA-k fitted on the run's training cells, for the MoA cells composed as the run composed its inputs; each
-    averaged over the cells' 8 flips/rotations with orientations 8."""
+def model_features(run: Path, table: pd.DataFrame, untrained_seed: int | None) -> dict:
+    """{orientations: {name: cells × features}}: mu of the run's model (or, with untrained_seed, of a fresh model
+    of its architecture, and pixel PCA-16 and PCA-k fitted on the run's training cells) for the MoA cells composed
+    as the run composed its inputs, as they are (1) and averaged over their 8 flips/rotations (8)."""
     from cellvae.model import load_vae
     from cellvae.response import encode_images
 
@@ -94,25 +94,21 @@ def model_features(run: Path, table: pd.DataFrame, untrained_seed: int | None, o
     )
     vae = load_vae(run / "model.keras")
     if untrained_seed is None:
-        return {f"VAE z={vae.latent_dim} (trained)": encode_images(vae, cells, orientations=orientations)}
+        name = f"VAE z={vae.latent_dim} (trained)"
+        return {o: {name: encode_images(vae, cells, orientations=o)} for o in ORIENTATIONS}
     untrained = untrained_copy(vae, untrained_seed)
-    found = {f"untrained encoder z={vae.latent_dim}": encode_images(untrained, cells, orientations=orientations)}
+    found = {
+        o: {f"untrained encoder z={vae.latent_dim}": encode_images(untrained, cells, orientations=o)}
+        for o in ORIENTATIONS
+    }
     training = np.load(run / "data" / "train.npy", mmap_mode="r").reshape(-1, cells[0].size) / 255.0
     for k in (PCA_SMALL, vae.latent_dim):
         pca = PCA(k, random_state=0).fit(training)
-        found[f"pixel PCA-{k}"] = in_chunks(
-            lambda images: pca.transform(images.reshape(len(images), -1) / 255.0), cells, orientations
-        )
+        for o in ORIENTATIONS:
+            found[o][f"pixel PCA-{k}"] = in_chunks(
+                lambda images: pca.transform(images.reshape(len(images), -1) / 255.0), cells, o
+            )
     return found
-
-
-def thumbnails(crops: list, orientations: int) -> np.ndarray:
-    """The raw crops' 16 px thumbnails (each averaged over the crop's 8 flips/rotations with orientations 8)."""
-
-    def describe(images):
-        return np.array([cell_features.thumbnail(image, THUMBNAIL_SIDE) for image in images])
-
-    return in_chunks(describe, np.asarray(crops, np.float64), orientations)
 
 
 def in_chunks(describe, images: np.ndarray, orientations: int, chunk: int = 256) -> np.ndarray:
@@ -281,18 +277,21 @@ def main() -> None:
         "classic (centre cell)": pd.DataFrame([cell_features.classic_measurements(c) for c in crops]),
     }
     free_scores = {name: scores(table, values, settings) for name, values in orientation_free.items()}
+    raw_crops = np.asarray(crops, np.float64)
+    baseline_features = model_features(args.runs[0], table, 1)
+    trained_features = [model_features(run, table, None) for run in args.runs]
     rows, features, vae_rows = {}, {}, {}
     for orientations in ORIENTATIONS:
         features[orientations] = {
-            f"thumbnail {THUMBNAIL_SIDE}x{THUMBNAIL_SIDE}": thumbnails(crops, orientations),
+            f"thumbnail {THUMBNAIL_SIDE}x{THUMBNAIL_SIDE}": in_chunks(thumbnails, raw_crops, orientations),
             **orientation_free,
-            **model_features(args.runs[0], table, 1, orientations),
+            **baseline_features[orientations],
         }
         rows[orientations] = {}
         for name, values in features[orientations].items():
             rows[orientations][name] = free_scores.get(name) or scores(table, values, settings)
             print(orientations, name, json.dumps(rows[orientations][name]), flush=True)
-        embedded = [model_features(run, table, None, orientations) for run in args.runs]
+        embedded = [found[orientations] for found in trained_features]
         trained = [scores(table, next(iter(found.values())), settings) for found in embedded]
         latent = re.search(r"z=(\d+)", next(iter(embedded[0])))[1]
         vae_rows[orientations] = f"VAE mu, default, z={latent} (mean of {len(args.runs)} seed(s))"
@@ -305,11 +304,11 @@ def main() -> None:
         masked_table = table.assign(path=pd.read_csv(args.masked / "moa.csv")["path"].to_numpy())
         for run in sorted(path for path in args.masked.parent.glob("masked-s*") if path.is_dir()):
             label = f"VAE mu, centre cell masked (inputs), {run.name}"
-            masked = next(iter(model_features(run, masked_table, None, chosen).values()))
+            masked = next(iter(model_features(run, masked_table, None)[chosen].values()))
             table_rows[label] = scores(masked_table, masked, settings)
             print(label, json.dumps(table_rows[label]), flush=True)
     for label, run in (entry.split("=", 1) for entry in args.ablation):
-        found = next(iter(model_features(Path(run), table, None, chosen).values()))
+        found = next(iter(model_features(Path(run), table, None)[chosen].values()))
         table_rows[f"VAE mu, {label}, {Path(run).name}"] = scores(table, found, settings)
         print(label, json.dumps(table_rows[f"VAE mu, {label}, {Path(run).name}"]), flush=True)
     margins = {}

@@ -32,6 +32,11 @@ def untrained_copy(vae, seed: int):
     return fresh
 
 
+def thumbnails(images: np.ndarray) -> np.ndarray:
+    """Each image's THUMBNAIL_SIDE px thumbnail, flattened (cellvae.cell_features.thumbnail): images × features."""
+    return np.array([cell_features.thumbnail(image, THUMBNAIL_SIDE) for image in images])
+
+
 def pixel_baselines(baselines: Baselines, paths: list, batch_size: int, orientations: int = 1) -> dict:
     """{baseline name: cells × features} of the pixel baselines (PCA-k, thumbnail, classic) for the PNG cells; PCA-k
     and the thumbnail averaged over each cell's 8 flips/rotations with orientations 8, as the model's posterior
@@ -40,9 +45,6 @@ def pixel_baselines(baselines: Baselines, paths: list, batch_size: int, orientat
 
     def pca_scores(images: np.ndarray) -> np.ndarray:
         return (images.reshape(len(images), -1).astype(np.float32) / 255.0 - baselines.pca_mean.ravel()) @ components.T
-
-    def thumbnails(images: np.ndarray) -> np.ndarray:
-        return np.array([cell_features.thumbnail(cell, THUMBNAIL_SIDE) for cell in images])
 
     names = (f"pixel PCA-{baselines.k}", f"thumbnail {THUMBNAIL_SIDE}px", "classic (centre cell)")
     chunks = {name: [] for name in names}
