@@ -34,6 +34,7 @@ import pandas as pd
 from sklearn.decomposition import PCA
 
 from cellvae import cell_features, moa
+from cellvae.cli.common import parse_channel_order
 from cellvae.config import defaults
 from cellvae.images import compose_arrays, read_image
 from cellvae.margins import replace_section
@@ -87,8 +88,7 @@ def model_features(run: Path, table: pd.DataFrame, untrained_seed: int | None) -
     from cellvae.response import encode_images
 
     preprocessing = json.loads((run / "preprocessing.json").read_text())
-    order = None if preprocessing["channel_order"] == "auto" else tuple(preprocessing["channel_order"].split(","))
-    raw = [read_image(path, order) for path in table["path"]]
+    raw = [read_image(path, parse_channel_order(preprocessing["channel_order"])) for path in table["path"]]
     cells, _ = compose_arrays(
         raw, preprocessing["size"], preprocessing["percentiles"], preprocessing["scale"], preprocessing["ranges_rgb"]
     )

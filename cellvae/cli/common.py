@@ -3,7 +3,7 @@ the reading of a `cellvae train` run folder (the model, its preprocessing.json a
 
 Command modules (cellvae/cli/<command>.py) import from here, never from one another. Image reading and the
 baselines (scikit-image, scikit-learn) are imported where they are used, so that the commands that need neither
-(fetch, cost, aws) and the fetch library start without them.
+(fetch, cost, aws) start without them.
 """
 
 from __future__ import annotations
