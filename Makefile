@@ -1,5 +1,5 @@
 # make demo: set up, run the pipeline on the default (synthetic mini BBBC021) config, write the report.
-# make check: set up, the linters, the fast tests (no server, no whole workflow run).
+# make check: set up, the linters, the fast tests (no server, no whole workflow, no long training; in parallel).
 # make test: set up, add the servers the tests start (setup-test), run the linters (lint), then the whole test suite.
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -47,9 +47,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# the fast tier, for every change: the linters and the tests that start no server and run no whole workflow
+# the fast tier, for every change: the linters and the tests that start no server, run no whole workflow and train
+# no model for long, on every core (pytest-xdist); `make test` runs them all, one at a time
 check: setup lint
-	$(VENV)/bin/python -m pytest -m "not e2e and not cellprofiler and not slurm and not s3 and not range"
+	$(VENV)/bin/python -m pytest -n auto --dist worksteal -m "not e2e and not cellprofiler and not slurm and not s3 and not range and not slow"
 
 test: setup-test lint
 	$(VENV)/bin/python -m pytest

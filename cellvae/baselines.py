@@ -14,7 +14,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from sklearn.decomposition import PCA, IncrementalPCA
 
 from cellvae.files import atomic_write
 
@@ -30,6 +29,8 @@ def sample_cells(cells: np.ndarray, max_cells: int, seed: int = 0) -> np.ndarray
 def fit_pca(cells: np.ndarray, k: int, memory_bytes: int, seed: int = 0):
     """PCA (or IncrementalPCA when N×D float32 exceeds memory_bytes) of uint8 cells scaled to [0, 1];
     k is capped at min(N, D)."""
+    from sklearn.decomposition import PCA, IncrementalPCA  # here: `cellvae <command>` answers usage errors at once
+
     n, dimension = len(cells), int(np.prod(cells.shape[1:]))
     k = min(k, n, dimension)
     if n * dimension * 4 <= memory_bytes:

@@ -22,6 +22,7 @@ def test_named_models_are_the_schema_defaults_with_their_overrides():
     assert all(set(overrides) <= set(train) for overrides in MODELS.values())
 
 
+@pytest.mark.slow
 def test_a_named_model_is_trained_once_per_settings_and_reused(tmp_path):
     shard = tmp_path / "train.npy"
     write_shard(shard, np.random.default_rng(0).integers(0, 256, (16, 8, 8, 3), dtype=np.uint8))

@@ -146,6 +146,7 @@ def test_evaluate_prints_the_model_beside_its_baselines(trained):
 
 
 @needs_crops
+@pytest.mark.slow
 def test_embed_writes_one_row_per_image_with_the_posterior_mean(trained, tmp_path):
     out = tmp_path / "cells.csv"
     result = run_cli(

@@ -117,6 +117,7 @@ def test_iwae_bound_tightens_the_elbo_on_an_untrained_model():
     assert latent.iwae_nll(weights[:, :1]) == pytest.approx(-weights[:, 0])  # K = 1: one draw of the ELBO
 
 
+@pytest.mark.slow
 def test_evaluate_prints_the_latent_section(tmp_path):
     """`cellvae train` then `cellvae evaluate` on 24 tiny PNG cells: the evaluate JSON's latent section."""
     import json

@@ -157,6 +157,7 @@ def test_replace_section_inserts_then_replaces(tmp_path):
 
 
 @pytest.mark.skipif(not MANIFEST.is_file(), reason=f"{MANIFEST} absent (the shared BBBC021 crops beside the checkout)")
+@pytest.mark.slow
 def test_leave_one_plate_out_runs_on_a_few_real_cells(tmp_path):
     results = tmp_path / "RESULTS.md"
     results.write_text("# Results\n")

@@ -36,6 +36,7 @@ def test_chatter_lines_are_dropped_and_the_rest_kept_in_order():
 
 
 @pytest.mark.filterwarnings("ignore")
+@pytest.mark.slow
 def test_tensorflow_starts_quietly_unless_verbose():
     body = "import tensorflow as tf; tf.constant(1) + 1"
     assert "absl" in run(body, verbose=True)

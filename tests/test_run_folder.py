@@ -73,6 +73,7 @@ def test_the_run_id_is_the_checkpoints_fingerprint_and_is_in_every_file(finished
     assert ".lock" not in RUN_FILES and (out / ".lock").is_file()  # left behind, released: not a run's file
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_kept_when_another_run_would_replace_it(finished, tmp_path):
     original, images = finished
     out = tmp_path / "run"
@@ -135,6 +136,7 @@ def test_a_crashed_runs_lock_is_released(tmp_path):
         holder.wait()
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_how_to_resume(tmp_path):
     images = noise_pngs(tmp_path / "images", n=400)
     out = tmp_path / "run"
@@ -162,6 +164,7 @@ def evaluate(model, images):
     return run_cli("evaluate", "--model", model, "--images", images, timeout=120)
 
 
+@pytest.mark.slow
 def test_evaluate_takes_the_run_folder_or_its_model(finished):
     out, images = finished
     for model in (out, out / "model.keras"):

@@ -176,6 +176,7 @@ def run_cli(*args, **kwargs):
 @pytest.mark.skipif(
     not (SINGLE_CELLS / "DMSO").is_dir(), reason=f"shared BBBC021 single-cell crops not found at {SINGLE_CELLS}"
 )
+@pytest.mark.slow
 def test_train_and_evaluate_commands_on_real_bbbc021_crops(tmp_path):
     """uint16 .npy crops (DAPI, Tubulin, Actin) of sites 1-2 train, site 3 is held out."""
     images = SINGLE_CELLS / "DMSO"
@@ -241,6 +242,7 @@ def test_train_command_reports_a_missing_folder(tmp_path):
     assert result.returncode != 0 and "image folder not found" in result.stderr
 
 
+@pytest.mark.slow
 def test_same_seed_same_data_gives_identical_weights(tmp_path):
     manifest = write_blob_manifest(tmp_path / "cells", n_cells=48, size=16)
     for run in ("a", "b"):
@@ -251,6 +253,7 @@ def test_same_seed_same_data_gives_identical_weights(tmp_path):
     assert not np.array_equal(weights(tmp_path / "a" / "model.keras")[0], weights(tmp_path / "c" / "model.keras")[0])
 
 
+@pytest.mark.slow
 def test_resumed_training_equals_uninterrupted_training(tmp_path):
     """Optimizer state, epoch, data order and sampling RNG all come back from the checkpoint."""
     manifest = write_blob_manifest(tmp_path / "cells", n_cells=48, size=16)
@@ -272,6 +275,7 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path):
     assert any("training from scratch" in message for message in messages)
 
 
+@pytest.mark.slow
 def test_an_unreadable_checkpoint_is_named_and_the_finished_model_kept(tmp_path):
     manifest = write_blob_manifest(tmp_path / "cells", n_cells=32, size=16)
     files = training_files(tmp_path / "run")
@@ -290,6 +294,7 @@ def test_an_unreadable_checkpoint_is_named_and_the_finished_model_kept(tmp_path)
     assert train_vae(manifest, **files, latent_dim=4, epochs=2, **SETTINGS)["resumed_after_epoch"] == 0
 
 
+@pytest.mark.slow
 def test_sigkilled_training_resumes_from_its_last_completed_epoch(tmp_path):
     blob_images(tmp_path / "cells", n_cells=400, size=32)
     out = tmp_path / "model"
@@ -360,6 +365,7 @@ def test_gradient_clipping_reaches_the_optimizer(tmp_path):
     assert checkpoint.optimizer.clipnorm == 2.5
 
 
+@pytest.mark.slow
 def test_mixed_precision_and_xla_switches_on_cpu(tmp_path):
     manifest = write_blob_manifest(tmp_path / "cells", n_cells=32, size=16)
     summary = train_vae(

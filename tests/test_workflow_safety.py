@@ -63,6 +63,7 @@ def test_the_generator_never_writes_into_a_users_folder(tmp_path, inside):
     assert "synthesize_bbbc021" not in result.stdout and contents(mirror) == before
 
 
+@pytest.mark.slow
 def test_the_generator_writes_its_own_folder_and_refuses_it_once_something_else_is_there(tmp_path):
     settings = config(source="results/synthetic/bbbc021")
     snakemake(tmp_path, "--cores", "1", source_target(settings["source"]), config=settings)
