@@ -244,7 +244,7 @@ def table_markdown(rows: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="+", type=Path, required=True, help="run folders of `cellvae train`")
     parser.add_argument("--train", action="store_true", help="train (or resume) the runs first; --runs end in -s<seed>")
@@ -262,16 +262,12 @@ def main() -> None:
         help="a run trained with other train: settings (e.g. 'sigma per_channel=benchmarks/out/moa/perchannel-s1'), "
         "scored on the same cells as a row of its own",
     )
-    args = parser.parse_args()
-    if not MOA_MANIFEST.is_file():
-        sys.exit(f"moa_cells: {MOA_MANIFEST} not found (../shared beside the checkout)")
-    if args.train:
-        for run in args.runs:
-            seed = int(re.search(r"-s(\d+)$", run.name)[1])
-            subprocess.run(train_command(run, seed), check=True)
-    settings = defaults()["response"]["analysis"]
-    table, crops = read_cells()
-    print(f"{len(table)} cells, {table.groupby(['compound', 'concentration']).ngroups - 1} treatments", flush=True)
+    return parser.parse_args()
+
+
+def score_orientations(args, table: pd.DataFrame, crops: list, settings: dict) -> tuple[dict, dict, dict]:
+    """Every feature set and the runs' mean over seeds, as they are and over 8 views: (orientations -> label ->
+    scores, orientations -> label -> features, orientations -> the VAE's label)."""
     orientation_free = {  # the same under every flip/rotation (tests/test_cell_features.py)
         "window statistics": pd.DataFrame([cell_features.window_statistics(c) for c in crops]),
         "classic (centre cell)": pd.DataFrame([cell_features.classic_measurements(c) for c in crops]),
@@ -298,37 +294,63 @@ def main() -> None:
         rows[orientations][vae_rows[orientations]] = mean_over_seeds(trained)
         features[orientations][vae_rows[orientations]] = next(iter(embedded[0].values()))
         print(orientations, vae_rows[orientations], json.dumps(rows[orientations][vae_rows[orientations]]), flush=True)
-    chosen = settings["orientations"]
-    table_rows, name = dict(rows[chosen]), vae_rows[chosen]
+    return rows, features, vae_rows
+
+
+def ablation_rows(args, table: pd.DataFrame, settings: dict) -> dict:
+    """label -> scores of the --masked runs (on their crops) and of the --ablation runs, at the chosen orientations."""
+    chosen, found = settings["orientations"], {}
     if args.masked:
         masked_table = table.assign(path=pd.read_csv(args.masked / "moa.csv")["path"].to_numpy())
         for run in sorted(path for path in args.masked.parent.glob("masked-s*") if path.is_dir()):
             label = f"VAE mu, centre cell masked (inputs), {run.name}"
             masked = next(iter(model_features(run, masked_table, None)[chosen].values()))
-            table_rows[label] = scores(masked_table, masked, settings)
-            print(label, json.dumps(table_rows[label]), flush=True)
+            found[label] = scores(masked_table, masked, settings)
+            print(label, json.dumps(found[label]), flush=True)
     for label, run in (entry.split("=", 1) for entry in args.ablation):
-        found = next(iter(model_features(Path(run), table, None)[chosen].values()))
-        table_rows[f"VAE mu, {label}, {Path(run).name}"] = scores(table, found, settings)
-        print(label, json.dumps(table_rows[f"VAE mu, {label}, {Path(run).name}"]), flush=True)
+        values = next(iter(model_features(Path(run), table, None)[chosen].values()))
+        found[f"VAE mu, {label}, {Path(run).name}"] = scores(table, values, settings)
+        print(label, json.dumps(found[f"VAE mu, {label}, {Path(run).name}"]), flush=True)
+    return found
+
+
+def margins_over_baselines(rows: dict, vae_scores: dict) -> dict:
+    """protocol_metric -> the VAE's value minus the best baseline's (each baseline at its better orientations)."""
     margins = {}
     for protocol in ("simple", "product"):
         for key in ("nsc", "map"):
-            best = max(  # a baseline at its better orientation setting
+            best = max(
                 result[protocol][key]["value"]
                 for by_name in rows.values()
                 for label, result in by_name.items()
                 if "VAE mu" not in label
             )
-            margins[f"{protocol}_{key}"] = table_rows[name][protocol][key]["value"] - best
+            margins[f"{protocol}_{key}"] = vae_scores[protocol][key]["value"] - best
             print(f"vae_{key}_minus_best_baseline_{protocol}={margins[f'{protocol}_{key}']:.3f}")
+    return margins
+
+
+def main() -> None:
+    args = parse_args()
+    if not MOA_MANIFEST.is_file():
+        sys.exit(f"moa_cells: {MOA_MANIFEST} not found (../shared beside the checkout)")
+    if args.train:
+        for run in args.runs:
+            seed = int(re.search(r"-s(\d+)$", run.name)[1])
+            subprocess.run(train_command(run, seed), check=True)
+    settings = defaults()["response"]["analysis"]
+    table, crops = read_cells()
+    print(f"{len(table)} cells, {table.groupby(['compound', 'concentration']).ngroups - 1} treatments", flush=True)
+    rows, features, vae_rows = score_orientations(args, table, crops, settings)
+    chosen = settings["orientations"]
+    name = vae_rows[chosen]
+    table_rows = dict(rows[chosen]) | ablation_rows(args, table, settings)
+    margins = margins_over_baselines(rows, table_rows[name])
     ablated = {label: values for label, values in features[chosen].items() if not label.startswith("thumbnail")}
+    latent = re.search(r"z=(\d+)", name)[1]
     first_seed = f"VAE mu, default, z={latent}, {args.runs[0].name}"
     ablated[first_seed] = ablated.pop(name)
-    ablation = normalization_ablation(table, ablated, settings)
     focus = {label: ablated[label] for label in ("classic (centre cell)", f"pixel PCA-{latent}", first_seed)}
-    aggregation = aggregation_ablation(table, focus, settings)
-    subsampling = subsampling_curve(table, focus, settings)
     if args.results:
         replace_section(
             args.results,
@@ -339,12 +361,12 @@ def main() -> None:
             + "\nEach cell as it is (orientations 1) or averaged over its 8 flips/rotations (8), NSC / mAP:\n\n"
             + orientation_table(rows)
             + "\nNormalization of the product protocol (NSC [95% CI] / mAP; VAE: its first seed):\n\n"
-            + ablation
+            + normalization_ablation(table, ablated, settings)
             + "\nAggregation of cells into wells and treatments, NSC / mAP (VAE: its first seed):\n\n"
-            + aggregation
+            + aggregation_ablation(table, focus, settings)
             + "\nCells per treatment each feature set needs: simple-protocol NSC with at most n cells per treatment"
             + " (a random draw, mean of 10 draws; VAE: its first seed):\n\n"
-            + subsampling,
+            + subsampling_curve(table, focus, settings),
         )
     print(f"vae_nsc_minus_best_baseline={min(margins['simple_nsc'], margins['product_nsc']):.3f}")
 

@@ -231,28 +231,24 @@ def train_on_shards(
             verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
         )
     seconds = time.perf_counter() - start
-
-    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)  # rows: the resumed ones + this run's
-    write_csv(history, history_csv)
-    summary = {
-        "latent_dim": latent_dim,
-        "epochs": epochs,
-        "resumed_after_epoch": first_epoch,
-        "n_train": n_train,
-        "n_validation": n_validation,
-        **run_measures(history, n_train, vae),
-        "image_size": image_size,
-        **switches,
-        "backend": keras.backend.backend(),
-        "fingerprint": digest,
-        **settings,
-    }
-    write_json(summary, summary_json)
-    atomic_write(model_path, vae.save)
+    run = {"latent_dim": latent_dim, "epochs": epochs, "resumed_after_epoch": first_epoch}
+    run |= {"n_train": n_train, "n_validation": n_validation, "image_size": image_size, **switches}
+    summary = save_run(vae, rows, run | {"fingerprint": digest, **settings}, model_path, history_csv, summary_json)
     log(
         f"z={latent_dim}: {epochs - first_epoch} epochs in {seconds:.0f} s "
         f"({summary['images_per_second']:.0f} images/s) -> {model_path}"
     )
+    return summary
+
+
+def save_run(vae, rows: list, run: dict, model_path, history_csv, summary_json) -> dict:
+    """Write the history (rows: resumed ones + this run's), the summary (run, the history's measures, the backend)
+    and, last, the model; returns the summary."""
+    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    write_csv(history, history_csv)
+    summary = {**run, **run_measures(history, run["n_train"], vae), "backend": keras.backend.backend()}
+    write_json(summary, summary_json)
+    atomic_write(model_path, vae.save)
     return summary
 
 
