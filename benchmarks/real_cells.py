@@ -28,14 +28,16 @@ held it out): the VAE/PCA-k MSE ratio (VAE: the seeds' mean error per cell) with
 over fields (plate + well + site; --bootstrap resamplings), over the whole window (mse) and inside the centre cell
 (mse_cell: its mask segmented from the crop itself, cellvae.cell_features, composed onto the canvas like the crop);
 the PCA-equivalent k (PCA-k's held-out MSE equals the VAE's). A plate has only 3-4 fields, so a fold's interval is
-coarse; the pooled one resamples all 19. Writes the section "## Leave one plate out" of --results (default
+coarse; the pooled one resamples all 19. Writes the section "## Leave one plate out" (whole windows at 64 px; other
+settings add theirs to the heading, e.g. "## Leave one plate out, 128 px masked") of --results (default
 benchmarks/RESULTS.md). Settings are chosen on folds, never on the plate a figure is reported on: this mode chooses
 none (models are MODELS over the config's defaults); the defaults were chosen by the ablation above on the fixed
 fold, whose held-out plates Week4_27801 and Week4_27821 are two of the five folds here (flagged in the table); a new
 choice must come from the training plates of each fold.
 The product's setting (issue 18 goal 2): --folds lopo --size 128 --masked --latent-dims 150: the crops masked to
 their centre cell and cut to its bounding box, composed at the common scale (png.scale, png.scale_quantile) like
-`cellvae png`, z = 150 against PCA-150. Goal 4 (one sigma per channel): --models default per-channel-sigma. Smoke:
+`cellvae png`, z = 150 against PCA-150 (--held-out PLATE: one fold, a run of the 128 px model for a CPU-only
+machine). Goal 4 (one sigma per channel): --models default per-channel-sigma. Smoke:
 --max-cells-per-plate 40 --epochs 1 --seeds 1 --results /tmp/R.md.
 Last line (lopo): lopo_ratio_max_upper=<largest upper 95% bound over folds of the first model's, first z's
 whole-window VAE/PCA-k MSE ratio>
@@ -106,11 +108,18 @@ def lopo_cells(manifest: Path, max_per_plate: int | None) -> tuple[pd.DataFrame,
     return table, [read_image(manifest.parents[2] / file, ("dapi", "tubulin", "actin")) for file in table["file"]]
 
 
+def lopo_heading(args) -> str:
+    """The RESULTS.md heading of a leave-one-plate-out setting (each setting its own section)."""
+    if args.size == 64 and not args.masked:
+        return "## Leave one plate out"
+    return f"## Leave one plate out, {args.size} px{' masked' if args.masked else ''}"
+
+
 def lopo_table(rows: pd.DataFrame, args, n_cells: int) -> str:
     """The markdown section of the leave-one-plate-out results."""
     setting = f"{args.size} px, " + ("masked centre cells at the common scale" if args.masked else "whole windows")
     lines = [
-        "## Leave one plate out",
+        lopo_heading(args),
         "",
         f"`benchmarks/real_cells.py --folds lopo` ({setting}; {n_cells} DMSO cells of five plates; "
         f"{args.epochs} epochs, seeds {' '.join(map(str, args.seeds))}). Each fold trains on four plates and is "
@@ -163,11 +172,14 @@ def leave_one_plate_out(args, log) -> int:
     """--folds lopo (see the module docstring): per held-out plate and pooled; writes lopo.csv and the section."""
     png = defaults()["png"]
     table, raw, segmented, scale = lopo_crops(args, log)
+    unknown = sorted(set(args.held_out or []) - set(table["plate"]))
+    if unknown:
+        sys.exit(f"real_cells: --held-out {' '.join(unknown)}: no such plate in {args.manifest}")
     fields = (table["plate"] + "/" + table["well"] + "/s" + table["site"].astype(str)).to_numpy()
     tag = f"lopo-{args.size}px{'-masked' if args.masked else ''}"
     tag += f"-max{args.max_cells_per_plate}" if args.max_cells_per_plate else ""
     rows, pooled = [], {}
-    for held in sorted(table["plate"].unique()):
+    for held in args.held_out or sorted(table["plate"].unique()):
         test = (table["plate"] == held).to_numpy()
         training = [crop for crop, held_out in zip(raw, test) if not held_out]
         train_cells, ranges = compose_arrays(training, args.size, png["percentiles"], scale)
@@ -209,7 +221,7 @@ def leave_one_plate_out(args, log) -> int:
         rows.append({"model": name, "latent_dim": z, "plate": "all", **paired_comparison(*measured, args.bootstrap)})
     results = pd.DataFrame(rows)
     write_csv(results, args.out / tag / "lopo.csv")
-    replace_section(args.results, "## Leave one plate out", lopo_table(results, args, len(table)))
+    replace_section(args.results, lopo_heading(args), lopo_table(results, args, len(table)))
     pd.set_option("display.width", 250)
     print(results.round(5).to_string(index=False))
     first = results[(results["model"] == args.models[0]) & (results["latent_dim"] == args.latent_dims[0])]
@@ -231,6 +243,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--folds", choices=["fixed", "lopo"], default="fixed")
     parser.add_argument("--masked", action="store_true", help="lopo: crops masked to the centre cell, common scale")
     parser.add_argument("--max-cells-per-plate", type=positive_int, help="lopo: a seeded sample of each plate's cells")
+    parser.add_argument("--held-out", nargs="+", help="lopo: only the folds that hold out these plates (default: all)")
     parser.add_argument("--bootstrap", type=positive_int, default=2000, help="lopo: resamplings of the fields")
     parser.add_argument("--pca-max-k", type=positive_int, default=256, help="lopo: PCA components (>= 2 z)")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
@@ -239,8 +252,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.seeds = args.seeds or ([1, 2] if lopo else [1, 2, 3])
     args.latent_dims = args.latent_dims or ([75] if lopo else [16, 75])
     args.models = args.models or (["default"] if lopo else ["thesis", "default"])
-    if args.masked and not lopo:
-        parser.error("--masked is a --folds lopo option")
+    for option in ("masked", "held_out"):
+        if getattr(args, option) and not lopo:
+            parser.error(f"--{option.replace('_', '-')} is a --folds lopo option")
     return args
 
 

@@ -178,3 +178,26 @@ def test_leave_one_plate_out_runs_on_a_few_real_cells(tmp_path):
     assert (table["ratio_low"] <= table["ratio"]).all() and (table["ratio"] <= table["ratio_high"]).all()
     section = results.read_text()
     assert "## Leave one plate out" in section and section.count("| default-z4 |") == 6
+
+
+@pytest.mark.skipif(not MANIFEST.is_file(), reason=f"{MANIFEST} absent (the shared BBBC021 crops beside the checkout)")
+@pytest.mark.slow
+def test_one_fold_of_masked_cells_has_its_own_section(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n\n## Leave one plate out\n\nthe whole windows' figures\n")
+    options = "--max-cells-per-plate 12 --epochs 1 --seeds 1 --latent-dims 4 --pca-max-k 8 --size 32 --bootstrap 100"
+
+    def real_cells(*extra):
+        command = [sys.executable, "benchmarks/real_cells.py", "--folds", "lopo", *options.split(), *extra]
+        command += ["--out", str(tmp_path / "out"), "--results", str(results)]
+        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+    refused = real_cells("--held-out", "Week4_99999")
+    assert refused.returncode != 0 and "--held-out Week4_99999: no such plate" in refused.stderr
+    run = real_cells("--masked", "--held-out", "Week4_27821")
+    assert run.returncode == 0, run.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "out" / "lopo-32px-masked-max12" / "lopo.csv")
+    assert table["plate"].tolist() == ["Week4_27821", "all"]
+    text = results.read_text()
+    assert "the whole windows' figures" in text and "## Leave one plate out, 32 px masked" in text
+    assert "masked centre cells at the common scale" in text and text.count("| default-z4 |") == 2
