@@ -64,7 +64,13 @@ osd=""
 for _ in $(seq 1 100); do osd=$(ceph -c "$conf" osd create 2>/dev/null) && break; sleep 0.3; done
 [ -n "$osd" ] || { echo "ceph: the monitor refused 'osd create' for 30 s; see $state/log" >&2; exit 1; }
 ceph-osd -c "$conf" -i "$osd" --mkfs >/dev/null 2>&1
-ceph-osd -c "$conf" -i "$osd"
+# the OSD's first command can reach the monitor before the monitor's map reached the OSD ("wrong fsid": the OSD
+# sent fsid 0; seen in whole test-suite runs, both tries of a fresh start alike): start it again, up to 5 times
+for try in 1 2 3 4 5; do
+  ceph-osd -c "$conf" -i "$osd" 2>"$state/log/osd-start.err" && break
+  [ "$try" -lt 5 ] || { cat "$state/log/osd-start.err" >&2; exit 1; }
+  sleep 2
+done
 for _ in $(seq 1 100); do ceph -c "$conf" osd stat 2>/dev/null | grep -q "1 up" && break; sleep 0.3; done
 ceph -c "$conf" osd stat | grep -q "1 up" || { echo "ceph: the OSD did not come up; see $state/log" >&2; exit 1; }
 radosgw -c "$conf" -n client.rgw.a
