@@ -156,20 +156,22 @@ def test_replace_section_inserts_then_replaces(tmp_path):
     assert results.read_text().endswith("## B\n\nb\n\n## C\n\nc\n")
 
 
+def real_cells(tmp_path, results, size: int, *extra) -> subprocess.CompletedProcess:
+    """benchmarks/real_cells.py --folds lopo on a few cells of each plate, one tiny model of one epoch."""
+    options = (
+        f"--max-cells-per-plate 12 --epochs 1 --seeds 1 --latent-dims 4 --pca-max-k 8 --size {size} --bootstrap 100"
+    )
+    command = [sys.executable, "benchmarks/real_cells.py", "--folds", "lopo", *options.split(), *extra]
+    command += ["--out", str(tmp_path / "out"), "--results", str(results)]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
 @pytest.mark.skipif(not MANIFEST.is_file(), reason=f"{MANIFEST} absent (the shared BBBC021 crops beside the checkout)")
 @pytest.mark.slow
 def test_leave_one_plate_out_runs_on_a_few_real_cells(tmp_path):
     results = tmp_path / "RESULTS.md"
     results.write_text("# Results\n")
-    options = "--max-cells-per-plate 12 --epochs 1 --seeds 1 --latent-dims 4 --pca-max-k 8 --size 16 --bootstrap 100"
-    run = subprocess.run(
-        [sys.executable, "benchmarks/real_cells.py", "--folds", "lopo", *options.split()]
-        + ["--out", str(tmp_path / "out"), "--results", str(results)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    run = real_cells(tmp_path, results, 16)
     assert run.returncode == 0, run.stderr[-2000:]
     last = run.stdout.strip().splitlines()[-1]
     assert last.startswith("lopo_ratio_max_upper=") and float(last.split("=")[1]) > 0
@@ -185,16 +187,9 @@ def test_leave_one_plate_out_runs_on_a_few_real_cells(tmp_path):
 def test_one_fold_of_masked_cells_has_its_own_section(tmp_path):
     results = tmp_path / "RESULTS.md"
     results.write_text("# Results\n\n## Leave one plate out\n\nthe whole windows' figures\n")
-    options = "--max-cells-per-plate 12 --epochs 1 --seeds 1 --latent-dims 4 --pca-max-k 8 --size 32 --bootstrap 100"
-
-    def real_cells(*extra):
-        command = [sys.executable, "benchmarks/real_cells.py", "--folds", "lopo", *options.split(), *extra]
-        command += ["--out", str(tmp_path / "out"), "--results", str(results)]
-        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
-
-    refused = real_cells("--held-out", "Week4_99999")
+    refused = real_cells(tmp_path, results, 32, "--held-out", "Week4_99999")
     assert refused.returncode != 0 and "--held-out Week4_99999: no such plate" in refused.stderr
-    run = real_cells("--masked", "--held-out", "Week4_27821")
+    run = real_cells(tmp_path, results, 32, "--masked", "--held-out", "Week4_27821")
     assert run.returncode == 0, run.stderr[-2000:]
     table = pd.read_csv(tmp_path / "out" / "lopo-32px-masked-max12" / "lopo.csv")
     assert table["plate"].tolist() == ["Week4_27821", "all"]
