@@ -309,8 +309,9 @@ def ablation_rows(args, table: pd.DataFrame, settings: dict) -> dict:
             print(label, json.dumps(found[label]), flush=True)
     for label, run in (entry.split("=", 1) for entry in args.ablation):
         values = next(iter(model_features(Path(run), table, None)[chosen].values()))
-        found[f"VAE mu, {label}, {Path(run).name}"] = scores(table, values, settings)
-        print(label, json.dumps(found[f"VAE mu, {label}, {Path(run).name}"]), flush=True)
+        row = f"VAE mu, {label}, {Path(run).name}"
+        found[row] = scores(table, values, settings)
+        print(label, json.dumps(found[row]), flush=True)
     return found
 
 

@@ -98,10 +98,14 @@ def load_crops(manifest_csv: Path) -> tuple[pd.DataFrame, list]:
 PCA_MEMORY_BYTES = 16 << 30  # the augmented training cells of a fold in one PCA (IncrementalPCA above)
 
 
-def lopo_cells(manifest: Path, max_per_plate: int | None) -> tuple[pd.DataFrame, list]:
-    """The five plates' DMSO rows (a seeded sample of at most max_per_plate each) and their raw windows (RGB)."""
+def lopo_cells(manifest: Path, max_per_plate: int | None, held_out: list | None) -> tuple[pd.DataFrame, list]:
+    """The five plates' DMSO rows (a seeded sample of at most max_per_plate each) and their raw windows (RGB);
+    held_out plates that the manifest lacks are refused before any window is read."""
     table = pd.read_csv(manifest)
     table = table[table["compound"] == CONTROL]
+    unknown = sorted(set(held_out or []) - set(table["plate"]))
+    if unknown:
+        sys.exit(f"real_cells: --held-out {' '.join(unknown)}: no such plate in {manifest}")
     if max_per_plate:
         table = table.sample(frac=1.0, random_state=0).groupby("plate").head(max_per_plate).sort_index()
     table = table.reset_index(drop=True)
@@ -136,7 +140,7 @@ def lopo_table(rows: pd.DataFrame, args, n_cells: int) -> str:
 def lopo_crops(args, log) -> tuple[pd.DataFrame, list, list, float | None]:
     """(rows, raw windows or --masked crops, their centre cells' masks, the common scale or None) of lopo_cells."""
     png = defaults()["png"]
-    table, raw = lopo_cells(args.manifest, args.max_cells_per_plate)
+    table, raw = lopo_cells(args.manifest, args.max_cells_per_plate, args.held_out)
     segmented = [centre_cell(window) for window in raw]
     if not args.masked:
         return table, raw, segmented, None  # whole windows fill the canvas, as in the fixed fold
@@ -172,14 +176,11 @@ def leave_one_plate_out(args, log) -> int:
     """--folds lopo (see the module docstring): per held-out plate and pooled; writes lopo.csv and the section."""
     png = defaults()["png"]
     table, raw, segmented, scale = lopo_crops(args, log)
-    unknown = sorted(set(args.held_out or []) - set(table["plate"]))
-    if unknown:
-        sys.exit(f"real_cells: --held-out {' '.join(unknown)}: no such plate in {args.manifest}")
     fields = (table["plate"] + "/" + table["well"] + "/s" + table["site"].astype(str)).to_numpy()
     tag = f"lopo-{args.size}px{'-masked' if args.masked else ''}"
     tag += f"-max{args.max_cells_per_plate}" if args.max_cells_per_plate else ""
     rows, pooled = [], {}
-    for held in args.held_out or sorted(table["plate"].unique()):
+    for held in sorted(set(args.held_out or table["plate"])):
         test = (table["plate"] == held).to_numpy()
         training = [crop for crop, held_out in zip(raw, test) if not held_out]
         train_cells, ranges = compose_arrays(training, args.size, png["percentiles"], scale)

@@ -231,9 +231,18 @@ def train_on_shards(
             verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
         )
     seconds = time.perf_counter() - start
-    run = {"latent_dim": latent_dim, "epochs": epochs, "resumed_after_epoch": first_epoch}
-    run |= {"n_train": n_train, "n_validation": n_validation, "image_size": image_size, **switches}
-    summary = save_run(vae, rows, run | {"fingerprint": digest, **settings}, model_path, history_csv, summary_json)
+    run = {
+        "latent_dim": latent_dim,
+        "epochs": epochs,
+        "resumed_after_epoch": first_epoch,
+        "n_train": n_train,
+        "n_validation": n_validation,
+        "image_size": image_size,
+        **switches,
+        "fingerprint": digest,
+        **settings,
+    }
+    summary = save_run(vae, rows, run, model_path, history_csv, summary_json)
     log(
         f"z={latent_dim}: {epochs - first_epoch} epochs in {seconds:.0f} s "
         f"({summary['images_per_second']:.0f} images/s) -> {model_path}"
