@@ -44,7 +44,6 @@ whole-window VAE/PCA-k MSE ratio>
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -76,7 +75,7 @@ from cellvae.metadata import CONTROL  # noqa: E402
 from cellvae.metrics import reconstruction_metrics  # noqa: E402
 from cellvae.model import build_vae, load_vae  # noqa: E402
 from cellvae.orientations import dihedral_variants  # noqa: E402
-from cellvae.plate_response import classic_features, response_scores  # noqa: E402
+from cellvae.plate_response import classic_features, field_names, response_scores, response_table  # noqa: E402
 from cellvae.png import resolve_scale  # noqa: E402
 from cellvae.response import encode_images  # noqa: E402
 from cellvae.shards import write_shard  # noqa: E402
@@ -161,12 +160,32 @@ def pca_curve(train_cells: np.ndarray, test_cells: np.ndarray, masks: np.ndarray
     return pca_errors(pca.mean_, pca.components_, test_cells, masks, ks)
 
 
-def pca_measures(curve: dict, vae_window: np.ndarray, vae_cell: np.ndarray, seed_ratios: list) -> dict:
-    """Beside a fold's paired comparison: the largest k, the seeds' sd of the ratio and the PCA-equivalent k over
-    the window and inside the cell."""
+def trained_models(name: str, z: int, args, shard: Path, folder: Path, log) -> list:
+    """Each seed's model of name at z, trained on shard once (kept under folder, reused by a rerun)."""
+    return [
+        load_vae(train_model(name, z, seed, args.epochs, shard, folder, log) / "model.keras") for seed in args.seeds
+    ]
+
+
+def versus_pca(
+    vaes: list, pca: tuple, cells: np.ndarray, masks: np.ndarray, fields, pixels, args
+) -> tuple[dict, tuple]:
+    """(paired_comparison of the seeds' mean error per cell against PCA's errors (window, cell) on the same cells
+    and the seeds' sd of the whole-window ratio, the measured arrays it compared)."""
+    errors = [model_errors(cells, lambda x, vae=vae: np.asarray(vae.reconstruct(x)), masks) for vae in vaes]
+    vae_window, vae_cell = (np.mean([e[i] for e in errors], axis=0) for i in (0, 1))
+    measured = (fields, pixels, vae_window, pca[0], vae_cell, pca[1])
+    ratios = [e[0].sum() / pca[0].sum() for e in errors]
+    spread = float(np.std(ratios, ddof=1)) if len(ratios) > 1 else 0.0
+    return {**paired_comparison(*measured, args.bootstrap), "ratio_seed_sd": spread}, measured
+
+
+def pca_measures(curve: dict, measured: tuple) -> dict:
+    """Beside a paired comparison (its measured arrays): the largest k and the PCA-equivalent k over the window
+    and inside the cell."""
+    vae_window, vae_cell = measured[2], measured[4]
     return {
         "k_max": max(curve),
-        "ratio_seed_sd": float(np.std(seed_ratios, ddof=1)) if len(seed_ratios) > 1 else 0.0,
         "k_equivalent": pca_equivalent_k(list(curve), [curve[k][0].mean() for k in curve], vae_window.mean()),
         "k_equivalent_cell": pca_equivalent_k(list(curve), [curve[k][1].sum() for k in curve], vae_cell.sum()),
     }
@@ -199,25 +218,18 @@ def leave_one_plate_out(args, log) -> int:
                 )
             curve = curves[augment]
             for z in args.latent_dims:
-                errors = []
-                for seed in args.seeds:
-                    folder = train_model(name, z, seed, args.epochs, fold / "train.npy", fold, log)
-                    vae = load_vae(folder / "model.keras")
-                    errors.append(model_errors(test_cells, lambda x: np.asarray(vae.reconstruct(x)), masks))
-                vae_window, vae_cell = (np.mean([e[i] for e in errors], axis=0) for i in (0, 1))
-                pca_window, pca_cell = curve[z]
-                seed_ratios = [e[0].sum() / pca_window.sum() for e in errors]
-                measured = (fields[test], pixels, vae_window, pca_window, vae_cell, pca_cell)
+                vaes = trained_models(name, z, args, fold / "train.npy", fold, log)
+                compared, measured = versus_pca(vaes, curve[z], test_cells, masks, fields[test], pixels, args)
                 pooled.setdefault((name, z), []).append(measured)
                 rows.append(
-                    {"model": name, "latent_dim": z, "plate": held, **paired_comparison(*measured, args.bootstrap)}
-                    | {"pca_augmented": augment, **pca_measures(curve, vae_window, vae_cell, seed_ratios)}
+                    {"model": name, "latent_dim": z, "plate": held, **compared, "pca_augmented": augment}
+                    | pca_measures(curve, measured)
                 )
                 log(
                     f"{held} {name}-z{z}: ratio {rows[-1]['ratio']:.3f} [{rows[-1]['ratio_low']:.3f}, "
                     f"{rows[-1]['ratio_high']:.3f}], mse_cell ratio {rows[-1]['ratio_cell']:.3f}"
                 )
-    for (name, z), parts in pooled.items():
+    for (name, z), parts in [(key, parts) for key, parts in pooled.items() if len(parts) > 1]:
         measured = [np.concatenate(values) for values in zip(*parts)]
         rows.append({"model": name, "latent_dim": z, "plate": "all", **paired_comparison(*measured, args.bootstrap)})
     results = pd.DataFrame(rows)
@@ -272,8 +284,11 @@ def main(argv=None) -> int:
     return leave_one_plate_out(args, log) if args.folds == "lopo" else fixed_fold(args, log)
 
 
+FIXED_HEADING = "## Fixed fold: reconstruction and response on two never-seen plates"
+
+
 def fixed_fold(args, log) -> int:
-    """The fixed fold (see the module docstring): reconstruction.csv and response.csv, a summary of each."""
+    """The fixed fold (see the module docstring): reconstruction.csv, response.csv and the section FIXED_HEADING."""
     table, raw = load_crops(args.manifest)
     dmso = (table["compound"] == CONTROL).to_numpy()
     in_train = table["plate"].isin(args.train_plates).to_numpy()
@@ -285,63 +300,82 @@ def fixed_fold(args, log) -> int:
     shard = args.out / f"train-{args.size}px.npy"
     write_shard(shard, train_cells)
     held_out = ~in_train & dmso
+    masks = centre_cell_masks([centre_cell(w) for w, keep in zip(raw, held_out) if keep], args.size)
+    pixels, fields = masks.sum(axis=(1, 2)) * 3.0, field_names(table)[held_out]
     log(
         f"{len(train_cells)} training cells ({', '.join(args.train_plates)}); {held_out.sum()} held-out DMSO "
         f"cells ({', '.join(test_plates)}); response plates {', '.join(response_plates)}"
     )
     response = table["plate"].isin(response_plates).to_numpy()
-    response_cells = table[response].reset_index(drop=True)
-    feature_sets = {"classic": np.array([classic_features(cell) for cell, keep in zip(raw, response) if keep])}
-    rows, response_rows = [], []
+    feature_sets = {"classic": [np.array([classic_features(cell) for cell, keep in zip(raw, response) if keep])]}
+    rows, trivial, curves = [], [], {}
     for k in args.latent_dims:
         baselines = Baselines.fit(train_cells, k)
-        rows += baseline_rows(baselines, test_cells[held_out], with_constant=k == args.latent_dims[0])
-        feature_sets[f"pca-{k}"] = baselines.pca_codes(test_cells[response])
+        trivial = trivial or baseline_rows(baselines, test_cells[held_out])
+        feature_sets[f"pca-{k}"] = [baselines.pca_codes(test_cells[response])]
         for name in args.models:
-            for seed in args.seeds:
-                folder = train_model(name, k, seed, args.epochs, shard, args.out, log)
-                vae = load_vae(folder / "model.keras")
-                rows.append(model_row(vae, folder, f"{name}-z{k}", seed, test_cells[held_out], log))
+            augment = model_settings(name)["augment"]
+            if augment not in curves:
+                fitted_on = dihedral_variants(train_cells) if augment else train_cells
+                curves[augment] = pca_curve(fitted_on, test_cells[held_out], masks, args)
+            vaes = trained_models(name, k, args, shard, args.out, log)
+            compared, measured = versus_pca(vaes, curves[augment][k], test_cells[held_out], masks, fields, pixels, args)
+            plates = " + ".join(test_plates)
+            rows.append(
+                {"model": name, "latent_dim": k, "plate": plates, **compared, "pca_augmented": augment}
+                | pca_measures(curves[augment], measured)
+            )
+            for vae in vaes:
                 for label, values in model_features(vae, name, test_cells[response]).items():
-                    scores = response_scores(values, response_cells, response_plates)
-                    response_rows.append({"features": label, "seed": seed, **scores})
-    for label, values in feature_sets.items():
-        valid = ~np.isnan(values).any(axis=1)
-        scores = response_scores(values[valid], response_cells[valid].reset_index(drop=True), response_plates)
-        response_rows.append({"features": label, "seed": 0, **scores})
-    reconstruction, responses = pd.DataFrame(rows), pd.DataFrame(response_rows)
-    write_csv(reconstruction, args.out / "reconstruction.csv")
+                    feature_sets.setdefault(label, []).append(values)
+    cells = table[response].reset_index(drop=True)
+    responses = []
+    for label, sets in feature_sets.items():
+        valid = ~np.isnan(np.stack(sets)).any(axis=(0, 2))
+        scores = response_scores([v[valid] for v in sets], cells[valid].reset_index(drop=True), response_plates)
+        responses.append({"features": label, "sets": len(sets), **scores})
+        log(f"response of {label}: lda {scores['lda_accuracy']:.3f}")
+    reconstruction, responses = pd.DataFrame(rows), pd.DataFrame(responses)
+    write_csv(pd.concat([pd.DataFrame(trivial), reconstruction]), args.out / "reconstruction.csv")
     write_csv(responses, args.out / "response.csv")
-    print_fixed_fold(reconstruction, responses, args, held_out.sum(), test_plates, response_plates)
+    section = fixed_fold_section(reconstruction, trivial, responses, args, response_plates, int(held_out.sum()))
+    replace_section(args.results, FIXED_HEADING, section)
+    print(section)
+    if "default" in args.models and 75 in args.latent_dims:
+        chosen = reconstruction[(reconstruction["model"] == "default") & (reconstruction["latent_dim"] == 75)]
+        print(f"vae_over_pca_mse={chosen['ratio'].iloc[0]:.4f}")
     return 0
 
 
-def baseline_rows(baselines: Baselines, cells: np.ndarray, with_constant: bool) -> list:
-    """Reconstruction rows of PCA-k and, with_constant, of the zero / mean / median baselines (k-independent)."""
-    return [
-        {
-            "method": f"pca-{baselines.k}" if name == "pca" else name,
-            "latent_dim": baselines.k if name == "pca" else 0,
-            "seed": 0,
-            **reconstruction_metrics(cells, reconstruct, masked=False),
-        }
-        for name, reconstruct in baselines.reconstructors().items()
-        if name == "pca" or with_constant
+def fixed_fold_section(reconstruction, trivial: list, responses, args, plates: list, n_held_out: int) -> str:
+    """The markdown section FIXED_HEADING: reconstruction against PCA with paired intervals and the trivial
+    baselines, then the response table."""
+    constant = ", ".join(f"{row['method']} image {row['mse']:.5f}" for row in trivial)
+    lines = [
+        FIXED_HEADING,
+        "",
+        f"`benchmarks/real_cells.py` ({args.size} px whole windows; models and PCA fitted on the DMSO cells of "
+        f"{', '.join(args.train_plates)}; {args.epochs} epochs, seeds {' '.join(map(str, args.seeds))}).",
+        "",
+        f"Reconstruction of the {n_held_out} DMSO cells of {' and '.join(plates)}: VAE (the seeds' mean error per "
+        "cell) / PCA-k MSE, k = z, PCA fitted on the cells as the model sees them (8 flips/rotations where it "
+        "trains on them), with a 95% paired bootstrap interval over fields. Trivial baselines, MSE over the "
+        f"window: {constant}.",
+        "",
+        *markdown_table(reconstruction),
+        "",
+        *response_table(responses, plates),
     ]
+    return "\n".join(lines) + "\n"
 
 
-def model_row(vae, folder: Path, method: str, seed: int, cells: np.ndarray, log) -> dict:
-    """The reconstruction row of a trained model (in folder, beside its training.json) on the held-out cells."""
-    metrics = reconstruction_metrics(cells, lambda x: np.asarray(vae.reconstruct(x)), masked=False)
-    training = json.loads((folder / "training.json").read_text())
-    log(f"{method} seed {seed}: mse {metrics['mse']:.5f} (trained in {training['seconds']:.0f} s)")
-    return {
-        "method": method,
-        "latent_dim": vae.latent_dim,
-        "seed": seed,
-        **metrics,
-        "train_seconds": training["seconds"],
-    }
+def baseline_rows(baselines: Baselines, cells: np.ndarray) -> list:
+    """Reconstruction rows of the zero / mean / median images (the trivial baselines; PCA is compared paired)."""
+    return [
+        {"method": name, "latent_dim": 0, **reconstruction_metrics(cells, reconstruct, masked=False)}
+        for name, reconstruct in baselines.reconstructors().items()
+        if name != "pca"
+    ]
 
 
 def model_features(vae, name: str, cells: np.ndarray) -> dict:
@@ -353,34 +387,6 @@ def model_features(vae, name: str, cells: np.ndarray) -> dict:
         f"{name}-z{k} mu": encode_images(vae, cells),
         f"untrained-{settings['architecture']}-z{k}": encode_images(untrained, cells),
     }
-
-
-def print_fixed_fold(reconstruction, responses, args, n_held_out, test_plates, response_plates) -> None:
-    """The fixed fold's summaries (mean and sd over seeds) and its last line, vae_over_pca_mse."""
-    summary = reconstruction.groupby("method", sort=False)[["mse", "similarity_s", "psnr", "ssim"]].agg(["mean", "std"])
-    response_summary = responses.groupby("features", sort=False).agg(
-        {
-            column: ["mean", "std"] if column != "distances_increase" else "all"
-            for column in responses.columns
-            if column not in ("features", "seed")
-        }
-    )
-    pd.set_option("display.width", 250)
-    pd.set_option("display.max_columns", 40)
-    print(
-        f"Reconstruction of {n_held_out} DMSO cells of never-seen plates ({', '.join(test_plates)}), "
-        f"{args.size} px, {args.epochs} epochs, seeds {args.seeds} (mean, sd):"
-    )
-    print(summary.round(5).to_string())
-    print(
-        f"\nResponse on {', '.join(response_plates)} (LDA trained on one plate, tested on the other; "
-        "Mahalanobis distances in DMSO standard deviations; <plate>_dmso_null: between the fields of its DMSO well):"
-    )
-    print(response_summary.round(3).to_string())
-    if "default" in args.models and 75 in args.latent_dims:
-        vae_mse = reconstruction.loc[reconstruction["method"] == "default-z75", "mse"].mean()
-        pca_mse = reconstruction.loc[reconstruction["method"] == "pca-75", "mse"].mean()
-        print(f"vae_over_pca_mse={vae_mse / pca_mse:.4f}")
 
 
 if __name__ == "__main__":

@@ -75,18 +75,25 @@ def _squared_shift(whitening: np.ndarray, reference: np.ndarray, treated: np.nda
     return float(shift @ precision @ shift - noise)
 
 
-def mahalanobis_distance(control: np.ndarray, treated: np.ndarray, seed: int) -> float:
+def mahalanobis_distance(control: np.ndarray, treated: np.ndarray, seed: int, in_half_a=None) -> float:
     """Cross-fitted Mahalanobis distance of the treated cells' mean from the DMSO cells' mean, in DMSO
     standard deviations along the shift: the DMSO cells are split at random into halves A and B; the shift
     from B's mean is whitened by the covariance of A (`_precision`), then A and B swap, and the two unbiased
     squared distances (`_squared_shift`) are averaged. Reported as sign × sqrt(|squared distance|):
     about 0 (either sign) where there is no shift, and unchanged by added features that carry no shift (the
-    centroid distance in DMSO spreads fell as 1/sqrt(d)). NaN with fewer than 4 DMSO or 2 treated cells."""
+    centroid distance in DMSO spreads fell as 1/sqrt(d)). in_half_a (boolean per DMSO cell) fixes the split
+    instead, so that the figure of a subset of the cells moves only with the cells (a jackknife). NaN with fewer
+    than 4 DMSO or 2 treated cells."""
     control, treated = np.asarray(control, np.float64), np.asarray(treated, np.float64)
     if len(control) < 4 or len(treated) < 2:
         return math.nan
-    order = np.random.default_rng(seed).permutation(len(control))
-    half_a, half_b = control[order[: len(order) // 2]], control[order[len(order) // 2 :]]
+    if in_half_a is None:
+        in_half_a = np.zeros(len(control), bool)
+        in_half_a[np.random.default_rng(seed).permutation(len(control))[: len(control) // 2]] = True
+    in_half_a = np.asarray(in_half_a, bool)
+    if min(in_half_a.sum(), (~in_half_a).sum()) < 2:
+        return math.nan
+    half_a, half_b = control[in_half_a], control[~in_half_a]
     squared = (_squared_shift(half_a, half_b, treated) + _squared_shift(half_b, half_a, treated)) / 2
     return float(math.copysign(math.sqrt(abs(squared)), squared))
 

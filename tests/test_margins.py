@@ -192,7 +192,7 @@ def test_one_fold_of_masked_cells_has_its_own_section(tmp_path):
     run = real_cells(tmp_path, results, 32, "--masked", "--held-out", "Week4_27821")
     assert run.returncode == 0, run.stderr[-2000:]
     table = pd.read_csv(tmp_path / "out" / "lopo-32px-masked-max12" / "lopo.csv")
-    assert table["plate"].tolist() == ["Week4_27821", "all"]
+    assert table["plate"].tolist() == ["Week4_27821"]  # one fold: no pooled row repeating it
     text = results.read_text()
     assert "the whole windows' figures" in text and "## Leave one plate out, 32 px masked" in text
-    assert "masked centre cells at the common scale" in text and text.count("| default-z4 |") == 2
+    assert "masked centre cells at the common scale" in text and text.count("| default-z4 |") == 1

@@ -26,19 +26,42 @@ def plates_of_cells(shifts: dict, n: int = 40, dims: int = 4, seed: int = 0) -> 
 
 def test_a_dose_response_separates_across_plates_and_grows_with_dose():
     features, cells = plates_of_cells({1.0: 1.0, 10.0: 3.0})
-    scores = response_scores(features, cells, ["P1", "P2"])
+    scores = response_scores([features], cells, ["P1", "P2"])
     assert scores["lda_accuracy"] > 0.8
     assert scores["distances_increase"]
     for plate in ("P1", "P2"):
         assert 0 < scores[f"{plate}_1uM"] < scores[f"{plate}_10uM"]
         assert abs(scores[f"{plate}_dmso_null"]) < scores[f"{plate}_1uM"]
+        for dose in (1, 10):
+            assert scores[f"{plate}_{dose}uM_low"] < scores[f"{plate}_{dose}uM"] < scores[f"{plate}_{dose}uM_high"]
 
 
 def test_no_response_is_near_chance_and_does_not_grow():
     features, cells = plates_of_cells({1.0: 0.0, 10.0: 0.0}, seed=1)
-    scores = response_scores(features, cells, ["P1", "P2"])
+    scores = response_scores([features], cells, ["P1", "P2"])
     assert scores["lda_accuracy"] < 0.7
     assert abs(scores["P1_10uM"]) < 1.0
+
+
+def test_the_interval_covers_the_true_distance_and_widens_with_field_to_field_variation():
+    true_distance = 1.0 * 2  # a shift of 1 in each of 4 dimensions of unit variance
+    features, cells = plates_of_cells({1.0: 1.0}, n=120, seed=2)
+    scores = response_scores([features], cells, ["P1", "P2"])
+    assert scores["P1_1uM_low"] < true_distance < scores["P1_1uM_high"]
+    field_offsets = np.random.default_rng(3).standard_normal((8, 4)) * 0.5
+    fields = pd.factorize(cells["plate"] + cells["well"] + cells["site"].astype(str))[0]
+    uneven = response_scores([features + field_offsets[fields % 8]], cells, ["P1", "P2"])
+    width = scores["P1_1uM_high"] - scores["P1_1uM_low"]
+    assert uneven["P1_1uM_high"] - uneven["P1_1uM_low"] > 2 * width
+
+
+def test_seeds_are_averaged_and_their_spread_reported():
+    features, cells = plates_of_cells({1.0: 1.0, 10.0: 3.0})
+    other = features + np.random.default_rng(4).standard_normal(features.shape) * 0.3
+    one, two, both = (response_scores(sets, cells, ["P1", "P2"]) for sets in ([features], [other], [features, other]))
+    assert np.isclose(both["P2_10uM"], (one["P2_10uM"] + two["P2_10uM"]) / 2)
+    assert np.isclose(both["P2_10uM_seed_sd"], abs(one["P2_10uM"] - two["P2_10uM"]) / np.sqrt(2))
+    assert "P2_10uM_seed_sd" not in one
 
 
 def test_classic_features_measure_the_centre_object():

@@ -147,6 +147,17 @@ def test_noise_columns_do_not_change_the_distance():
     assert abs(padded / informative - 1) < 0.05, (informative, padded)
 
 
+def test_a_given_split_is_the_seeded_one_when_it_is_the_same_and_needs_two_cells_a_side():
+    rng = np.random.default_rng(1)
+    control, treated = rng.normal(size=(40, 3)), rng.normal(size=(20, 3)) + 1.0
+    in_half_a = np.zeros(40, bool)
+    in_half_a[np.random.default_rng(7).permutation(40)[:20]] = True
+    assert separation.mahalanobis_distance(control, treated, 0, in_half_a) == pytest.approx(
+        separation.mahalanobis_distance(control, treated, seed=7)
+    )
+    assert math.isnan(separation.mahalanobis_distance(control, treated, 0, np.arange(40) > 38))
+
+
 def test_a_shift_is_farther_than_none_and_the_within_well_null_is_small():
     rng = np.random.default_rng(1)
     mix = rng.normal(size=(8, 8)) / 4 + np.eye(8)
