@@ -7,18 +7,24 @@ on the DMSO cells of the three DMSO-only plates; everything is measured on the t
 cycloheximide (Week4_27801, Week4_27821), of which no cell was seen in training.
 
 1. Reconstruction of the held-out plates' DMSO cells: each model (z = --latent-dims; `thesis` = the thesis
-   settings, `default` = the config's train: defaults), 3 seeds, against zero / mean / median / PCA-k.
+   settings, `default` = the config's train: defaults; --seeds) against PCA-k fitted on the training cells as the
+   model sees them (8 flips/rotations where it trains on them): the VAE/PCA-k MSE ratio with a 95% paired bootstrap
+   interval over fields, over the window and inside the centre cell, as --folds lopo does; the zero / mean / median
+   images beside them.
 2. Response on the held-out plates: features side by side — VAE mu, PCA-k of the pixels, an untrained encoder
    of the same architecture, classic per-cell features (scikit-image regionprops on an Otsu mask) —
    (a) DMSO-vs-cycloheximide balanced accuracy of a shrinkage LDA trained on one plate, tested on the other;
    (b) per plate, each concentration's cross-fitted Mahalanobis distance from DMSO (in DMSO standard deviations,
    cellvae.separation.mahalanobis_distance; it does not fall as features are added), whether it grows with
    concentration, and beside it the plate's within-well null: the same distance between the DMSO well's fields.
+   Each figure is the mean over the seeds' models with a 95% interval from a delete-one-field jackknife
+   (cellvae.plate_response.response_scores).
+Writes reconstruction.csv and response.csv under --out and the section "## Fixed fold: ..." of --results.
 Trained models are kept under --out and reused by a rerun (delete the folder to retrain).
 Ablations (--models no-augment thesis-architecture constant-lr thesis-sigma): the default with one ingredient
 taken away, and the thesis with only the sigma-VAE loss.
 Usage: python benchmarks/real_cells.py [--epochs 30] [--seeds 1 2 3] [--latent-dims 16 75] [--models thesis default]
-Last line: vae_over_pca_mse=<mean over seeds of the default model's held-out MSE / PCA-k's, k = 75>
+Last line: vae_over_pca_mse=<the default z = 75 model's held-out MSE (mean over seeds) / PCA-75's>
 
 --folds lopo (cellvae.margins): leave one plate out over the five plates' DMSO cells: per fold, models (--models,
 default `default`; --seeds, default 1 2) train on the other four plates' DMSO cells, and PCA is fitted on the same

@@ -6,9 +6,12 @@ checkpoints/epoch-NNNN.keras + checkpoint.json (after every epoch: weights, opti
 state). Rerunning with the same settings and data resumes after the last completed epoch.
 """
 
+import contextlib
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -81,6 +84,42 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         loss = float(logs.get("val_loss", 0.0))
         if not math.isfinite(loss):
             raise RuntimeError(f"training diverged: val_loss is {loss} at epoch {self.epoch}; no model was saved")
+
+
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Ctrl-C (SIGINT) during fit, under `deferred_interrupts`: KeyboardInterrupt at the next batch or epoch
+    boundary, after the epoch's checkpoint. Raised by Python's own handler it can land inside a finalizer or a
+    library's cleanup, where Python prints it and drops it, and training went on (exit 0 after Ctrl-C, seen once
+    under load). A second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        super().__init__()
+        self.requested = False
+
+    def request(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self, *args, **kwargs):
+        if self.requested:
+            raise KeyboardInterrupt
+
+    on_train_batch_end = on_test_batch_end = on_epoch_end = check
+
+
+@contextlib.contextmanager
+def deferred_interrupts(stopper: StopOnInterrupt):
+    """SIGINT handled by stopper while inside (in the main thread only; elsewhere signals can't be handled)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, stopper.request)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    stopper.check()  # a Ctrl-C after the last boundary still stops the run before its model is saved
 
 
 def seed_variables(vae) -> list:
@@ -216,20 +255,22 @@ def train_on_shards(
     train_data, validation_data = training_data(train_shards, validation_shards, settings, first_epoch, epochs)
     for stale in (model_path, summary_json):  # from here on the folder is this run's: no stale model may stay
         Path(stale).unlink(missing_ok=True)
-    callbacks = [StopOnNonFiniteLoss(), EpochCheckpoint(checkpoint_dir, history_csv, digest, n_train, rows)]
+    stopper = StopOnInterrupt()  # last: an interrupted epoch is checkpointed first
+    callbacks = [StopOnNonFiniteLoss(), EpochCheckpoint(checkpoint_dir, history_csv, digest, n_train, rows), stopper]
     start = time.perf_counter()
-    if first_epoch < epochs:
-        vae.fit(
-            train_data,
-            validation_data=validation_data,
-            epochs=epochs,
-            initial_epoch=first_epoch,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=callbacks,
-            shuffle=False,
-            validation_steps=math.ceil(n_validation / settings["batch_size"]) if n_validation else None,
-            verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
-        )
+    with deferred_interrupts(stopper):
+        if first_epoch < epochs:
+            vae.fit(
+                train_data,
+                validation_data=validation_data,
+                epochs=epochs,
+                initial_epoch=first_epoch,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=callbacks,
+                shuffle=False,
+                validation_steps=math.ceil(n_validation / settings["batch_size"]) if n_validation else None,
+                verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
+            )
     seconds = time.perf_counter() - start
     run = {
         "latent_dim": latent_dim,

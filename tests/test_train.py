@@ -24,7 +24,9 @@ from cellvae.model import load_vae  # noqa: E402
 from cellvae.testing.workflow import REPO  # noqa: E402
 from cellvae.train import (
     HISTORY_COLUMNS,
+    StopOnInterrupt,
     accelerator_present,
+    deferred_interrupts,
     resolve_switch,  # noqa: E402
     train_vae,
     training_files,
@@ -429,3 +431,28 @@ def test_train_vae_writes_exactly_the_files_it_is_given(tmp_path):
     assert model.is_file() and pd.read_csv(history)["epoch"].tolist() == [1] and json.loads(summary.read_text())
     assert sorted(path.name for path in model.parent.iterdir()) == ["checkpoint.json", "checkpoints", "vae.keras"]
     assert sorted(path.name for path in history.parent.iterdir()) == ["epochs.csv"]
+
+
+def test_ctrl_c_during_fit_waits_for_a_batch_boundary_and_is_never_dropped():
+    """SIGINT inside deferred_interrupts only sets a flag (so it cannot land in a finalizer, where Python drops a
+    KeyboardInterrupt); the next boundary raises it, and so does leaving the block; the handler is restored."""
+    stopper = StopOnInterrupt()
+    before = signal.getsignal(signal.SIGINT)
+
+    class Finalized:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)  # Python's own handler would raise here, and drop it
+
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupts(stopper):
+            Finalized()
+            time.sleep(0.05)  # the handler has run by now: the flag is set, nothing raised
+            assert stopper.requested
+            stopper.on_train_batch_end(0)
+    assert signal.getsignal(signal.SIGINT) is before
+    late = StopOnInterrupt()
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupts(late):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+    assert signal.getsignal(signal.SIGINT) is before
