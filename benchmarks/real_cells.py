@@ -92,9 +92,13 @@ TRAIN_PLATES = ["Week4_27481", "Week4_27521", "Week4_27542"]
 TUNED_ON = {"Week4_27801", "Week4_27821"}  # the fixed fold's held-out plates, on which the defaults were chosen
 
 
-def load_crops(manifest_csv: Path) -> tuple[pd.DataFrame, list]:
-    """The manifest (with absolute paths) and the raw crops in RGB order (Tubulin, Actin, DAPI)."""
+def load_crops(manifest_csv: Path, max_per_well: int | None = None) -> tuple[pd.DataFrame, list]:
+    """The manifest (with absolute paths; a seeded sample of at most max_per_well cells of each well) and the raw
+    crops in RGB order (Tubulin, Actin, DAPI)."""
     table = pd.read_csv(manifest_csv)
+    if max_per_well:
+        sample = table.sample(frac=1.0, random_state=0).groupby(["plate", "well"]).head(max_per_well)
+        table = sample.sort_index().reset_index(drop=True)
     root = manifest_csv.parents[2]
     table["path"] = [str(root / file) for file in table["file"]]
     return table, [read_image(path, ("dapi", "tubulin", "actin")) for path in table["path"]]
@@ -262,6 +266,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--folds", choices=["fixed", "lopo"], default="fixed")
     parser.add_argument("--masked", action="store_true", help="lopo: crops masked to the centre cell, common scale")
     parser.add_argument("--max-cells-per-plate", type=positive_int, help="lopo: a seeded sample of each plate's cells")
+    parser.add_argument("--max-cells-per-well", type=positive_int, help="fixed: a seeded sample of each well's cells")
     parser.add_argument("--held-out", nargs="+", help="lopo: only the folds that hold out these plates (default: all)")
     parser.add_argument("--bootstrap", type=positive_int, default=2000, help="lopo: resamplings of the fields")
     parser.add_argument("--pca-max-k", type=positive_int, default=256, help="lopo: PCA components (>= 2 z)")
@@ -295,7 +300,7 @@ FIXED_HEADING = "## Fixed fold: reconstruction and response on two never-seen pl
 
 def fixed_fold(args, log) -> int:
     """The fixed fold (see the module docstring): reconstruction.csv, response.csv and the section FIXED_HEADING."""
-    table, raw = load_crops(args.manifest)
+    table, raw = load_crops(args.manifest, args.max_cells_per_well)
     dmso = (table["compound"] == CONTROL).to_numpy()
     in_train = table["plate"].isin(args.train_plates).to_numpy()
     test_plates = sorted(set(table["plate"]) - set(args.train_plates))

@@ -196,3 +196,28 @@ def test_one_fold_of_masked_cells_has_its_own_section(tmp_path):
     text = results.read_text()
     assert "the whole windows' figures" in text and "## Leave one plate out, 32 px masked" in text
     assert "masked centre cells at the common scale" in text and text.count("| default-z4 |") == 1
+
+
+@pytest.mark.skipif(not MANIFEST.is_file(), reason=f"{MANIFEST} absent (the shared BBBC021 crops beside the checkout)")
+@pytest.mark.slow
+def test_the_fixed_fold_writes_reconstruction_and_response_with_intervals(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n\n## Fixed fold: reconstruction and response on two never-seen plates\n\nstale figures\n")
+    options = "--max-cells-per-well 30 --epochs 1 --seeds 1 2 --latent-dims 4 --pca-max-k 8 --size 16 --bootstrap 100"
+    command = [sys.executable, "benchmarks/real_cells.py", *options.split(), "--models", "default", "thesis"]
+    command += ["--out", str(tmp_path / "out"), "--results", str(results)]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    reconstruction = pd.read_csv(tmp_path / "out" / "reconstruction.csv")
+    assert set(reconstruction["method"].dropna()) == {"zero", "mean", "median"}
+    models = reconstruction.dropna(subset=["model"])
+    assert models["model"].tolist() == ["default", "thesis"] and models["pca_augmented"].tolist() == [True, False]
+    assert (models["ratio_low"] <= models["ratio"]).all() and (models["ratio"] <= models["ratio_high"]).all()
+    response = pd.read_csv(tmp_path / "out" / "response.csv").set_index("features")
+    assert response.loc["default-z4 mu", "sets"] == 2 and response.loc["classic", "sets"] == 1
+    for key in ("lda_accuracy", "Week4_27821_50uM"):
+        assert (response[f"{key}_low"] < response[key]).all() and (response[key] < response[f"{key}_high"]).all()
+    assert "Week4_27801_dmso_null" in response and "Week4_27801_dmso_null_low" not in response
+    text = results.read_text()
+    assert "stale figures" not in text and text.count("| default-z4 |") == 1 and "| default-z4 mu | 2 |" in text
+    assert "27821 50 µM [95%]" in text and "27801 null" in text
