@@ -142,6 +142,14 @@ def lopo_table(rows: pd.DataFrame, args, n_cells: int) -> str:
         "VAE. \\* plates on which the default settings were chosen (the fixed fold's held-out plates).",
         "",
         *markdown_table(rows, flagged=TUNED_ON),
+        "",
+        "The trivial baseline on the same cells, the mean training image (PCA-0), mse / mse_cell: "
+        + "; ".join(
+            f"{row['plate']} {row['mean_image_mse']:.5f} / {row['mean_image_mse_cell']:.5f}"
+            for row in rows.drop_duplicates("plate").to_dict("records")
+            if row["plate"] != "all"
+        )
+        + ".",
     ]
     return "\n".join(lines) + "\n"
 
@@ -191,11 +199,13 @@ def versus_pca(
 
 
 def pca_measures(curve: dict, measured: tuple) -> dict:
-    """Beside a paired comparison (its measured arrays): the largest k and the PCA-equivalent k over the window
-    and inside the cell."""
-    vae_window, vae_cell = measured[2], measured[4]
+    """Beside a paired comparison (its measured arrays): the largest k, the PCA-equivalent k over the window and
+    inside the cell, and the trivial baseline: the mean training image's (PCA-0's) mse and mse_cell."""
+    pixels, vae_window, vae_cell = measured[1], measured[2], measured[4]
     return {
         "k_max": max(curve),
+        "mean_image_mse": float(curve[0][0].mean()),
+        "mean_image_mse_cell": float(curve[0][1].sum() / pixels.sum()),
         "k_equivalent": pca_equivalent_k(list(curve), [curve[k][0].mean() for k in curve], vae_window.mean()),
         "k_equivalent_cell": pca_equivalent_k(list(curve), [curve[k][1].sum() for k in curve], vae_cell.sum()),
     }

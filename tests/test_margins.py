@@ -180,6 +180,8 @@ def test_leave_one_plate_out_runs_on_a_few_real_cells(tmp_path):
     assert (table["ratio_low"] <= table["ratio"]).all() and (table["ratio"] <= table["ratio_high"]).all()
     section = results.read_text()
     assert "## Leave one plate out" in section and section.count("| default-z4 |") == 6
+    trivial = next(line for line in section.splitlines() if "the mean training image (PCA-0)" in line)
+    assert trivial.count("Week4_") == 5 and "all" not in trivial
 
 
 @pytest.mark.skipif(not MANIFEST.is_file(), reason=f"{MANIFEST} absent (the shared BBBC021 crops beside the checkout)")
