@@ -69,13 +69,15 @@ from cellvae.images import compose_arrays, read_image  # noqa: E402
 from cellvae.margins import (  # noqa: E402
     centre_cell,
     centre_cell_masks,
+    latent_comparison,
+    latent_table,
     markdown_table,
     masked_crop,
-    model_errors,
     paired_comparison,
-    pca_equivalent_k,
     pca_errors,
+    pca_measures,
     replace_section,
+    versus_pca,
 )
 from cellvae.metadata import CONTROL  # noqa: E402
 from cellvae.metrics import reconstruction_metrics  # noqa: E402
@@ -150,6 +152,8 @@ def lopo_table(rows: pd.DataFrame, args, n_cells: int) -> str:
             if row["plate"] != "all"
         )
         + ".",
+        "",
+        *latent_table(rows, defaults()["analysis"]["iwae_samples"]),
     ]
     return "\n".join(lines) + "\n"
 
@@ -185,32 +189,6 @@ def trained_models(name: str, z: int, args, shard: Path, folder: Path, log) -> l
     ]
 
 
-def versus_pca(
-    vaes: list, pca: tuple, cells: np.ndarray, masks: np.ndarray, fields, pixels, args
-) -> tuple[dict, tuple]:
-    """(paired_comparison of the seeds' mean error per cell against PCA's errors (window, cell) on the same cells
-    and the seeds' sd of the whole-window ratio, the measured arrays it compared)."""
-    errors = [model_errors(cells, lambda x, vae=vae: np.asarray(vae.reconstruct(x)), masks) for vae in vaes]
-    vae_window, vae_cell = (np.mean([e[i] for e in errors], axis=0) for i in (0, 1))
-    measured = (fields, pixels, vae_window, pca[0], vae_cell, pca[1])
-    ratios = [e[0].sum() / pca[0].sum() for e in errors]
-    spread = float(np.std(ratios, ddof=1)) if len(ratios) > 1 else 0.0
-    return {**paired_comparison(*measured, args.bootstrap), "ratio_seed_sd": spread}, measured
-
-
-def pca_measures(curve: dict, measured: tuple) -> dict:
-    """Beside a paired comparison (its measured arrays): the largest k, the PCA-equivalent k over the window and
-    inside the cell, and the trivial baseline: the mean training image's (PCA-0's) mse and mse_cell."""
-    pixels, vae_window, vae_cell = measured[1], measured[2], measured[4]
-    return {
-        "k_max": max(curve),
-        "mean_image_mse": float(curve[0][0].mean()),
-        "mean_image_mse_cell": float(curve[0][1].sum() / pixels.sum()),
-        "k_equivalent": pca_equivalent_k(list(curve), [curve[k][0].mean() for k in curve], vae_window.mean()),
-        "k_equivalent_cell": pca_equivalent_k(list(curve), [curve[k][1].sum() for k in curve], vae_cell.sum()),
-    }
-
-
 def leave_one_plate_out(args, log) -> int:
     """--folds lopo (see the module docstring): per held-out plate and pooled; writes lopo.csv and the section."""
     png = defaults()["png"]
@@ -218,7 +196,7 @@ def leave_one_plate_out(args, log) -> int:
     fields = (table["plate"] + "/" + table["well"] + "/s" + table["site"].astype(str)).to_numpy()
     tag = f"lopo-{args.size}px{'-masked' if args.masked else ''}"
     tag += f"-max{args.max_cells_per_plate}" if args.max_cells_per_plate else ""
-    rows, pooled = [], {}
+    rows, pooled, samples = [], {}, defaults()["analysis"]["iwae_samples"]
     for held in sorted(set(args.held_out or table["plate"])):
         test = (table["plate"] == held).to_numpy()
         training = [crop for crop, held_out in zip(raw, test) if not held_out]
@@ -239,11 +217,13 @@ def leave_one_plate_out(args, log) -> int:
             curve = curves[augment]
             for z in args.latent_dims:
                 vaes = trained_models(name, z, args, fold / "train.npy", fold, log)
-                compared, measured = versus_pca(vaes, curve[z], test_cells, masks, fields[test], pixels, args)
+                compared, measured = versus_pca(vaes, curve[z], test_cells, masks, fields[test], pixels, args.bootstrap)
                 pooled.setdefault((name, z), []).append(measured)
+                latent = latent_comparison(vaes[0], train_cells, test_cells, fields[test], samples, args.bootstrap)
                 rows.append(
                     {"model": name, "latent_dim": z, "plate": held, **compared, "pca_augmented": augment}
                     | pca_measures(curve, measured)
+                    | latent
                 )
                 log(
                     f"{held} {name}-z{z}: ratio {rows[-1]['ratio']:.3f} [{rows[-1]['ratio_low']:.3f}, "
@@ -340,7 +320,9 @@ def fixed_fold(args, log) -> int:
                 fitted_on = dihedral_variants(train_cells) if augment else train_cells
                 curves[augment] = pca_curve(fitted_on, test_cells[held_out], masks, args)
             vaes = trained_models(name, k, args, shard, args.out, log)
-            compared, measured = versus_pca(vaes, curves[augment][k], test_cells[held_out], masks, fields, pixels, args)
+            compared, measured = versus_pca(
+                vaes, curves[augment][k], test_cells[held_out], masks, fields, pixels, args.bootstrap
+            )
             plates = " + ".join(test_plates)
             rows.append(
                 {"model": name, "latent_dim": k, "plate": plates, **compared, "pca_augmented": augment}

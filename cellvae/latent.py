@@ -126,28 +126,37 @@ def ppca_log_likelihood(flat, mean, components, eigenvalues, noise_variance) -> 
     return -0.5 * (dimension * LOG_2PI + log_det + mahalanobis)
 
 
-def ppca_nll_per_pixel(baselines: Baselines, cells: np.ndarray, batch_size: int = BATCH_IMAGES) -> float:
-    """Mean over cells of probabilistic PCA's -log p(x), per pixel value; a one-line ValueError where the baselines
-    lack the eigenvalues (a file of an older version) or the PCA kept every direction (no noise variance)."""
+def ppca_nll_per_cell(baselines: Baselines, cells: np.ndarray, batch_size: int = BATCH_IMAGES) -> np.ndarray:
+    """Probabilistic PCA's -log p(x) of each cell; a one-line ValueError where the baselines lack the eigenvalues
+    (a file of an older version) or the PCA kept every direction (no noise variance)."""
     if baselines.pca_explained_variance is None:
         raise ValueError("the baselines predate probabilistic PCA (no eigenvalues stored): refit them")
     if not baselines.pca_noise_variance > 0:
         raise ValueError(f"PCA-{baselines.k} kept every direction of its training cells: no noise variance")
-    total = 0.0
+    parts = []
     for start in range(0, len(cells), batch_size):
         flat = unit_range(cells[start : start + batch_size]).reshape(-1, baselines.pca_mean.size)
-        total += float(
-            np.sum(
-                ppca_log_likelihood(
-                    flat,
-                    baselines.pca_mean,
-                    baselines.pca_components,
-                    baselines.pca_explained_variance,
-                    baselines.pca_noise_variance,
-                )
+        parts.append(
+            -ppca_log_likelihood(
+                flat,
+                baselines.pca_mean,
+                baselines.pca_components,
+                baselines.pca_explained_variance,
+                baselines.pca_noise_variance,
             )
         )
-    return -total / (len(cells) * baselines.pca_mean.size)
+    return np.concatenate(parts)
+
+
+def ppca_nll_per_pixel(baselines: Baselines, cells: np.ndarray, batch_size: int = BATCH_IMAGES) -> float:
+    """Mean over cells of probabilistic PCA's -log p(x), per pixel value (ppca_nll_per_cell)."""
+    return float(ppca_nll_per_cell(baselines, cells, batch_size).mean() / baselines.pca_mean.size)
+
+
+def vae_nll_per_cell(vae, cells: np.ndarray, train_cells: np.ndarray, samples: int, seed: int = 0):
+    """(the IWAE bound on each cell's -log p(x), K = samples; the decoder's sigma^2, fitted on train_cells)."""
+    variance = decoder_variance(vae, train_cells, seed)
+    return iwae_nll(iwae_log_weights(vae, cells, variance, samples, seed)), variance
 
 
 def latent_section(vae, cells, train_cells, baselines: Baselines | None, samples: int, seed: int = 0) -> dict:
@@ -170,9 +179,8 @@ def latent_section(vae, cells, train_cells, baselines: Baselines | None, samples
     if train_cells is None or not len(train_cells):
         notes.append("nll_per_pixel: no training cells to fit the decoder's sigma^2 on")
     else:
-        variance = decoder_variance(vae, train_cells, seed)
+        nll, variance = vae_nll_per_cell(vae, cells, train_cells, samples, seed)
         pixels = math.prod(cells.shape[1:])
-        nll = iwae_nll(iwae_log_weights(vae, cells, variance, samples, seed))
         section.update(decoder_variance=variance, nll_per_pixel=float(nll.mean() / pixels))
     if baselines is None:
         notes.append("ppca_nll_per_pixel: no baselines")

@@ -9,6 +9,10 @@
 - field_bootstrap: a paired bootstrap over fields (plate + well + site) of the ratio of two methods' summed errors
   on the same cells: cells of one field share its illumination, density and focus, so fields, not cells, are
   the independent units.
+- versus_pca / pca_measures: a model's seeds against PCA-k on the same cells (paired_comparison), the PCA-equivalent
+  k and the trivial baseline (the mean image, PCA-0) beside it.
+- latent_comparison: a model's latent space on held-out cells (KL, active units) and its IWAE NLL against
+  probabilistic PCA-k's on the same cells, with a field-bootstrap interval of the difference; latent_table.
 """
 
 from __future__ import annotations
@@ -180,3 +184,77 @@ def markdown_table(rows, flagged=()) -> list[str]:
             f"| {row['ratio_cell']:.3f} [{row['ratio_cell_low']:.3f}, {row['ratio_cell_high']:.3f}] | {equivalent} |"
         )
     return lines
+
+
+def latent_comparison(vae, train_cells, test_cells, fields, samples: int, n_boot: int = 2000) -> dict:
+    """cellvae.latent on held-out cells: kl_nats (mean over cells, summed over dimensions), active_units, and the
+    negative log-likelihood per pixel value of the VAE (IWAE bound, K = samples, sigma^2 fitted on train_cells) and
+    of probabilistic PCA with k = z fitted on the same train_cells; nll_gap = VAE - PPCA (negative: the VAE is the
+    better density of these cells) with its paired bootstrap interval over fields."""
+    from cellvae.baselines import Baselines
+    from cellvae.latent import active_units, kl_per_dimension, posterior, ppca_nll_per_cell, vae_nll_per_cell
+
+    mu, log_var = posterior(vae, test_cells)
+    pixels = float(np.prod(test_cells.shape[1:]))
+    vae_nll = vae_nll_per_cell(vae, test_cells, train_cells, samples)[0] / pixels
+    ppca_nll = ppca_nll_per_cell(Baselines.fit(train_cells, vae.latent_dim), test_cells) / pixels
+    gap = field_bootstrap(fields, vae_nll - ppca_nll, np.ones(len(vae_nll)), n_boot)  # mean over cells
+    return {
+        "kl_nats": float(kl_per_dimension(mu, log_var).sum()),
+        "active_units": active_units(mu),
+        "nll_per_pixel": float(vae_nll.mean()),
+        "ppca_nll_per_pixel": float(ppca_nll.mean()),
+        "nll_gap": gap[0],
+        "nll_gap_low": gap[1],
+        "nll_gap_high": gap[2],
+    }
+
+
+def latent_table(rows, samples: int) -> list[str]:
+    """Lines of a markdown table of the latent_comparison figures of paired_comparison rows (per fold), with the
+    paragraph that says what they are."""
+    lines = [
+        "The latent space of each fold's first-seed model on its held-out cells (cellvae.latent): KL to the prior in "
+        "nats (summed over dimensions, mean over cells), active units (Var over cells of E[z|x] > 0.01), and the "
+        f"negative log-likelihood per pixel value of the VAE (importance-weighted bound, K = {samples}) and of "
+        "probabilistic PCA-k (k = z) fitted on the same training cells; gap = VAE - PPCA with a 95% paired bootstrap "
+        "interval over fields (negative: the VAE is the better density of these cells).",
+        "",
+        "| model | held-out plate | KL (nats) | active units | NLL/pixel VAE | NLL/pixel PPCA | gap [95%] |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for row in rows.to_dict("records"):
+        if row["plate"] == "all":
+            continue
+        lines.append(
+            f"| {row['model']}-z{row['latent_dim']} | {row['plate']} | {row['kl_nats']:.0f} "
+            f"| {row['active_units']:.0f} | {row['nll_per_pixel']:.3f} | {row['ppca_nll_per_pixel']:.3f} "
+            f"| {row['nll_gap']:.3f} [{row['nll_gap_low']:.3f}, {row['nll_gap_high']:.3f}] |"
+        )
+    return lines
+
+
+def versus_pca(
+    vaes: list, pca: tuple, cells: np.ndarray, masks: np.ndarray, fields, pixels, n_boot
+) -> tuple[dict, tuple]:
+    """(paired_comparison of the seeds' mean error per cell against PCA's errors (window, cell) on the same cells
+    and the seeds' sd of the whole-window ratio, the measured arrays it compared)."""
+    errors = [model_errors(cells, lambda x, vae=vae: np.asarray(vae.reconstruct(x)), masks) for vae in vaes]
+    vae_window, vae_cell = (np.mean([e[i] for e in errors], axis=0) for i in (0, 1))
+    measured = (fields, pixels, vae_window, pca[0], vae_cell, pca[1])
+    ratios = [e[0].sum() / pca[0].sum() for e in errors]
+    spread = float(np.std(ratios, ddof=1)) if len(ratios) > 1 else 0.0
+    return {**paired_comparison(*measured, n_boot), "ratio_seed_sd": spread}, measured
+
+
+def pca_measures(curve: dict, measured: tuple) -> dict:
+    """Beside a paired comparison (its measured arrays): the largest k, the PCA-equivalent k over the window and
+    inside the cell, and the trivial baseline: the mean training image's (PCA-0's) mse and mse_cell."""
+    pixels, vae_window, vae_cell = measured[1], measured[2], measured[4]
+    return {
+        "k_max": max(curve),
+        "mean_image_mse": float(curve[0][0].mean()),
+        "mean_image_mse_cell": float(curve[0][1].sum() / pixels.sum()),
+        "k_equivalent": pca_equivalent_k(list(curve), [curve[k][0].mean() for k in curve], vae_window.mean()),
+        "k_equivalent_cell": pca_equivalent_k(list(curve), [curve[k][1].sum() for k in curve], vae_cell.sum()),
+    }
