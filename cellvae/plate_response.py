@@ -1,6 +1,8 @@
 """Response of held-out plates to a compound, measured on any per-cell features: a cross-plate LDA's balanced
 accuracy (control vs treated) and, per plate, each concentration's Mahalanobis distance from the plate's control
-cells beside the within-well null (cellvae.separation); and a small whole-window classic feature set."""
+cells beside the within-well null (cellvae.separation), each averaged over feature sets (seeds) with a
+delete-one-field jackknife interval (response_scores) and tabulated in markdown (response_table); and a small
+whole-window classic feature set."""
 
 from __future__ import annotations
 
@@ -139,7 +141,7 @@ def response_scores(features: list, cells: pd.DataFrame, plates: list, level: fl
         sample = cells[keep].reset_index(drop=True)
         sets = [plate_scores(values[keep], sample, plates, in_half_a[keep], null=False) for values in features]
         deleted[field] = {key: float(np.mean([s[key] for s in sets])) for key in sets[0]}
-    for key in [k for k in scores if k == "lda_accuracy" or (k.endswith("uM") and not k.endswith("_seed_sd"))]:
+    for key in [k for k in scores if k == "lda_accuracy" or k.endswith("uM")]:
         values = np.array([deleted[f].get(key, math.nan) for f in sorted(depends_on(key, cells, plates))])
         values = values[~np.isnan(values)]
         g = len(values)
