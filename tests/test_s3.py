@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from cellvae.testing.live_servers import rados_gateway, require
-from cellvae.testing.workflow import REPO, SNAKEMAKE, snakemake, snakemake_command, tiny_config
+from cellvae.testing.workflow import REPO, SNAKEMAKE, job_reasons, snakemake, snakemake_command, tiny_config
 
 pytestmark = [pytest.mark.s3, pytest.mark.e2e]
 BUCKET, PREFIX, PORT = "cellvae-test", "tiny", 7480
@@ -103,8 +103,9 @@ def test_every_output_is_in_the_bucket_and_none_is_local(s3, first_run):
 
 
 def test_second_run_does_nothing(s3, first_run):
-    result = snakemake(first_run, *STORAGE, env=s3.env)
-    assert "Nothing to be done" in result.stdout + result.stderr
+    result = snakemake(first_run, *STORAGE, "--dry-run", env=s3.env)
+    output = result.stdout + result.stderr
+    assert "Nothing to be done" in output, f"jobs a rerun would redo:\n{job_reasons(output)}"
 
 
 def test_replacing_one_plates_input_reruns_only_its_chain(s3, first_run):
@@ -114,12 +115,13 @@ def test_replacing_one_plates_input_reruns_only_its_chain(s3, first_run):
     before = objects(s3)
     time.sleep(1)  # S3 times have one-second resolution
     s3.client.put_object(Bucket=BUCKET, Key=archive, Body=body)
-    snakemake(first_run, *STORAGE, env=s3.env)
+    result = snakemake(first_run, *STORAGE, env=s3.env)
     after = objects(s3)
     rewritten = {key for key in before if after.get(key) != before[key]}
+    jobs = job_reasons(result.stdout + result.stderr)
     for stage in ["fetch", "illumination", "segmentation", "png"]:
-        assert any(key.startswith(f"{PREFIX}/results/{stage}/{changed}/") for key in rewritten), stage
-        assert not any(key.startswith(f"{PREFIX}/results/{stage}/{kept}/") for key in rewritten), stage
+        assert any(key.startswith(f"{PREFIX}/results/{stage}/{changed}/") for key in rewritten), (stage, jobs)
+        assert not any(key.startswith(f"{PREFIX}/results/{stage}/{kept}/") for key in rewritten), (stage, jobs)
     assert f"{PREFIX}/results/models/z4/model.keras" in rewritten
     assert f"{PREFIX}/results/metadata/selected_images.csv" not in rewritten
     assert set(before) <= set(after)

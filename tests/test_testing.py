@@ -46,3 +46,24 @@ def test_a_full_ceph_stop_ends_a_daemon_that_wrote_no_pid_file(tmp_path):
         for process in (daemon, bystander):
             process.kill()
             process.wait()
+
+
+def test_job_reasons_names_each_job_of_a_run_with_its_wildcards_and_reason():
+    output = """Building DAG of jobs...
+[Mon Dec  7 03:55:37 2026]
+localrule fetch_images:
+    input: s3://b/tiny/results/metadata/selected_images.csv (retrieve from storage)
+    jobid: 11
+    reason: Updated input files: s3://b/tiny/results/metadata/selected_images.csv (in storage)
+    wildcards: plate=Week1_22123
+    resources: tmpdir=/tmp
+rule train_vae:
+    jobid: 7
+    reason: Input files updated by another job: s3://b/tiny/results/dataset/shards (in storage)
+    wildcards: latent_dim=4
+"""
+    assert workflow.job_reasons(output).splitlines() == [
+        "fetch_images [plate=Week1_22123]: Updated input files: s3://b/tiny/results/metadata/selected_images.csv "
+        "(in storage)",
+        "train_vae [latent_dim=4]: Input files updated by another job: s3://b/tiny/results/dataset/shards (in storage)",
+    ]

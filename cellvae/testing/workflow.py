@@ -46,6 +46,17 @@ def local_config(source) -> dict:
     return config
 
 
+def job_reasons(output) -> str:
+    """One line per job in a Snakemake run's (or dry run's) output: its rule, wildcards and why it runs."""
+    jobs = []
+    for line in output.splitlines():
+        if match := re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):$", line):
+            jobs.append({"rule": match[1]})
+        elif jobs and (match := re.match(r"^\s+(wildcards|reason): (.*)$", line)):
+            jobs[-1][match[1]] = match[2]
+    return "\n".join(f"{job['rule']} [{job.get('wildcards', '')}]: {job.get('reason', '?')}" for job in jobs)
+
+
 def snakemake_command(workdir, *args) -> list[str]:
     """The command line running the checkout's workflow in workdir with workdir/config.yaml."""
     return [
