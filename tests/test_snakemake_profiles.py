@@ -11,7 +11,7 @@ import pytest
 import yaml
 from snakemake_executor_plugin_aws_batch.constant import VALID_RESOURCES_MAPPING
 
-from cellvae.testing.workflow import CELLPROFILER, REPO, SNAKEMAKE, snakemake
+from cellvae.testing.workflow import CELLPROFILER, REPO, SNAKEMAKE, printed_jobs, snakemake
 
 needs_cellprofiler = pytest.mark.skipif(
     not CELLPROFILER.exists(), reason=f"CellProfiler not installed at {CELLPROFILER}"
@@ -57,15 +57,12 @@ def rules_plan(selection):
 
 
 def planned_resources(output):
-    """{rule: [resources of each planned job, threads included]} from a dry run's output."""
+    """{rule: [resources of each planned job, threads included]} from a dry run's output (checkpoints aside)."""
     plan = {}
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
-        rule = re.match(r"(?:local)?rule (\w+):", block)
-        resources = re.search(r"^\s+resources: (.*)$", block, re.M)
-        if rule and resources:
-            threads = re.search(r"^\s+threads: (\d+)$", block, re.M)
-            job = dict(item.split("=", 1) for item in resources.group(1).split(", "))
-            plan.setdefault(rule.group(1), []).append({**job, "threads": threads.group(1) if threads else "1"})
+    for job in printed_jobs(output):
+        if not job["checkpoint"] and "resources" in job:
+            resources = dict(item.split("=", 1) for item in job["resources"].split(", "))
+            plan.setdefault(job["rule"], []).append({**resources, "threads": job.get("threads", "1")})
     plan.pop("all", None)
     return plan
 

@@ -46,15 +46,23 @@ def local_config(source) -> dict:
     return config
 
 
-def job_reasons(output) -> str:
-    """One line per job in a Snakemake run's (or dry run's) output: its rule, wildcards and why it runs."""
+def printed_jobs(output) -> list[dict]:
+    """Each job a Snakemake run or dry run prints: {"rule", "checkpoint" (bool), and its indented fields as printed
+    (input, reason, wildcards, resources, threads, ...; the first of each)}."""
     jobs = []
     for line in output.splitlines():
-        if match := re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):$", line):
-            jobs.append({"rule": match[1]})
-        elif jobs and (match := re.match(r"^\s+(wildcards|reason): (.*)$", line)):
-            jobs[-1][match[1]] = match[2]
-    return "\n".join(f"{job['rule']} [{job.get('wildcards', '')}]: {job.get('reason', '?')}" for job in jobs)
+        if match := re.match(r"^(?:local)?(rule|checkpoint) (\w+):$", line):
+            jobs.append({"rule": match[2], "checkpoint": match[1] == "checkpoint"})
+        elif jobs and (match := re.match(r"^\s+(\w+): (.*)$", line)):
+            jobs[-1].setdefault(match[1], match[2])
+    return jobs
+
+
+def job_reasons(output) -> str:
+    """One line per job in a Snakemake run's (or dry run's) output: its rule, wildcards and why it runs."""
+    return "\n".join(
+        f"{job['rule']} [{job.get('wildcards', '')}]: {job.get('reason', '?')}" for job in printed_jobs(output)
+    )
 
 
 def snakemake_command(workdir, *args) -> list[str]:
