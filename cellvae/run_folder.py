@@ -136,6 +136,15 @@ def differences(out: Path, record: dict) -> list[str]:
     return found
 
 
+def enclosing_run_folder(path) -> Path | None:
+    """The run folder (one holding a run's record, checkpoint or model) that path lies in or is, if any."""
+    resolved = Path(path).resolve()
+    for folder in (resolved, *resolved.parents):
+        if any((folder / name).is_file() for name in (PREPROCESSING_JSON, CHECKPOINT_JSON, MODEL_KERAS)):
+            return folder
+    return None
+
+
 def clear(out: Path) -> None:
     """Remove a run's files from out (--overwrite), leaving anything else there."""
     for name in (*RUN_FILES, *SHARDS):

@@ -16,8 +16,11 @@ def write_shard(path, cells: np.ndarray) -> None:
     path = Path(path)
     cells = np.ascontiguousarray(cells, dtype=np.uint8)
     if path.is_file():
-        existing = np.load(path, mmap_mode="r")
-        if existing.shape == cells.shape and np.array_equal(existing, cells):
+        try:
+            existing = np.load(path, mmap_mode="r")
+        except (ValueError, OSError):  # truncated or not a .npy: written anew
+            existing = None
+        if existing is not None and existing.shape == cells.shape and np.array_equal(existing, cells):
             return
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda temporary: np.save(temporary, cells))

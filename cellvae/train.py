@@ -243,6 +243,11 @@ def train_on_shards(
     )
 
     digest = fingerprint(latent_dim, image_size, epochs, settings, [sha256(path) for path in train_shards])
+    remove_partial_writes(checkpoint_dir)
+    finished = finished_run(model_path, summary_json, digest, epochs)
+    if finished:
+        log(f"z={latent_dim}: already trained ({epochs} epochs): {model_path}")
+        return finished
     first_epoch, checkpoint, states, rows = resume_point(checkpoint_dir, digest, epochs, log)
     keras.utils.set_random_seed(settings["seed"])  # also seeds tf.data shuffles: same on resume
     steps_per_epoch = math.ceil(n_train / settings["batch_size"])
@@ -253,8 +258,6 @@ def train_on_shards(
     log(f"z={latent_dim}: {vae.count_params():,} parameters")
 
     train_data, validation_data = training_data(train_shards, validation_shards, settings, first_epoch, epochs)
-    for stale in (model_path, summary_json):  # from here on the folder is this run's: no stale model may stay
-        Path(stale).unlink(missing_ok=True)
     stopper = StopOnInterrupt()  # last: an interrupted epoch is checkpointed first
     callbacks = [StopOnNonFiniteLoss(), EpochCheckpoint(checkpoint_dir, history_csv, digest, n_train, rows), stopper]
     start = time.perf_counter()
@@ -292,14 +295,33 @@ def train_on_shards(
 
 
 def save_run(vae, rows: list, run: dict, model_path, history_csv, summary_json) -> dict:
-    """Write the history (rows: resumed ones + this run's), the summary (run, the history's measures, the backend)
-    and, last, the model; returns the summary."""
+    """Write the history (rows: resumed ones + this run's), the model (atomically over an earlier one) and, last,
+    the summary (run, the history's measures, the backend); returns the summary."""
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     write_csv(history, history_csv)
     summary = {**run, **run_measures(history, run["n_train"], vae), "backend": keras.backend.backend()}
-    write_json(summary, summary_json)
-    atomic_write(model_path, vae.save)
+    atomic_write(model_path, vae.save)  # replaces an earlier run's model only now, whole
+    write_json(summary, summary_json)  # last: a summary whose fingerprint is this run's marks the run finished
     return summary
+
+
+def finished_run(model_path, summary_json, digest, epochs) -> dict | None:
+    """The summary of the run of fingerprint digest and epochs when model_path holds its model (its summary is
+    written last)."""
+    try:
+        summary = json.loads(Path(summary_json).read_text())
+    except (OSError, ValueError):
+        return None
+    finished = isinstance(summary, dict) and (summary.get("fingerprint"), summary.get("epochs")) == (digest, epochs)
+    finished = finished and Path(model_path).is_file()
+    return summary if finished else None
+
+
+def remove_partial_writes(checkpoint_dir) -> None:
+    """Remove the temporary files of writes that a killed run left unfinished (cellvae.files.atomic_write names)."""
+    for folder in (Path(checkpoint_dir), Path(checkpoint_dir) / "checkpoints"):
+        for partial in folder.glob(".*.tmp[0-9]*.keras"):
+            partial.unlink(missing_ok=True)
 
 
 def shard_sizes(train_shards, validation_shards) -> tuple[int, int, int]:

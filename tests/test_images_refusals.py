@@ -77,6 +77,26 @@ def test_embed_never_writes_over_its_model_its_manifest_or_an_image(untrained_mo
     assert len(pd.read_csv(out)) == 3
 
 
+def test_embed_never_writes_inside_a_run_folder(untrained_model, tmp_path, capsys):
+    """--out anywhere inside a run folder (a checkpoint, a shard, the lock, a new file) is refused; nothing changes."""
+    run = untrained_model.parent
+    (run / "checkpoints").mkdir(exist_ok=True)
+    (run / "data").mkdir(exist_ok=True)
+    inside = (run / "checkpoints" / "epoch-0001.keras", run / "data" / "train.npy", run / ".lock")
+    kept = {path: b"kept" for path in inside}
+    for path, content in kept.items():
+        path.write_bytes(content)
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame({"path": [p.name for p in save_pngs(tmp_path)]}).to_csv(manifest, index=False)
+    for out in (*kept, run / "embedding.csv"):
+        with pytest.raises(SystemExit) as exit:
+            cli(["embed", "--model", untrained_model, "--images", manifest, "--out", out])
+        assert exit.value.code == 2
+        assert f"--out {out} is inside the run folder {run.resolve()}" in capsys.readouterr().err
+    assert all(path.read_bytes() == content for path, content in kept.items())
+    assert not (run / "embedding.csv").exists()
+
+
 def test_non_finite_pixels_are_refused_naming_the_file(tmp_path):
     cell = np.random.default_rng(0).random((8, 8, 3)).astype(np.float32)
     cell[2, 3, 1] = np.nan

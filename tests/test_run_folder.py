@@ -107,6 +107,39 @@ def test_a_finished_run_is_kept_when_another_run_would_replace_it(finished, tmp_
     assert run["id"] == Baselines.load(out / "baselines.npz").run_id != old_id
 
 
+@pytest.mark.slow
+def test_a_killed_continuation_keeps_the_finished_model(finished, tmp_path):
+    """A finished 2-epoch run continued to more epochs and killed (-9) after epoch 3 keeps its model, summary and
+    record; the first command then finds it trained, evaluate reads it, and the killed writes' leftovers go."""
+    original, images = finished
+    out = tmp_path / "run"
+    shutil.copytree(original, out)
+    before = snapshot(out)
+    command = [sys.executable, "-m", "cellvae", *map(str, train_command(images, out, 500))]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while json.loads((out / "checkpoint.json").read_text())["epoch"] < 3 and time.monotonic() < deadline:
+            assert process.poll() is None
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+    assert json.loads((out / "checkpoint.json").read_text())["epoch"] >= 3
+    kept = ("model.keras", "training.json", "preprocessing.json")
+    assert {name: (out / name).read_bytes() for name in kept} == {name: before[name] for name in kept}
+    leftovers = [out / ".model.tmp4242.keras", out / "checkpoints" / ".epoch-0003.tmp4242.keras"]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half")
+    again = run_cli(*train_command(images, out, 2))
+    assert again.returncode == 0, again.stderr
+    assert "already trained (2 epochs)" in again.stdout
+    assert {name: (out / name).read_bytes() for name in kept} == {name: before[name] for name in kept}
+    assert not any(leftover.exists() for leftover in leftovers)
+    assert evaluate(out, images).returncode == 0
+
+
 def test_a_second_run_into_a_locked_folder_is_refused_naming_the_first(finished, tmp_path):
     _, images = finished
     out = tmp_path / "run"

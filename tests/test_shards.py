@@ -39,6 +39,16 @@ def test_shard_is_npy_and_kept_when_unchanged(tmp_path):
         shard_info(tmp_path / "float.npy")
 
 
+def test_a_truncated_shard_is_written_anew(tmp_path):
+    """A shard cut short (a killed write outside atomic_write, a full disk) is replaced, not read."""
+    cells = np.arange(4 * 8 * 8 * 3, dtype=np.uint8).reshape(4, 8, 8, 3)
+    path = tmp_path / "train.npy"
+    write_shard(path, cells)
+    path.write_bytes(path.read_bytes()[:200])
+    write_shard(path, cells)
+    np.testing.assert_array_equal(np.load(path), cells)
+
+
 @pytest.mark.parametrize("cache_bytes", [0, 1 << 20])
 def test_each_epoch_is_a_seeded_permutation_independent_of_where_training_started(tmp_path, cache_bytes):
     paths = shards(tmp_path)

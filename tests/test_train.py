@@ -142,15 +142,17 @@ def test_loss_decreases_on_easy_data(trained):
     assert history["val_loss"].iloc[-1] < history["val_loss"].iloc[0]
 
 
-def test_divergence_raises_and_leaves_no_model(tmp_path):
+def test_divergence_raises_and_leaves_no_model_of_its_own(tmp_path):
+    """A diverging run writes no model or summary; an earlier run's model stays as it was (it is replaced only by a
+    finished one)."""
     manifest = write_blob_manifest(tmp_path / "cells", n_cells=32)
     out_dir = tmp_path / "model"
     out_dir.mkdir()
-    (out_dir / "model.keras").write_text("stale model from an earlier run")
+    (out_dir / "model.keras").write_text("the model of an earlier run")
     settings = {**SETTINGS, "learning_rate": 1e20}
     with pytest.raises(RuntimeError, match=r"loss is (nan|inf) at epoch 1, batch \d+"):
         train_vae(manifest, **training_files(out_dir), latent_dim=4, epochs=3, **settings)
-    assert not (out_dir / "model.keras").exists()
+    assert (out_dir / "model.keras").read_text() == "the model of an earlier run"
     assert not (out_dir / "training.json").exists()
 
 

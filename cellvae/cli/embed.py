@@ -5,7 +5,7 @@ One row per image: its path (and the manifest's columns, when --images names a m
 default each image's posterior mean averaged over its 8 flips/rotations (--orientations, cellvae.orientations).
 Images are composed as for the model's training (preprocessing.json beside the model); --images and --where
 work as for train. The response-profile stage encodes with the same function (cellvae.response.encode_images).
---out never replaces a file the command reads (the model, its run folder's files, a manifest, an image).
+--out never replaces a file the command reads (the model, a manifest, an image) and never lies inside a run folder.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from cellvae.cli.common import UsageError, add_model_arguments, model_inputs
 from cellvae.config import defaults
 from cellvae.files import refuse_overwriting_inputs, write_csv
 from cellvae.orientations import ORIENTATIONS
-from cellvae.run_folder import MODEL_KERAS, RUN_FILES
+from cellvae.run_folder import MODEL_KERAS, RUN_FILES, enclosing_run_folder
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,6 +45,12 @@ def refuse_reading_what_is_written(out: Path, inputs) -> None:
         refuse_overwriting_inputs(out, inputs)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    run_folder = enclosing_run_folder(out.parent)
+    if run_folder is not None:
+        raise UsageError(
+            f"--out {out} is inside the run folder {run_folder}: it could replace a file of that run; "
+            "give a path outside it"
+        )
 
 
 def run(args) -> int:

@@ -314,8 +314,10 @@ def run_record(args, png: dict, settings: dict, preprocessing: dict, cells, vali
 
 
 def fit_in_folder(out: Path, overwrite: bool, preprocessing: dict, cells, validation_cells, settings: dict) -> None:
-    """Hold `out` (one run at a time), refuse or (overwrite) clear another run there, write preprocessing.json,
-    the cells as .npy shards and baselines.npz, then train (resuming after the last completed epoch)."""
+    """Hold `out` (one run at a time), refuse or (overwrite) clear another run there, write the cells as .npy shards
+    and baselines.npz, then train (resuming after the last completed epoch); preprocessing.json, the run's record,
+    is written at the start of a new run and again when it ends (a continuation's interruption leaves the finished
+    run's record and model as they were)."""
     run = preprocessing["run"]
     with locked(out):  # one run at a time in a folder; the kernel releases it when this process ends
         found = differences(out, run)
@@ -325,7 +327,8 @@ def fit_in_folder(out: Path, overwrite: bool, preprocessing: dict, cells, valida
             )
         if overwrite:
             clear(out)
-        write_json(preprocessing, out / PREPROCESSING_JSON)
+        if not (out / PREPROCESSING_JSON).exists():  # a continuation keeps the finished run's record until it ends
+            write_json(preprocessing, out / PREPROCESSING_JSON)
         train_shards, validation_shards = [out / "data" / "train.npy"], []
         write_shard(train_shards[0], cells)
         if validation_cells is not None:
@@ -337,3 +340,4 @@ def fit_in_folder(out: Path, overwrite: bool, preprocessing: dict, cells, valida
         train_on_shards(
             train_shards, validation_shards, run["latent_dim"], run["epochs"], **training_files(out), **settings
         )
+        write_json(preprocessing, out / PREPROCESSING_JSON)
