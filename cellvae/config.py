@@ -71,6 +71,9 @@ MODEL_KEYS = (
     "architecture",
     "reconstruction_loss",
     "sigma",
+    "invariance_weight",
+    "invariance_temperature",
+    "invariance_jitter",
 )
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import keras
 from keras import layers, ops
 
-from cellvae.config import ARCHITECTURES, RECONSTRUCTION_LOSSES, SIGMAS
+from cellvae.config import ARCHITECTURES, MODEL_KEYS, RECONSTRUCTION_LOSSES, SIGMAS, TRAIN_DEFAULTS
 
 LOG_VAR_LIMIT = 20.0  # soft bound of the posterior log-variance: LIMIT * tanh(log_var / LIMIT)
 MIN_VARIANCE = 1e-6  # floor of the Gaussian decoder's variance
@@ -97,6 +97,18 @@ def vae_loss(images, reconstructions, mu, log_var, r_loss_factor, *, kl_weight, 
     return ops.mean(reconstruction + kl_weight * kl), ops.mean(reconstruction), ops.mean(kl)
 
 
+def info_nce(mu, other_mu, temperature):
+    """Symmetric InfoNCE (NT-Xent) of two views' posterior means, in nats: each cell's mu must pick its own other
+    view among the batch's by cosine similarity / temperature (and the other way round); log(batch) at chance."""
+    first, second = (ops.cast(m, "float32") for m in (mu, other_mu))
+    first = first / ops.maximum(ops.norm(first, axis=1, keepdims=True), 1e-8)
+    second = second / ops.maximum(ops.norm(second, axis=1, keepdims=True), 1e-8)
+    logits = ops.matmul(first, ops.transpose(second)) / temperature
+    forward = ops.diagonal(ops.log_softmax(logits, axis=1))
+    backward = ops.diagonal(ops.log_softmax(logits, axis=0))
+    return -0.5 * ops.mean(forward + backward)
+
+
 def as_unit_range(images):
     """uint8 images (as the input pipeline delivers them) scaled to float32 [0, 1]; floats unchanged."""
     if keras.backend.standardize_dtype(images.dtype) == "uint8":
@@ -133,22 +145,14 @@ class VAE(keras.Model):
     `reconstruct`, which decodes mu and is deterministic.
     """
 
-    def __init__(
-        self,
-        image_size,
-        latent_dim,
-        *,
-        batch_norm,
-        dropout,
-        r_loss_factor,
-        kl_weight,
-        batch_norm_momentum,
-        architecture,
-        reconstruction_loss,
-        sigma,
-        **kwargs,
-    ):
+    def __init__(self, image_size, latent_dim, **kwargs):
+        settings = {key: kwargs.pop(key) for key in MODEL_KEYS if key in kwargs}
+        missing = sorted(set(MODEL_KEYS) - set(settings))
+        if missing:
+            raise TypeError(f"VAE needs the settings {missing} (cellvae.config.vae_settings gives them all)")
         super().__init__(**kwargs)
+        architecture, reconstruction_loss = settings["architecture"], settings["reconstruction_loss"]
+        sigma = settings["sigma"]
         if architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {sorted(ARCHITECTURES)}, got {architecture!r}")
         if reconstruction_loss not in RECONSTRUCTION_LOSSES:
@@ -159,25 +163,24 @@ class VAE(keras.Model):
             raise ValueError(f"image_size must be a multiple of 8, got {image_size}")
         self.image_size = image_size
         self.latent_dim = latent_dim
-        self.batch_norm = batch_norm
-        self.dropout = dropout
-        self.r_loss_factor = r_loss_factor
-        self.kl_weight = kl_weight
-        self.batch_norm_momentum = batch_norm_momentum
-        self.architecture = architecture
-        self.reconstruction_loss = reconstruction_loss
-        self.sigma = sigma
+        self.settings = settings
+        for key, value in settings.items():
+            setattr(self, key, value)
+        batch_norm, dropout, momentum = settings["batch_norm"], settings["dropout"], settings["batch_norm_momentum"]
         previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(self.dtype_policy)  # e.g. mixed_float16, also when loaded
         try:
-            self.encoder = build_encoder(image_size, latent_dim, batch_norm, dropout, batch_norm_momentum, architecture)
-            self.decoder = build_decoder(image_size, latent_dim, batch_norm, dropout, batch_norm_momentum, architecture)
+            self.encoder = build_encoder(image_size, latent_dim, batch_norm, dropout, momentum, architecture)
+            self.decoder = build_decoder(image_size, latent_dim, batch_norm, dropout, momentum, architecture)
         finally:
             keras.config.set_dtype_policy(previous_policy)
         self.sampling = Sampling(name="sampling", dtype="float32")
+        self.view_seeds = keras.random.SeedGenerator()
         self.kl_warmup_epochs, self.steps_per_epoch = 0, 1
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+        if self.invariance_weight:
+            self.invariance_loss_tracker = keras.metrics.Mean(name="invariance_loss")
 
     def set_kl_warmup(self, warmup_epochs, steps_per_epoch):
         """Ramp the KL weight linearly over the first warmup_epochs epochs of steps_per_epoch steps."""
@@ -231,22 +234,27 @@ class VAE(keras.Model):
         batch_size = ops.shape(x)[0]
         self.reconstruction_loss_tracker.update_state(reconstruction, sample_weight=batch_size)
         self.kl_loss_tracker.update_state(kl, sample_weight=batch_size)
+        if self.invariance_weight and training:
+            other_mu, _ = self.encode(self.other_view(as_unit_range(x)), training=True)
+            invariance = info_nce(mu, other_mu, self.invariance_temperature)
+            self.invariance_loss_tracker.update_state(invariance, sample_weight=batch_size)
+            total = total + self.invariance_weight * invariance
         return total
+
+    def other_view(self, images):
+        """A second view of each image of a [0, 1] batch: a random one of its 8 flips/rotations, each channel's
+        intensity scaled by a random factor in [1 - invariance_jitter, 1 + invariance_jitter] (clipped to [0, 1])."""
+        flips = keras.random.uniform((3, ops.shape(images)[0], 1, 1, 1), seed=self.view_seeds) < 0.5
+        images = ops.where(flips[0], ops.transpose(images, (0, 2, 1, 3)), images)
+        images = ops.where(flips[1], ops.flip(images, axis=1), images)
+        images = ops.where(flips[2], ops.flip(images, axis=2), images)
+        jitter = self.invariance_jitter
+        scale = keras.random.uniform((ops.shape(images)[0], 1, 1, 3), 1.0 - jitter, 1.0 + jitter, seed=self.view_seeds)
+        return ops.clip(images * scale, 0.0, 1.0)
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            image_size=self.image_size,
-            latent_dim=self.latent_dim,
-            batch_norm=self.batch_norm,
-            dropout=self.dropout,
-            r_loss_factor=self.r_loss_factor,
-            kl_weight=self.kl_weight,
-            batch_norm_momentum=self.batch_norm_momentum,
-            architecture=self.architecture,
-            reconstruction_loss=self.reconstruction_loss,
-            sigma=self.sigma,
-        )
+        config.update(image_size=self.image_size, latent_dim=self.latent_dim, **self.settings)
         return config
 
     @classmethod
@@ -256,7 +264,14 @@ class VAE(keras.Model):
         return cls(**{**EARLIER_SAVES, **config})
 
 
-EARLIER_SAVES = {"architecture": "thesis", "reconstruction_loss": "mse", "sigma": "shared"}
+EARLIER_SAVES = {
+    "architecture": "thesis",
+    "reconstruction_loss": "mse",
+    "sigma": "shared",
+    "invariance_weight": 0.0,
+    "invariance_temperature": TRAIN_DEFAULTS["invariance_temperature"],
+    "invariance_jitter": TRAIN_DEFAULTS["invariance_jitter"],
+}
 
 
 def build_vae(image_size: int, latent_dim: int, **settings) -> VAE:

@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
 from cellvae.config import MODEL_KEYS, TRAIN_DEFAULTS, training_settings, vae_settings  # noqa: E402
-from cellvae.model import LOG_VAR_LIMIT, VAE, build_vae, load_vae, vae_loss  # noqa: E402
+from cellvae.model import LOG_VAR_LIMIT, VAE, build_vae, info_nce, load_vae, vae_loss  # noqa: E402
 
 
 def loss_terms(x, x_hat, mu, log_var, r_loss_factor, kl_weight=1.0, reconstruction_loss="mse", sigma="shared"):
@@ -34,7 +34,7 @@ def thesis_vae(image_size, latent_dim, **overrides):
 
 def test_the_model_settings_have_no_defaults_but_the_schemas():
     """VAE's settings are required: none has a default of its own that could differ from the schema's."""
-    with pytest.raises(TypeError, match="required keyword-only arguments"):
+    with pytest.raises(TypeError, match="VAE needs the settings"):
         build_vae(16, 2)
     vae = build_vae(16, 2, **vae_settings())
     assert {key: getattr(vae, key) for key in MODEL_KEYS} == {key: TRAIN_DEFAULTS[key] for key in MODEL_KEYS}
@@ -366,3 +366,52 @@ def test_a_model_saved_before_a_setting_existed_still_loads(tmp_path):
     assert (vae.sigma, vae.architecture, vae.reconstruction_loss) == ("shared", "thesis", "mse")
     images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
     np.testing.assert_allclose(vae.encode(images)[0], load_vae(saved).encode(images)[0], rtol=1e-6)
+
+
+def test_info_nce_is_log_batch_at_chance_and_small_for_matching_views():
+    """InfoNCE of identical views of distinct cells is near 0; of views unrelated to each other, near log(batch)."""
+    mu = np.eye(8, dtype="float32") * 5.0
+    assert float(info_nce(mu, mu, 0.1)) < 1e-3
+    same = np.ones((8, 4), dtype="float32")
+    assert float(info_nce(same, same, 0.1)) == pytest.approx(np.log(8), rel=1e-5)
+
+
+def test_other_view_is_a_flip_or_rotation_with_channel_jitter():
+    """Without jitter the second view is one of the image's 8 flips/rotations; with it, each channel is scaled."""
+    images = random_images(16, size=8)
+    vae = build_vae(8, 2, **vae_settings({"invariance_weight": 1.0, "invariance_jitter": 0.0}))
+    views = ops.convert_to_numpy(vae.other_view(images))
+    for image, view in zip(images, views):
+        dihedral = [np.rot90(flipped, k) for flipped in (image, image[:, ::-1]) for k in range(4)]
+        assert any(np.array_equal(view, candidate) for candidate in dihedral)
+    jittered = build_vae(8, 2, **vae_settings({"invariance_weight": 1.0, "invariance_jitter": 0.5}))
+    ratios = ops.convert_to_numpy(jittered.other_view(np.full((4, 8, 8, 3), 0.5, "float32")))[:, 0, 0] / 0.5
+    assert np.all((ratios >= 0.5) & (ratios <= 1.5)) and np.ptp(ratios) > 0
+
+
+def flip_agreement(vae, images):
+    """Mean cosine similarity of mu of each cell to mu of its mirror image, less its mean similarity to the other
+    cells' mirror images (the cosine is what profiles are compared by)."""
+    mu, flipped = (ops.convert_to_numpy(vae.encode(batch)[0]) for batch in (images, images[:, :, ::-1]))
+    mu, flipped = (m / np.linalg.norm(m, axis=1, keepdims=True) for m in (mu, flipped))
+    similarity = mu @ flipped.T
+    return np.diag(similarity).mean() - similarity[~np.eye(len(mu), dtype=bool)].mean()
+
+
+def test_the_invariance_term_brings_mu_of_flipped_cells_closer():
+    """After the same short training, mu of a cell and of its mirror image agree better (relative to the other
+    cells) with the invariance term than without it; the term is logged."""
+    rng = np.random.default_rng(0)
+    images = np.zeros((64, 16, 16, 3), "float32")
+    for image in images:  # asymmetric cells: a bright blob off centre in one channel
+        row, col, channel = rng.integers(2, 14), rng.integers(2, 8), rng.integers(3)
+        image[row - 2 : row + 2, col - 2 : col + 2, channel] = 1.0
+    agreement = {}
+    for weight in (0.0, 20.0):
+        keras.utils.set_random_seed(1)
+        vae = build_vae(16, 4, **vae_settings({"invariance_weight": weight}))
+        vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+        history = vae.fit(images, epochs=15, batch_size=16, verbose=0).history
+        assert ("invariance_loss" in history) == bool(weight)
+        agreement[weight] = flip_agreement(vae, images)
+    assert agreement[20.0] > agreement[0.0] + 0.2
