@@ -61,8 +61,19 @@ def plate_references(table: pd.DataFrame, min_controls: int) -> dict:
     return references
 
 
-def plate_dmso(table: pd.DataFrame, features: list, min_controls: int) -> tuple[pd.DataFrame, dict]:
-    """Each plate standardized by its reference rows (plate_references); the table and the references."""
+def capped_rows(table: pd.DataFrame, cap: int, seed: int) -> pd.Series:
+    """Whether each row enters the normalization statistics: at most cap rows of each treatment (compound,
+    concentration), a seeded sample, so that no large treatment (taxol 0.3 uM: 36% of the MoA crops) sets them."""
+    order = pd.Series(np.random.default_rng(seed).permutation(len(table)), index=table.index)
+    rank = order.groupby([table["compound"], table["concentration"]], dropna=False).rank(method="first")
+    return rank <= cap
+
+
+def plate_dmso(
+    table: pd.DataFrame, features: list, min_controls: int, cap: int, seed: int
+) -> tuple[pd.DataFrame, dict]:
+    """Each plate standardized by its reference rows (plate_references; at most cap of each treatment, capped_rows);
+    the table and the references."""
     table = table.copy()  # consolidated: assigning to a frame built column by column warns on every plate
     references = plate_references(table, min_controls)
     dmso = table["compound"] == CONTROL
@@ -73,23 +84,28 @@ def plate_dmso(table: pd.DataFrame, features: list, min_controls: int) -> tuple[
             "batch-dmso": lambda: table[dmso & (table["batch"] == rows["batch"].iloc[0])],
             "plate-all": lambda: rows,
         }[references[plate]]()
+        reference = reference[capped_rows(reference, cap, seed)]
         both = pd.concat([rows.assign(**{REFERENCE: False}), reference.assign(**{REFERENCE: True})])
         standardized = _standardize(both, features, f"`{REFERENCE}`").iloc[: len(rows)]
         parts.append(standardized.drop(columns=REFERENCE))
     return pd.concat(parts).loc[table.index], references
 
 
-def normalize(table: pd.DataFrame, features: list, method: str, min_controls: int) -> tuple[pd.DataFrame, dict]:
-    """Rows normalized by method (one of NORMALIZATIONS); also each plate's reference (empty unless per plate)."""
+def normalize(
+    table: pd.DataFrame, features: list, method: str, min_controls: int, *, reference_cap: int, seed: int
+) -> tuple[pd.DataFrame, dict]:
+    """Rows normalized by method (one of NORMALIZATIONS), their statistics from at most reference_cap rows of each
+    treatment (capped_rows, seeded); also each plate's reference (empty unless per plate)."""
     if method == "none":
         return table, {}
     if method == "standardize":
-        return _standardize(table, features), {}
+        marked = table.assign(**{REFERENCE: capped_rows(table, reference_cap, seed)})
+        return _standardize(marked, features, f"`{REFERENCE}`").drop(columns=REFERENCE), {}
     if method not in ("plate-dmso", "tvn"):
         raise ValueError(f"unknown normalization {method!r}: choose one of {', '.join(NORMALIZATIONS)}")
     if not (table["compound"] == CONTROL).any():
         raise ValueError(f"no {CONTROL} row among the profiles: {method} normalization needs {CONTROL} controls")
-    standardized, references = plate_dmso(table, features, min_controls)
+    standardized, references = plate_dmso(table, features, min_controls, reference_cap, seed)
     if method == "tvn":
         controls = int((table["compound"] == CONTROL).sum())
         if controls <= len(features):
@@ -251,7 +267,7 @@ def _mean(values) -> float | None:
 def evaluate_rows(table: pd.DataFrame, features: list, settings: dict, cells: bool) -> dict:
     """The whole benchmark from a table of WELL_KEYS + features, one row per cell (cells) or per well.
 
-    settings: normalize, aggregate, min_controls, bootstrap, seed (config response.analysis).
+    settings: normalize, aggregate, min_controls, reference_cap, bootstrap, seed (config response.analysis).
     """
     table = table.reset_index(drop=True)
     cleaned, dropped = clean_features(table[features])
@@ -260,7 +276,14 @@ def evaluate_rows(table: pd.DataFrame, features: list, settings: dict, cells: bo
     features = list(cleaned.columns)
     table = table[WELL_KEYS + features].astype({feature: np.float64 for feature in features})
     table.loc[table["compound"] == CONTROL, "moa"] = CONTROL
-    normalized, references = normalize(table, features, settings["normalize"], settings["min_controls"])
+    normalized, references = normalize(
+        table,
+        features,
+        settings["normalize"],
+        settings["min_controls"],
+        reference_cap=settings["reference_cap"],
+        seed=settings["seed"],
+    )
     wells = aggregate(normalized, features, WELL_KEYS, settings["aggregate"]) if cells else normalized
     treatments = treatment_profiles(wells, features, settings["aggregate"])
     result = score(treatments, treatments[features].to_numpy(np.float64), settings["bootstrap"], settings["seed"])

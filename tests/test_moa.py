@@ -9,7 +9,15 @@ import pytest
 from cellvae import moa
 from cellvae.cli import main as cli
 
-SETTINGS = {"normalize": "none", "aggregate": "mean", "min_controls": 2, "bootstrap": 200, "seed": 0}
+SETTINGS = {
+    "normalize": "none",
+    "aggregate": "mean",
+    "min_controls": 2,
+    "reference_cap": 1000,
+    "bootstrap": 200,
+    "seed": 0,
+}
+UNCAPPED = {"reference_cap": 1000, "seed": 0}  # normalize's statistics from every row
 
 
 def evaluate(wells, features, normalize="none", aggregate="mean", cells=False):
@@ -111,7 +119,7 @@ def test_plate_dmso_standardizes_against_each_plates_controls():
     ]
     wells, features = wells_table(rows)
     table = pd.concat([wells, features], axis=1)
-    values, references = moa.normalize(table, ["f0", "f1"], "plate-dmso", min_controls=2)
+    values, references = moa.normalize(table, ["f0", "f1"], "plate-dmso", min_controls=2, **UNCAPPED)
     # plate 1: mean 11 sd 1, mean 4 sd 1; plate 2: mean 2 sd 2, mean 2 sd 1
     assert values.loc[2, ["f0", "f1"]].tolist() == pytest.approx([2.0, 3.0])
     assert values.loc[5, ["f0", "f1"]].tolist() == pytest.approx([2.0, 1.0])
@@ -129,7 +137,7 @@ def test_plates_with_too_few_controls_fall_back_to_their_batch_then_to_their_own
         ("Week2_1", "B03", "A2", 1.0, "A", 7.0),
     ]
     wells, features = wells_table(rows)
-    values, references = moa.normalize(pd.concat([wells, features], axis=1), ["f0"], "plate-dmso", 2)
+    values, references = moa.normalize(pd.concat([wells, features], axis=1), ["f0"], "plate-dmso", 2, **UNCAPPED)
     assert references == {"Week1_1": "batch-dmso", "Week1_2": "batch-dmso", "Week2_1": "plate-all"}
     # Week1: the batch's two DMSO rows, mean 12 sd 2; Week2_1: its own rows, mean 6 sd 1
     assert values["f0"].tolist() == pytest.approx([-1.0, 9.0, 1.0, 4.0, -1.0, 1.0])
@@ -141,7 +149,7 @@ def test_tvn_whitens_the_dmso_wells():
     rows = [("Week1_1", f"W{i}", "DMSO", 0.0, "DMSO", *row) for i, row in enumerate(dmso)]
     rows.append(("Week1_1", "X01", "A1", 1.0, "A", 1.0, 1.0, 1.0))
     wells, features = wells_table(rows)
-    values, _ = moa.normalize(pd.concat([wells, features], axis=1), ["f0", "f1", "f2"], "tvn", 2)
+    values, _ = moa.normalize(pd.concat([wells, features], axis=1), ["f0", "f1", "f2"], "tvn", 2, **UNCAPPED)
     whitened = values[["f0", "f1", "f2"]].to_numpy()[:-1]
     assert np.cov(whitened.T) == pytest.approx(np.eye(3), abs=1e-4)
 
@@ -203,7 +211,7 @@ def test_median_aggregation_resists_an_outlier_well():
 def test_no_dmso_at_all_is_a_clear_error():
     wells, features = wells_table([("Week1_1", "B02", "A1", 1.0, "A", 1.0), ("Week1_2", "B02", "A2", 0.0, "A", 1.0)])
     with pytest.raises(ValueError, match="no DMSO row among the profiles"):
-        moa.normalize(pd.concat([wells, features], axis=1), ["f0"], "plate-dmso", 2)
+        moa.normalize(pd.concat([wells, features], axis=1), ["f0"], "plate-dmso", 2, **UNCAPPED)
 
 
 def test_cli_reproduces_the_published_means_figure(shared_bbbc021, capsys):
@@ -307,7 +315,7 @@ def test_tvn_with_fewer_controls_than_features_says_so():
     rows.append(("Week1_1", "X01", "A1", 1.0, "A", 1.0, 2.0, 3.0, 4.0))
     wells, features = wells_table(rows)
     with pytest.raises(ValueError, match=r"tvn needs more DMSO rows than features .*\(3 rows, 4 features\)"):
-        moa.normalize(pd.concat([wells, features], axis=1), list(features.columns), "tvn", 2)
+        moa.normalize(pd.concat([wells, features], axis=1), list(features.columns), "tvn", 2, **UNCAPPED)
 
 
 def test_embed_then_moa_eval_scores_the_shared_moa_crops(shared_bbbc021, tmp_path, capsys):

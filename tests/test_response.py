@@ -278,6 +278,7 @@ def profiled_run(tmp_path_factory):
         normalize="plate-dmso",
         aggregate="mean",
         min_controls=5,
+        reference_cap=50,
         bootstrap=100,
         batch_size=16,
         orientations=8,

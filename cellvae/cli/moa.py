@@ -30,12 +30,20 @@ from cellvae.moa import (
     feature_columns,
     read_profiles,
 )
+from cellvae.moa_paired import paired_difference, treatment_scores
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     table = parser.add_mutually_exclusive_group(required=True)
     table.add_argument("--cells", help="CSV(.gz) with one row per cell (e.g. from cellvae embed)")
     table.add_argument("--well-profiles", help="CSV(.gz): plate, well, then one column per feature")
+    table.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("CELLS_A", "CELLS_B"),
+        help="two per-cell tables of the same cells (as --cells): A minus B in NSC, NSCB and mAP, paired, with a "
+        "95%% interval that resamples compounds",
+    )
     parser.add_argument("--image-metadata", help="BBBC021_v1_image.csv (with --well-profiles)")
     parser.add_argument("--moa", help="BBBC021_v1_moa.csv (with --well-profiles)")
     analysis = defaults()["response"]["analysis"]  # the pipeline's settings, config/config.schema.yaml
@@ -46,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=analysis["min_controls"],
         help="DMSO rows a plate (else its batch) needs to be its own reference in plate-dmso/tvn",
+    )
+    parser.add_argument(
+        "--reference-cap",
+        type=int,
+        default=analysis["reference_cap"],
+        help="rows of each treatment (at most) that enter the normalization statistics (default: %(default)s)",
     )
     parser.add_argument("--bootstrap", type=int, default=analysis["bootstrap"], help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=analysis["seed"])
@@ -70,15 +84,39 @@ def read_rows(args) -> tuple:
     return wells, features, False
 
 
+def compare_tables(args, settings: dict) -> dict:
+    """Both --compare tables scored alike, then their paired differences (cellvae.moa_paired)."""
+    scored = []
+    for path in args.compare:
+        table, features, _ = read_rows(argparse.Namespace(**{**vars(args), "cells": path}))
+        if not features:
+            raise UsageError(f"{path}: no numeric feature column besides {WELL_KEYS}")
+        result = evaluate_rows(table, features, settings, True)
+        scored.append(({key: result[key] for key in ("n_features", "nsc", "nscb", "map")}, treatment_scores(result)))
+    (first, first_scores), (second, second_scores) = scored
+    try:
+        difference = paired_difference(first_scores, second_scores, settings["bootstrap"], settings["seed"])
+    except ValueError as error:
+        raise UsageError(f"--compare {' '.join(args.compare)}: {error}") from None
+    first, second = ({"table": path, **summary} for path, summary in zip(args.compare, (first, second)))
+    return {"a": first, "b": second, "a_minus_b": difference}
+
+
 def run(args) -> int:
     if args.min_controls < 2:
         raise UsageError(f"--min-controls must be at least 2 (a spread needs two rows), got {args.min_controls}")
     if args.bootstrap < 1:
         raise UsageError(f"--bootstrap must be a positive integer, got {args.bootstrap}")
+    if args.reference_cap < 2:
+        raise UsageError(f"--reference-cap must be at least 2 (a spread needs two rows), got {args.reference_cap}")
+    keys = ("normalize", "aggregate", "min_controls", "reference_cap", "bootstrap", "seed")
+    settings = {key: getattr(args, key) for key in keys}
+    if args.compare:
+        print(json.dumps(compare_tables(args, settings), indent=2))
+        return 0
     table, features, cells = read_rows(args)
     if not features:
         raise UsageError(f"{args.cells or args.well_profiles}: no numeric feature column besides {WELL_KEYS}")
-    settings = {key: getattr(args, key) for key in ("normalize", "aggregate", "min_controls", "bootstrap", "seed")}
     result = evaluate_rows(table, features, settings, cells)
     if not args.matches:
         result.pop("matches")
