@@ -168,19 +168,19 @@ def plot_reconstructions(originals, reconstructions_by_model):
 
 
 def plot_loss_curves(histories):
-    """Training and validation loss per epoch of every model (log scale)."""
-    figure = Figure(figsize=(11, 4))
-    axes = figure.subplots(1, 2, sharey=True)
-    for label, history in histories.items():
-        axes[0].plot(history["epoch"], history["loss"], marker=".", label=label)
-        axes[1].plot(history["epoch"], history["val_loss"], marker=".", label=label)
-    for ax, title in zip(axes, ["Training loss", "Validation loss"]):
-        ax.set_title(title)
+    """One panel per model: its training and validation loss per epoch on a linear axis (the Gaussian decoder's
+    loss is a negative log-likelihood in nats, negative once the reconstructions are good; lower is better)."""
+    figure = Figure(figsize=(max(5.0, 4.2 * len(histories)), 3.8))
+    axes = figure.subplots(1, len(histories), squeeze=False)[0]
+    for ax, (label, history) in zip(axes, histories.items()):
+        ax.plot(history["epoch"], history["loss"], marker=".", label="training")
+        if history["val_loss"].notna().any():
+            ax.plot(history["epoch"], history["val_loss"], marker=".", label="validation")
+        ax.set_title(label)
         ax.set_xlabel("epoch")
-        ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend()
-    axes[0].set_ylabel("r_loss_factor * MSE + KL")
+    axes[0].set_ylabel("loss per cell: reconstruction + β·KL")
     figure.tight_layout()
     return figure
 

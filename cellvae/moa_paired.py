@@ -34,7 +34,9 @@ def seed_average(tables: list[pd.DataFrame]) -> pd.DataFrame:
     first = tables[0]
     if any(not table.index.equals(first.index) for table in tables[1:]):
         raise ValueError("the runs scored different treatments: compare runs on the same cells")
-    values = np.nanmean(np.stack([table[list(METRICS)].to_numpy(float) for table in tables]), axis=0)
+    stacked = np.stack([table[list(METRICS)].to_numpy(float) for table in tables])
+    counts = np.isfinite(stacked).sum(axis=0)
+    values = np.where(counts > 0, np.nansum(stacked, axis=0) / np.maximum(counts, 1), np.nan)
     return pd.DataFrame(values, index=first.index, columns=list(METRICS)).assign(moa=first["moa"])
 
 

@@ -265,3 +265,25 @@ def test_compare_models_needs_every_file_of_each_model(models, tmp_path):
             **comparison_files(model_dirs, [tmp_path], tmp_path),
             n_reconstructions=2,
         )
+
+
+def test_loss_curves_show_every_epoch_of_a_negative_loss_on_a_linear_axis():
+    """The Gaussian loss turns negative: every epoch is drawn (a log axis would drop them), each model in its own
+    panel, validation only where there was any."""
+    from cellvae.evaluation import plot_loss_curves
+
+    epochs = np.arange(1, 21)
+    histories = {
+        "z16": pd.DataFrame({"epoch": epochs, "loss": 1000.0 - 800.0 * epochs, "val_loss": 900.0 - 700.0 * epochs}),
+        "thesis-z16": pd.DataFrame({"epoch": epochs, "loss": 50.0 / epochs, "val_loss": np.nan}),
+    }
+    figure = plot_loss_curves(histories)
+    axes = figure.axes
+    assert [ax.get_title() for ax in axes] == ["z16", "thesis-z16"]
+    assert all(ax.get_yscale() == "linear" for ax in axes)
+    assert [len(ax.lines) for ax in axes] == [2, 1]
+    for line in axes[0].lines:
+        assert len(line.get_xdata()) == 20 and np.isfinite(line.get_ydata()).all()
+    low, high = axes[0].get_ylim()
+    assert low <= histories["z16"]["loss"].min() and high >= histories["z16"]["loss"].max()
+    assert "β·KL" in axes[0].get_ylabel()
