@@ -133,8 +133,12 @@ def test_evaluate_prints_the_model_beside_its_baselines(trained):
         "site=1",
     )
     assert result.returncode == 0, result.stderr
-    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    metrics = json.loads(result.stdout)
     assert set(metrics["baselines"]) == {"zero", "mean", "median", "pca"} and metrics["baselines"]["pca"]["k"] == 4
+    verdict = result.stderr.strip().splitlines()[-1]
+    better = metrics["mse"] < metrics["baselines"]["pca"]["mse"]
+    assert verdict.startswith(f"verdict: the VAE {'beats' if better else 'is worse than'} PCA-4 ")
+    assert f"on these {metrics['n_cells']} cells" in verdict and "cellvae evaluate: reconstructing" in result.stderr
     assert metrics["s_cell"] is None and "no segmentation mask" in metrics["cell_metrics"]
     held_out = np.load(trained / "data" / "validation.npy")  # the same cells, composed alike
     x = held_out.astype(np.float64) / 255

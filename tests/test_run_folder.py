@@ -23,10 +23,10 @@ from cellvae.testing.workflow import REPO
 RUN_FILES = ["baselines.npz", "checkpoint.json", "history.csv", "model.keras", "preprocessing.json", "training.json"]
 
 
-def run_cli(*args, timeout=300):
+def run_cli(*args, timeout=300, cwd=REPO):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(
-        [sys.executable, "-m", "cellvae", *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "cellvae", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
         timeout=timeout,
     )  # fmt: skip
 
@@ -140,6 +140,20 @@ def test_a_killed_continuation_keeps_the_finished_model(finished, tmp_path):
     assert evaluate(out, images).returncode == 0
 
 
+def test_train_and_evaluate_work_from_any_folder_on_the_schema_defaults(finished, tmp_path):
+    """No config file needed outside the checkout: train and evaluate run from another folder; evaluate writes its
+    JSON to --json and ends with its verdict."""
+    _, images = finished
+    command = [arg for arg in train_command(images, tmp_path / "run", 1) if arg not in ("--config", "none")]
+    trained = run_cli(*command, cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    result = run_cli("evaluate", "--model", "run", "--images", images, "--json", "metrics.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert result.stdout == "" and metrics["n_cells"] == 32 and metrics["baselines"]["pca"]["k"] == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("verdict: the VAE ")
+
+
 def test_a_second_run_into_a_locked_folder_is_refused_naming_the_first(finished, tmp_path):
     _, images = finished
     out = tmp_path / "run"
@@ -203,7 +217,7 @@ def test_evaluate_takes_the_run_folder_or_its_model(finished):
     for model in (out, out / "model.keras"):
         result = evaluate(model, images)
         assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout.strip().splitlines()[-1])["baselines"]["pca"]["k"] == 2
+        assert json.loads(result.stdout)["baselines"]["pca"]["k"] == 2
 
 
 def test_evaluate_refuses_a_run_folder_whose_files_do_not_belong_together(finished, tmp_path):

@@ -22,9 +22,9 @@ Example, four plates' DMSO cells for training and a fifth for validation:
       --where plate=Week4_27481,Week4_27521,Week4_27542,Week4_27801 \\
       --validation-images manifest.csv --validation-where compound=DMSO --validation-where plate=Week4_27821 \\
       --latent-dim 75 --size 64 --epochs 30 --out runs/z75
-Training settings come from the config file's train: section (png: for the image size and intensity
-percentiles); options given here override them, and both are checked against config/config.schema.yaml
-before anything is written.
+Training settings are the schema's defaults (config/config.schema.yaml, train: and png:), or a config file's
+(--config FILE); options given here override them, and all are checked against the schema before anything is
+written. No config file is needed: the command works from any folder.
 """
 
 from __future__ import annotations
@@ -186,8 +186,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--config",
-        default="config/config.yaml",
-        help="workflow config for train: and png: settings ('none': the defaults of config/config.schema.yaml)",
+        help="a workflow config file (e.g. the checkout's config/config.yaml) whose train: and png: settings "
+        "override the defaults (default: none, the schema's defaults)",
     )
     for key in DEFAULTS:
         p.add_argument(option(key), **option_kind(key), help=f"override train.{key}")
@@ -196,7 +196,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def checked_settings(args) -> tuple[dict, dict]:
     """(png: settings, train: settings): the config file's with the options over them, checked against
     config/config.schema.yaml; a UsageError naming the option (or the file's key) and its bound."""
-    source = None if args.config == "none" else args.config
+    source = None if args.config in (None, "none") else args.config
     config = load_config(source)
     given = {key: getattr(args, key) for key in DEFAULTS if getattr(args, key) is not None}
     config["train"].update({key: None if value == "null" else value for key, value in given.items()})
