@@ -256,6 +256,12 @@ def train_on_shards(
         restore(vae, checkpoint, states)
         log(f"z={latent_dim}: resuming after epoch {first_epoch} from {checkpoint}")
     log(f"z={latent_dim}: {vae.count_params():,} parameters")
+    log(f"z={latent_dim}: {loss_explained(settings, image_size)}")
+    if not n_validation:
+        log(
+            f"z={latent_dim}: warning: no validation cells (--validation-images or --validation-pattern): only the "
+            "training loss is reported, with no held-out check"
+        )
 
     train_data, validation_data = training_data(train_shards, validation_shards, settings, first_epoch, epochs)
     stopper = StopOnInterrupt()  # last: an interrupted epoch is checkpointed first
@@ -292,6 +298,19 @@ def train_on_shards(
         f"({summary['images_per_second']:.0f} images/s) -> {model_path}"
     )
     return summary
+
+
+def loss_explained(settings: dict, image_size: int) -> str:
+    """One line on what the loss that fit prints means."""
+    values = image_size * image_size * 3
+    beta = settings["kl_weight"]
+    if settings["reconstruction_loss"] == "mse":
+        return f"loss per cell = {settings['r_loss_factor']:g} x MSE + {beta:g} x KL (the thesis loss); lower is better"
+    return (
+        f"loss per cell = Gaussian negative log-likelihood over its {values:,} pixel values + {beta:g} x KL, in nats "
+        f"(divide by {values:,} for nats per pixel value); it turns negative once reconstructions are good; lower "
+        "is better"
+    )
 
 
 def save_run(vae, rows: list, run: dict, model_path, history_csv, summary_json) -> dict:

@@ -71,3 +71,20 @@ def test_embed_batch_size_names_its_bound(capsys):
     assert capsys.readouterr().err.splitlines()[-1] == (
         "cellvae embed: error: argument --batch-size: expected an integer >= 1, got 'many'"
     )
+
+
+def test_help_is_short_and_shows_the_defaults(capsys):
+    """Each command's --help: the description's first paragraph, every option explained, defaults shown."""
+    helps = {}
+    for command in ("train", "evaluate", "embed", "moa-eval"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        helps[command] = capsys.readouterr().out
+    assert len(helps["train"].splitlines()) <= 100
+    assert "dimensions of the latent space" in helps["train"] and "passes over the training cells" in helps["train"]
+    assert "--kl-weight V         default 1.0" in helps["train"]
+    assert "Images are composed exactly as" not in helps["train"]  # the details stay in the module's docstring
+    analysis = defaults()["response"]["analysis"]
+    for key in ("normalize", "min_controls", "bootstrap", "reference_cap"):
+        assert f"(default: {analysis[key]})" in helps["moa-eval"]
+    assert "(default: 256)" in helps["embed"] and "--json FILE" in helps["evaluate"]

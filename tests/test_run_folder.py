@@ -145,12 +145,16 @@ def test_train_and_evaluate_work_from_any_folder_on_the_schema_defaults(finished
     JSON to --json and ends with its verdict."""
     _, images = finished
     command = [arg for arg in train_command(images, tmp_path / "run", 1) if arg not in ("--config", "none")]
-    trained = run_cli(*command, cwd=tmp_path)
+    trained = run_cli(*command, "--validation-pattern", "c00*", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
+    assert "Gaussian negative log-likelihood over its 768 pixel values" in trained.stdout
+    assert "warning: no validation cells" not in trained.stdout
+    assert "held-out: MSE " in trained.stdout and "on 10 validation cells vs PCA-2's" in trained.stdout
     result = run_cli("evaluate", "--model", "run", "--images", images, "--json", "metrics.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert result.stdout == "" and metrics["n_cells"] == 32 and metrics["baselines"]["pca"]["k"] == 2
+    assert "warning: no validation cells" in run_cli(*train_command(images, tmp_path / "other", 1)).stdout
     assert result.stderr.strip().splitlines()[-1].startswith("verdict: the VAE ")
 
 

@@ -1,9 +1,10 @@
 """cellvae <command>: the project's tools on one command line (also `python -m cellvae`).
 
-Each command is a module cellvae/cli/<command>.py with add_arguments(parser) and run(args); what commands share
-is in cellvae/cli/common.py, and no command imports another. Only the command given is imported, and it imports
-TensorFlow or boto3 inside run(), so that usage errors (exit 2) are answered at once. A command that fails says
-why in one line, `cellvae <command>: ...`, and exits 1.
+Each command is a module cellvae/cli/<command>.py with add_arguments(parser) and run(args); its docstring's first
+paragraph is the command's --help description (`python -m pydoc cellvae.cli.<command>`: the rest), and every option
+with a default shows it. What commands share is in cellvae/cli/common.py, and no command imports another. Only the
+command given is imported, and it imports TensorFlow or boto3 inside run(), so that usage errors (exit 2) are
+answered at once. A command that fails says why in one line, `cellvae <command>: ...`, and exits 1.
 """
 
 from __future__ import annotations
@@ -29,6 +30,16 @@ COMMANDS = {  # command: (module with add_arguments and run, one-line help)
 }
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written; each option's default after its help, where it has one and the help does not say it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 def parser(chosen: str | None) -> argparse.ArgumentParser:
     """The `cellvae` parser: every command listed, the chosen one's module imported and its options added."""
     top = argparse.ArgumentParser(prog="cellvae", description=__doc__.splitlines()[0])
@@ -40,10 +51,10 @@ def parser(chosen: str | None) -> argparse.ArgumentParser:
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="<command>")
     for name, (module_name, help_text) in COMMANDS.items():
-        command = commands.add_parser(name, help=help_text, formatter_class=argparse.RawDescriptionHelpFormatter)
+        command = commands.add_parser(name, help=help_text, formatter_class=HelpFormatter)
         if name == chosen:
             module = importlib.import_module(module_name)
-            command.description = module.__doc__
+            command.description = module.__doc__.split("\n\n")[0]  # the first paragraph; the rest: pydoc
             module.add_arguments(command)
             command.set_defaults(run=module.run, command_parser=command)
     return top

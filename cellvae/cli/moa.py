@@ -47,8 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-metadata", help="BBBC021_v1_image.csv (with --well-profiles)")
     parser.add_argument("--moa", help="BBBC021_v1_moa.csv (with --well-profiles)")
     analysis = defaults()["response"]["analysis"]  # the pipeline's settings, config/config.schema.yaml
-    parser.add_argument("--normalize", choices=NORMALIZATIONS, default=analysis["normalize"])
-    parser.add_argument("--aggregate", choices=AGGREGATIONS, default=analysis["aggregate"])
+    parser.add_argument(
+        "--normalize", choices=NORMALIZATIONS, default=analysis["normalize"], help="rows against controls, per plate"
+    )
+    parser.add_argument(
+        "--aggregate", choices=AGGREGATIONS, default=analysis["aggregate"], help="cells into wells into treatments"
+    )
     parser.add_argument(
         "--min-controls",
         type=int,
@@ -62,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="rows of each treatment (at most) that enter the normalization statistics (default: %(default)s)",
     )
     parser.add_argument("--bootstrap", type=int, default=analysis["bootstrap"], help="bootstrap resamples")
-    parser.add_argument("--seed", type=int, default=analysis["seed"])
+    parser.add_argument("--seed", type=int, default=analysis["seed"], help="of the bootstrap and the reference cap")
     parser.add_argument("--matches", action="store_true", help="also print every treatment's nearest neighbours")
 
 

@@ -47,6 +47,7 @@ from cellvae.png import resolve_scale
 from cellvae.run_folder import (
     BASELINES_NPZ,
     CHECKPOINT_JSON,
+    MODEL_KERAS,
     PREPROCESSING_JSON,
     array_digest,
     clear,
@@ -154,8 +155,8 @@ def option_kind(key: str) -> dict:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_image_arguments(p)
     add_image_arguments(p, "validation-", required=False)
-    p.add_argument("--latent-dim", type=whole_number, required=True)
-    p.add_argument("--epochs", type=whole_number, required=True)
+    p.add_argument("--latent-dim", type=whole_number, required=True, help="dimensions of the latent space, e.g. 75")
+    p.add_argument("--epochs", type=whole_number, required=True, help="passes over the training cells, e.g. 20")
     p.add_argument("--out", required=True, help="output folder (model.keras, history.csv, checkpoints)")
     p.add_argument(
         "--overwrite",
@@ -189,8 +190,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a workflow config file (e.g. the checkout's config/config.yaml) whose train: and png: settings "
         "override the defaults (default: none, the schema's defaults)",
     )
-    for key in DEFAULTS:
-        p.add_argument(option(key), **option_kind(key), help=f"override train.{key}")
+    settings = p.add_argument_group("training settings (train: of config/config.schema.yaml; the defaults shown)")
+    for key, value in DEFAULTS.items():
+        rule = schema()["properties"]["train"]["properties"][key]
+        choices = f"{'|'.join(rule['enum'])}; " if "enum" in rule else ""
+        kind = {"metavar": "V", **option_kind(key)}
+        if kind.get("action"):
+            kind.pop("metavar")
+        settings.add_argument(option(key), **kind, help=f"{choices}default {value}")
 
 
 def checked_settings(args) -> tuple[dict, dict]:
@@ -341,3 +348,23 @@ def fit_in_folder(out: Path, overwrite: bool, preprocessing: dict, cells, valida
             train_shards, validation_shards, run["latent_dim"], run["epochs"], **training_files(out), **settings
         )
         write_json(preprocessing, out / PREPROCESSING_JSON)
+    if validation_cells is not None:
+        print(held_out_verdict(out, validation_cells))
+
+
+def held_out_verdict(out: Path, validation_cells) -> str:
+    """The trained model's MSE on the validation cells beside PCA-k's (fitted on the training cells)."""
+    import numpy as np
+
+    from cellvae.metrics import reconstruction_metrics
+    from cellvae.model import load_vae
+
+    vae = load_vae(out / MODEL_KERAS)
+    baselines = Baselines.load(out / BASELINES_NPZ)
+    model = reconstruction_metrics(validation_cells, lambda x: np.asarray(vae.reconstruct(x)), False)["mse"]
+    pca = reconstruction_metrics(validation_cells, baselines.reconstructors()["pca"], False)["mse"]
+    side = "better" if model < pca else "worse"
+    return (
+        f"held-out: MSE {model:.4g} on {len(validation_cells)} validation cells vs PCA-{baselines.k}'s {pca:.4g} "
+        f"({model / pca - 1:+.0%}: {side} than PCA-{baselines.k})"
+    )
