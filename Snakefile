@@ -23,4 +23,4 @@ report: "report/workflow.rst"
 rule all:
     default_target: True
     input:
-        final_outputs,
+        unpack(products),  # every product of every stage (rules/common.smk): a deleted one is rebuilt

@@ -165,22 +165,32 @@ def declared_path(path):
     return os.path.relpath(path.storage_object.query, workflow.storage_settings.default_storage_prefix)
 
 
+def run_values():
+    """The values of the wildcards in the rules' files: the selected plates and the models."""
+    return {"plate": selected_plates(), "model": MODELS}
+
+
+def over_runs(step, path, values, what):
+    """A file `step` declares, expanded over the plates and models the step runs for (values from run_values())."""
+    pattern = strip_wildcard_constraints(declared_path(path))
+    names = get_wildcard_names(pattern)
+    if not names <= values.keys():
+        raise ValueError(
+            f"rules/common.smk expands plate and model only; the {what} of {step.name} also has "
+            f"{', '.join(sorted(names - values.keys()))}"
+        )
+    return expand(pattern, **{name: values[name] for name in names})
+
+
 def benchmark_files(wildcards):
     """The cost table's input: each rule's benchmark pattern over the plates and models it runs for, every rule of
     the workflow but the cost table's own."""
-    values = {"plate": selected_plates(), "model": MODELS}
+    values = run_values()
     files = []
     for step in workflow.rules:
         if step.name == "cost" or not step.benchmark:
             continue
-        pattern = strip_wildcard_constraints(declared_path(step.benchmark))
-        names = get_wildcard_names(pattern)
-        if not names <= values.keys():
-            raise ValueError(
-                f"rules/common.smk benchmark_files expands plate and model only; the benchmark of {step.name} "
-                f"also has {', '.join(sorted(names - values.keys()))}"
-            )
-        files += expand(pattern, **{name: values[name] for name in names})
+        files += over_runs(step, step.benchmark, values, "benchmark")
     return files
 
 
@@ -189,18 +199,18 @@ def rule_stages(wildcards):
     return {step.name: os.path.splitext(os.path.basename(step.snakefile))[0] for step in workflow.rules}
 
 
-def final_outputs(wildcards):
-    return [
-        "results/analysis/metrics.csv",
-        "results/fetch/summary.csv",
-        "results/analysis/reconstructions.png",
-        "results/analysis/loss_curves.png",
-        "results/cost/cost.csv",
-        *expand(MODEL_METRICS, model=MODELS),
-        *expand("results/png/{plate}/crop_sizes.png", plate=selected_plates()),
-        # single-cell crops are a product too: deleting a plate's crops reruns that plate's chain
-        # (not with a storage provider: the S3 plugin caches a folder's absence from the DAG's start, so a target
-        # folder looks missing at the end; the crops are compose_pngs inputs anyway)
-        *([] if STORAGE else expand("results/segmentation/{plate}/crops", plate=selected_plates())),
-        *(["results/response/summary.csv"] if lookup(dpath="response/enabled", within=config) else []),
-    ]
+def products(wildcards):
+    """Rule all's input, one list per stage (the rules/ file): every output of every rule over the plates and models
+    it runs for. Snakemake rebuilds a deleted file only when a target needs it and is itself out of date, so each
+    product is a target: deleting one (a model, a response table, a figure, a plate's crops) reruns its job and
+    what depends on it. Not temp() files, and with a storage provider no folder (the S3 plugin caches a folder's
+    absence from the DAG's start, so a target folder looks missing at the end; each is another rule's input)."""
+    values = run_values()
+    stages = rule_stages(wildcards)
+    files = {}
+    for step in workflow.rules:
+        for path in step.output:
+            if path.is_temp or (STORAGE and path.is_directory):
+                continue
+            files.setdefault(stages[step.name], []).extend(over_runs(step, path, values, "output"))
+    return files

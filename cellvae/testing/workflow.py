@@ -106,3 +106,14 @@ def planned_jobs(workdir, *args, config=None) -> dict:
         for match in re.finditer(r"^(\w+)\s+(\d+)$", output, re.MULTILINE)
         if match[1] != "total"
     }
+
+
+def summary_rows(output) -> list[dict]:
+    """The rows `snakemake --summary` prints (one per output file of the DAG's jobs): {"output_file", "date",
+    "rule", "log-file(s)", "status", "plan"}; the status of a file that is not there is "missing"."""
+    lines = output.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("output_file\t")), None)
+    if start is None:
+        raise ValueError(f"no --summary table in the output:\n{output[-2000:]}")
+    header = lines[start].split("\t")
+    return [dict(zip(header, line.split("\t"))) for line in lines[start + 1 :] if line.count("\t") == len(header) - 1]
