@@ -11,6 +11,7 @@ work as for train. The response-profile stage encodes with the same function (ce
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -53,10 +54,29 @@ def refuse_reading_what_is_written(out: Path, inputs) -> None:
         )
 
 
+def refuse_latent_names(sources) -> None:
+    """A one-line error when a manifest has a column named as a latent column (z0, z1, …, written beside it: the
+    CSV would name two columns alike, and moa-eval would take the manifest's for a feature)."""
+    for source in map(Path, sources):
+        if source.suffix.lower() != ".csv" or not source.is_file():
+            continue
+        try:
+            columns = pd.read_csv(source, nrows=0).columns
+        except (OSError, ValueError, UnicodeDecodeError):  # read_inputs names what is wrong with it
+            continue
+        clashing = [column for column in columns if re.fullmatch(r"z\d+", str(column))]
+        if clashing:
+            raise ValueError(
+                f"manifest {source} has a column {clashing[0]}, the name embed gives a latent column (z0, z1, …): "
+                "rename that column"
+            )
+
+
 def run(args) -> int:
     out = Path(args.out)
     model = Path(args.model) / MODEL_KERAS if Path(args.model).is_dir() else Path(args.model)
     refuse_reading_what_is_written(out, [model, *(model.parent / name for name in RUN_FILES), *args.images])
+    refuse_latent_names(args.images)
     from cellvae.response import encode_images
 
     vae, table, cells, _, _ = model_inputs(args)

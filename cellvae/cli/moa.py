@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from cellvae.cli.common import UsageError
 from cellvae.config import defaults
@@ -28,6 +29,7 @@ from cellvae.moa import (
     annotate_wells,
     evaluate_rows,
     feature_columns,
+    features_note,
     read_profiles,
 )
 from cellvae.moa_paired import paired_difference, treatment_scores
@@ -46,6 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--image-metadata", help="BBBC021_v1_image.csv (with --well-profiles)")
     parser.add_argument("--moa", help="BBBC021_v1_moa.csv (with --well-profiles)")
+    parser.add_argument(
+        "--features",
+        nargs="+",
+        metavar="COLUMN",
+        help="feature columns, by name or glob (e.g. 'Cells_*'); default: z0, z1, … where present, else every "
+        "numeric column that is not metadata (plate, well, …, Metadata_*, Image_*, ImageNumber, ObjectNumber, "
+        "a pandas index Unnamed: 0)",
+    )
     analysis = defaults()["response"]["analysis"]  # the pipeline's settings, config/config.schema.yaml
     parser.add_argument(
         "--normalize", choices=NORMALIZATIONS, default=analysis["normalize"], help="rows against controls, per plate"
@@ -71,21 +81,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def read_rows(args) -> tuple:
-    """(table of WELL_KEYS + features, feature names, whether rows are cells)."""
-    if args.cells:
-        cells = annotate_cells(read_profiles(args.cells, "cell"), args.cells)
-        return cells, feature_columns(cells), True
-    if not (args.image_metadata and args.moa):
+    """(table of WELL_KEYS + features, feature names, whether rows are cells); notes on stderr, a line each: the
+    features used, the rows left out for want of an MoA, plates that are a batch of their own."""
+    if not args.cells and not (args.image_metadata and args.moa):
         raise UsageError("--well-profiles needs --image-metadata and --moa (BBBC021_v1_image.csv, BBBC021_v1_moa.csv)")
-    profiles = read_profiles(args.well_profiles, "well")
-    features = feature_columns(profiles)
-    wells = annotate_wells(
-        profiles[["plate", "well", *features]],
-        read_image_table(args.image_metadata),
-        read_moa_table(args.moa),
-        args.well_profiles,
-    )
-    return wells, features, False
+    source = args.cells or args.well_profiles
+    profiles = read_profiles(source, "cell" if args.cells else "well")
+    features = feature_columns(profiles, source, args.features)
+    notes = [features_note(profiles, features, source)]
+    if args.cells:
+        rows = annotate_cells(profiles, source, notes)
+    else:
+        images, moas = read_image_table(args.image_metadata), read_moa_table(args.moa)
+        rows = annotate_wells(profiles[["plate", "well", *features]], images, moas, source, notes)
+    for note in notes:
+        print(note, file=sys.stderr)
+    return rows, features, bool(args.cells)
 
 
 def compare_tables(args, settings: dict) -> dict:
