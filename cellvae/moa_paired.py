@@ -17,13 +17,15 @@ TREATMENT = ["compound", "concentration"]
 
 def treatment_scores(result: dict) -> pd.DataFrame:
     """Per treatment (compound, concentration): nsc and nscb hits (1.0/0.0) and map (average precision); NaN where
-    a treatment is not scored (no allowed neighbour, its MoA left out of NSCB, no other compound of its MoA)."""
+    a treatment is not scored (no allowed neighbour, its MoA left out of NSCB, no other compound of its MoA) or the
+    score is undefined for all (a single MoA)."""
     rows = []
     for match in result["matches"]:
         row = {"compound": match["compound"], "concentration": match["concentration"], "moa": match["moa"]}
         for key in ("nsc", "nscb"):
             found = match[f"{key}_match_moa"]
-            row[key] = np.nan if match[f"{key}_match"] is None else float(found == match["moa"])
+            undefined = match[f"{key}_match"] is None or result[key]["value"] is None  # e.g. a single MoA
+            row[key] = np.nan if undefined else float(found == match["moa"])
         row["map"] = np.nan if match["average_precision"] is None else match["average_precision"]
         rows.append(row)
     return pd.DataFrame(rows).set_index(TREATMENT)
