@@ -20,9 +20,9 @@ from pathlib import Path
 
 import yaml
 
-from cellvae.config import with_defaults
-from cellvae.fetch import archive_name
-from cellvae.metadata import CONTROL, read_image_table
+from cellvae.core.config import with_defaults
+from cellvae.data.fetch import archive_name
+from cellvae.data.metadata import CONTROL, read_image_table
 from cellvae.testing.workflow import snakemake
 
 REPO = Path(__file__).resolve().parents[1]

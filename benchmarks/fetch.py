@@ -12,11 +12,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from cellvae.config import defaults
-from cellvae.fetch import FetchSettings, archive_name, fetch_plate
-from cellvae.files import write_csv
-from cellvae.metadata import read_image_table
-from cellvae.synthetic import generate_mini_bbbc021, source_files
+from cellvae.core.config import defaults
+from cellvae.core.files import write_csv
+from cellvae.data.fetch import FetchSettings, archive_name, fetch_plate
+from cellvae.data.metadata import read_image_table
+from cellvae.data.synthetic import generate_mini_bbbc021, source_files
 from cellvae.testing.nginx import Nginx
 
 PLATE = "Week4_27481"

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, wit
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cellvae.config import vae_settings  # noqa: E402
-from cellvae.model import build_vae  # noqa: E402
+from cellvae.core.config import vae_settings  # noqa: E402
+from cellvae.model.vae import build_vae  # noqa: E402
 
 MODELS = {
     "default": dict(architecture="wide", reconstruction_loss="gaussian"),

@@ -1,4 +1,4 @@
-"""Input pipeline speed: our shard pipeline (cellvae.shards.cell_dataset) vs
+"""Input pipeline speed: our shard pipeline (cellvae.imaging.shards.cell_dataset) vs
 keras.utils.image_dataset_from_directory on the same PNGs, interleaved in one process.
 
 1. Input only (no model): images per second delivered per full shuffled pass, best of --rounds.
@@ -28,10 +28,10 @@ import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from cellvae.config import defaults, vae_settings  # noqa: E402
-from cellvae.dataset import write_shards  # noqa: E402
-from cellvae.model import build_vae  # noqa: E402
-from cellvae.shards import cell_dataset  # noqa: E402
+from cellvae.core.config import defaults, vae_settings  # noqa: E402
+from cellvae.imaging.dataset import write_shards  # noqa: E402
+from cellvae.imaging.shards import cell_dataset  # noqa: E402
+from cellvae.model.vae import build_vae  # noqa: E402
 
 TRAIN = defaults()["train"]  # the tf.data settings training uses by default
 

@@ -1,7 +1,8 @@
 """Centre-cell crops for the "describe the cell, not its neighbours" ablation of benchmarks/moa_cells.py.
 
 Every crop of the five shared DMSO plates and of the MoA set, with the pixels outside its centre cell (segmented
-by cellvae.cell_features, dilated by a margin) set to zero, written as .npy beside a manifest with the original
+by cellvae.profiling.cell_features, dilated by a margin) set to zero, written as .npy beside a manifest with the
+original
 columns (path = the masked copy). Train on them with `cellvae train --images OUT/dmso.csv --images OUT/moa.csv`
 and score with `benchmarks/moa_cells.py --masked OUT`.
 
@@ -17,9 +18,9 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from cellvae.cell_features import segment_centre_cell
-from cellvae.files import write_csv
-from cellvae.metadata import CONTROL
+from cellvae.core.files import write_csv
+from cellvae.data.metadata import CONTROL
+from cellvae.profiling.cell_features import segment_centre_cell
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "bbbc021"
 MARGIN_PX = 2  # the mask is dilated by this much, so the cell's edge stays in

@@ -3,7 +3,8 @@ frozen before scoring.
 
 Cells: ../shared/bbbc021/images/single_cells_moa (1,945 crops, 103 treatments of 38 compounds plus DMSO, 54 plates).
 Feature sets, all on the same cells: a 16 px thumbnail, window statistics, classic scikit-image measurements of the
-centre cell (cellvae.cell_features), CellProfiler's own measurements of the centre cell (--cellprofiler: the table
+centre cell (cellvae.profiling.cell_features), CellProfiler's own measurements of the centre cell (--cellprofiler: the
+table
 of benchmarks/cellprofiler_moa_features.py), pixel PCA-16 and PCA-k fitted on the cells the first run trained on,
 an untrained encoder of the same architecture, and the runs' mu.
 
@@ -12,7 +13,8 @@ reference_cap, mean of cells into wells into treatments, each cell's mu averaged
 fixed before the runs were scored (RESULTS.md records when). The VAE is scored at that protocol only (and, as the
 second figure, with features standardized over all cells instead); every baseline on the grid normalizations
 (plate-dmso, standardize) × orientations (1, 8) and taken at its best point, which can only flatter the baselines.
-Seeds are averaged per treatment; every interval resamples compounds (cellvae.moa_paired), and the margin over the
+Seeds are averaged per treatment; every interval resamples compounds (cellvae.profiling.moa_paired), and the margin
+over the
 best baseline is a paired difference.
 
 Usage: .venv/bin/python benchmarks/moa_cells.py --runs RUN-s1 RUN-s2 RUN-s3 [--train] [--cellprofiler TABLE]
@@ -33,14 +35,14 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
-from cellvae import cell_features, moa
 from cellvae.cli.common import parse_channel_order
-from cellvae.config import defaults
-from cellvae.images import compose_arrays, read_image
-from cellvae.margins import replace_section
-from cellvae.moa_paired import compound_intervals, paired_difference, seed_average, treatment_scores
-from cellvae.orientations import ORIENTATIONS, orientation_mean
-from cellvae.response_baselines import THUMBNAIL_SIDE, thumbnails, untrained_copy
+from cellvae.core.config import defaults
+from cellvae.imaging.images import compose_arrays, read_image
+from cellvae.imaging.orientations import ORIENTATIONS, orientation_mean
+from cellvae.profiling import cell_features, moa, profile_tables
+from cellvae.profiling.moa_paired import compound_intervals, paired_difference, seed_average, treatment_scores
+from cellvae.profiling.response_baselines import THUMBNAIL_SIDE, thumbnails, untrained_copy
+from cellvae.study.margins import replace_section
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "bbbc021" / "images"
@@ -77,7 +79,7 @@ def read_cells() -> tuple[pd.DataFrame, list]:
     """The MoA manifest with plate, well, compound, concentration, moa, batch and the raw crops (DAPI, Tub, Actin)."""
     table = pd.read_csv(MOA_MANIFEST)
     table["path"] = [str(MOA_MANIFEST.parents[2] / file) for file in table["file"]]
-    table = moa.annotate_cells(table.rename(columns=moa.ALIASES), MOA_MANIFEST)
+    table = profile_tables.annotate_cells(table.rename(columns=profile_tables.ALIASES), MOA_MANIFEST)
     return table, [np.load(path) for path in table["path"]]
 
 
@@ -92,8 +94,8 @@ def composed_cells(run: Path, table: pd.DataFrame) -> np.ndarray:
 
 def run_mu(run: Path, table: pd.DataFrame, orientations: int) -> np.ndarray:
     """mu of the run's model for the MoA cells, averaged over `orientations` views."""
-    from cellvae.model import load_vae
-    from cellvae.response import encode_images
+    from cellvae.model.vae import load_vae
+    from cellvae.profiling.response import encode_images
 
     return encode_images(load_vae(run / "model.keras"), composed_cells(run, table), orientations=orientations)
 
@@ -101,8 +103,8 @@ def run_mu(run: Path, table: pd.DataFrame, orientations: int) -> np.ndarray:
 def learned_baselines(run: Path, table: pd.DataFrame) -> dict:
     """{orientations: {name: cells × features}}: an untrained encoder of the run's architecture, and pixel PCA-16
     and PCA-k fitted on the run's training cells."""
-    from cellvae.model import load_vae
-    from cellvae.response import encode_images
+    from cellvae.model.vae import load_vae
+    from cellvae.profiling.response import encode_images
 
     cells = composed_cells(run, table)
     vae = load_vae(run / "model.keras")

@@ -1,6 +1,6 @@
 """CellProfiler cost per full-size (1280×1024) field: illumination and analysis of one synthetic plate.
 
-Generates one synthetic plate (~200 cells per field), then runs cellvae.cellprofiler's illumination and
+Generates one synthetic plate (~200 cells per field), then runs cellvae.imaging.cellprofiler's illumination and
 segmentation on a small and a full subset of its fields. The difference gives the marginal seconds per
 field, the rest is the fixed cost per plate job (JVM start, pipeline set-up, the illumination smoothing).
 Seconds are CPU seconds (user + sys of CellProfiler and of the Python around it): CellProfiler is
@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from cellvae.cellprofiler import FIELD_COLUMNS, run_illumination, run_segmentation
-from cellvae.channels import STAINS
-from cellvae.metadata import read_image_table
-from cellvae.synthetic import generate_mini_bbbc021, source_files
+from cellvae.core.channels import STAINS
+from cellvae.data.metadata import read_image_table
+from cellvae.data.synthetic import generate_mini_bbbc021, source_files
+from cellvae.imaging.cellprofiler import FIELD_COLUMNS, run_illumination, run_segmentation
 
 REPO = Path(__file__).resolve().parents[1]
 CELLPROFILER = REPO / ".venv-cellprofiler/bin/cellprofiler"

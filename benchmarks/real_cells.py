@@ -15,10 +15,10 @@ cycloheximide (Week4_27801, Week4_27821), of which no cell was seen in training.
    of the same architecture, classic per-cell features (scikit-image regionprops on an Otsu mask) —
    (a) DMSO-vs-cycloheximide balanced accuracy of a shrinkage LDA trained on one plate, tested on the other;
    (b) per plate, each concentration's cross-fitted Mahalanobis distance from DMSO (in DMSO standard deviations,
-   cellvae.separation.mahalanobis_distance; it does not fall as features are added), whether it grows with
+   cellvae.profiling.separation.mahalanobis_distance; it does not fall as features are added), whether it grows with
    concentration, and beside it the plate's within-well null: the same distance between the DMSO well's fields.
    Each figure is the mean over the seeds' models with a 95% interval from a delete-one-field jackknife
-   (cellvae.plate_response.response_scores).
+   (cellvae.study.plate_response.response_scores).
 Writes reconstruction.csv and response.csv under --out and the section "## Fixed fold: ..." of --results.
 Trained models are kept under --out and reused by a rerun (delete the folder to retrain).
 Ablations (--models no-augment thesis-architecture constant-lr thesis-sigma): the default with one ingredient
@@ -26,13 +26,14 @@ taken away, and the thesis with only the sigma-VAE loss.
 Usage: python benchmarks/real_cells.py [--epochs 30] [--seeds 1 2 3] [--latent-dims 16 75] [--models thesis default]
 Last line: vae_over_pca_mse=<the default z = 75 model's held-out MSE (mean over seeds) / PCA-75's>
 
---folds lopo (cellvae.margins): leave one plate out over the five plates' DMSO cells: per fold, models (--models,
+--folds lopo (cellvae.study.margins): leave one plate out over the five plates' DMSO cells: per fold, models (--models,
 default `default`; --seeds, default 1 2) train on the other four plates' DMSO cells, and PCA is fitted on the same
 cells in the augmentation the VAE sees (all 8 flips/rotations of each where the model's train.augment is on) — once,
 with enough components for every PCA-k. Per fold and pooled over all folds (each field measured by the fold that
 held it out): the VAE/PCA-k MSE ratio (VAE: the seeds' mean error per cell) with a 95% paired bootstrap interval
 over fields (plate + well + site; --bootstrap resamplings), over the whole window (mse) and inside the centre cell
-(mse_cell: its mask segmented from the crop itself, cellvae.cell_features, composed onto the canvas like the crop);
+(mse_cell: its mask segmented from the crop itself, cellvae.profiling.cell_features, composed onto the canvas like the
+crop);
 the PCA-equivalent k (PCA-k's held-out MSE equals the VAE's). A plate has only 3-4 fields, so a fold's interval is
 coarse; the pooled one resamples all 19. Writes the section "## Leave one plate out" (whole windows at 64 px; other
 settings add theirs to the heading, e.g. "## Leave one plate out, 128 px masked") of --results (default
@@ -60,13 +61,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cellvae.ablations import MODELS, model_settings, train_model  # noqa: E402
-from cellvae.baselines import Baselines, fit_pca  # noqa: E402
-from cellvae.bounds import positive_int  # noqa: E402
-from cellvae.config import defaults, vae_settings  # noqa: E402
-from cellvae.files import write_csv  # noqa: E402
-from cellvae.images import compose_arrays, read_image  # noqa: E402
-from cellvae.margins import (  # noqa: E402
+from cellvae.core.config import defaults, vae_settings  # noqa: E402
+from cellvae.core.files import write_csv  # noqa: E402
+from cellvae.core.option_types import positive_int  # noqa: E402
+from cellvae.data.metadata import CONTROL  # noqa: E402
+from cellvae.evaluation.baselines import Baselines, fit_pca  # noqa: E402
+from cellvae.evaluation.metrics import reconstruction_metrics  # noqa: E402
+from cellvae.imaging.images import compose_arrays, read_image  # noqa: E402
+from cellvae.imaging.orientations import dihedral_variants  # noqa: E402
+from cellvae.imaging.png import resolve_scale  # noqa: E402
+from cellvae.imaging.shards import write_shard  # noqa: E402
+from cellvae.model.vae import build_vae, load_vae  # noqa: E402
+from cellvae.profiling.response import encode_images  # noqa: E402
+from cellvae.study.ablations import MODELS, model_settings, train_model  # noqa: E402
+from cellvae.study.margins import (  # noqa: E402
     centre_cell,
     centre_cell_masks,
     latent_comparison,
@@ -79,14 +87,7 @@ from cellvae.margins import (  # noqa: E402
     replace_section,
     versus_pca,
 )
-from cellvae.metadata import CONTROL  # noqa: E402
-from cellvae.metrics import reconstruction_metrics  # noqa: E402
-from cellvae.model import build_vae, load_vae  # noqa: E402
-from cellvae.orientations import dihedral_variants  # noqa: E402
-from cellvae.plate_response import classic_features, field_names, response_scores, response_table  # noqa: E402
-from cellvae.png import resolve_scale  # noqa: E402
-from cellvae.response import encode_images  # noqa: E402
-from cellvae.shards import write_shard  # noqa: E402
+from cellvae.study.plate_response import classic_features, field_names, response_scores, response_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT.parent / "shared" / "bbbc021" / "images" / "single_cells_by_plate" / "manifest.csv"
@@ -175,7 +176,7 @@ def lopo_crops(args, log) -> tuple[pd.DataFrame, list, list, float | None]:
 
 
 def pca_curve(train_cells: np.ndarray, test_cells: np.ndarray, masks: np.ndarray, args) -> dict:
-    """k -> PCA-k's errors on the test cells (cellvae.margins.pca_errors; k 0: the mean), PCA fitted once on the
+    """k -> PCA-k's errors on the test cells (cellvae.study.margins.pca_errors; k 0: the mean), PCA fitted once on the
     training cells with enough components for every k (--pca-max-k, twice the largest z)."""
     pca = fit_pca(train_cells, max(args.pca_max_k, 2 * max(args.latent_dims)), PCA_MEMORY_BYTES)
     ks = sorted({0, *np.geomspace(1, len(pca.components_), 24).round().astype(int), *args.latent_dims})

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def child(shard, size, cache_mb, shuffle_buffer, batch_size):
     """Train one epoch on the shard and print the peak RSS (MiB) as JSON."""
-    from cellvae.train import train_on_shards, training_files
+    from cellvae.model.train import train_on_shards, training_files
 
     with tempfile.TemporaryDirectory() as out:
         summary = train_on_shards(
@@ -65,7 +65,7 @@ def main():
         return
     import numpy as np
 
-    from cellvae.shards import write_shard
+    from cellvae.imaging.shards import write_shard
 
     rng = np.random.default_rng(0)
     results = []

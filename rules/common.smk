@@ -6,12 +6,12 @@ import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.io import get_wildcard_names, strip_wildcard_constraints
 
-from cellvae.channels import STAINS
-from cellvae.fetch import archive_name, is_url, source_location
-from cellvae.metadata import IMAGE_CSV, MOA_CSV, read_image_table, read_moa_table, training_and_profiled_fields
-from cellvae.run_folder import TRAINING_FILES
-from cellvae.config import MODEL_ID, model_id, parse_model_id
-from cellvae.synthetic import check_own_folder
+from cellvae.core.channels import STAINS
+from cellvae.data.fetch import archive_name, is_url, source_location
+from cellvae.data.metadata import IMAGE_CSV, MOA_CSV, read_image_table, read_moa_table, training_and_profiled_fields
+from cellvae.model.run_folder import TRAINING_FILES
+from cellvae.core.config import MODEL_ID, model_id, parse_model_id
+from cellvae.data.synthetic import check_own_folder
 
 SOURCE = config["source"]
 SYNTHETIC = lookup(dpath="synthetic/enabled", within=config)

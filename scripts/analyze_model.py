@@ -1,7 +1,7 @@
 """Snakemake entry point: metrics and figures of one trained VAE on held-out cells."""
 
-from cellvae.evaluation import analyze_model
-from cellvae.runlog import logged
+from cellvae.core.runlog import logged
+from cellvae.evaluation.analysis import analyze_model
 
 with logged(snakemake.log[0]):
     output = snakemake.output

@@ -1,7 +1,7 @@
 """Snakemake entry point: comparison table and figures across latent dimensions."""
 
-from cellvae.evaluation import compare_models
-from cellvae.runlog import logged
+from cellvae.core.runlog import logged
+from cellvae.evaluation.analysis import compare_models
 
 with logged(snakemake.log[0]):
     input, output = snakemake.input, snakemake.output

@@ -1,7 +1,7 @@
 """Snakemake entry point: MoA accuracy and separation from DMSO, one row per latent dimension."""
 
-from cellvae.response import compare_responses
-from cellvae.runlog import logged
+from cellvae.core.runlog import logged
+from cellvae.profiling.response import compare_responses
 
 with logged(snakemake.log[0]):
     table = compare_responses(

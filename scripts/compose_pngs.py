@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
-from cellvae.png import compose_plate, reference_fields
-from cellvae.runlog import logged
+from cellvae.core.runlog import logged
+from cellvae.imaging.png import compose_plate, reference_fields
 
 with logged(snakemake.log[0]):
     input, output, params = snakemake.input, snakemake.output, snakemake.params

@@ -1,7 +1,7 @@
 """Snakemake entry point: the cost table from the jobs' benchmark files."""
 
-from cellvae.cost import write_cost_table
-from cellvae.runlog import logged
+from cellvae.core.runlog import logged
+from cellvae.operations.cost import write_cost_table
 
 with logged(snakemake.log[0]):
     print(

@@ -1,7 +1,7 @@
 """Snakemake entry point: the cell manifest with its train/validation split by well or plate."""
 
-from cellvae.dataset import build_manifest
-from cellvae.runlog import logged
+from cellvae.core.runlog import logged
+from cellvae.imaging.dataset import build_manifest
 
 with logged(snakemake.log[0]):
     params = snakemake.params

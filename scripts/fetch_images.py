@@ -1,7 +1,7 @@
 """Snakemake entry point: the selected images of one plate."""
 
-from cellvae.fetch import FetchSettings, fetch_plate
-from cellvae.runlog import logged
+from cellvae.core.runlog import logged
+from cellvae.data.fetch import FetchSettings, fetch_plate
 
 with logged(snakemake.log[0]):
     print(

@@ -1,8 +1,8 @@
 """Snakemake entry point: the metadata tables from the source, validated, with their size and sha256."""
 
-from cellvae.fetch import FetchSettings, fetch_metadata
-from cellvae.files import write_json
-from cellvae.runlog import logged
+from cellvae.core.files import write_json
+from cellvae.core.runlog import logged
+from cellvae.data.fetch import FetchSettings, fetch_metadata
 
 with logged(snakemake.log[0]):
     output = snakemake.output

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from cellvae.cellprofiler import run_illumination
-from cellvae.channels import STAINS
-from cellvae.runlog import logged
+from cellvae.core.channels import STAINS
+from cellvae.core.runlog import logged
+from cellvae.imaging.cellprofiler import run_illumination
 
 with logged(snakemake.log[0]):
     selected = pd.read_csv(snakemake.input.selected)

@@ -1,7 +1,7 @@
 """Snakemake entry point: the data set's common resize factor for the PNGs."""
 
-from cellvae.png import write_scale
-from cellvae.runlog import logged
+from cellvae.core.runlog import logged
+from cellvae.imaging.png import write_scale
 
 with logged(snakemake.log[0]):
     summary = write_scale(

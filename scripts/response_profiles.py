@@ -1,7 +1,7 @@
 """Snakemake entry point: response profiles, MoA accuracy and latent-space figures of one trained VAE."""
 
-from cellvae.response import response_profiles
-from cellvae.runlog import logged
+from cellvae.core.runlog import logged
+from cellvae.profiling.response import response_profiles
 
 with logged(snakemake.log[0]):
     input, output = snakemake.input, snakemake.output

@@ -1,8 +1,8 @@
 """Snakemake entry point: CellProfiler segmentation, then measurements, border-cell counts and crops of one plate."""
 
-from cellvae.cellprofiler import run_segmentation
-from cellvae.channels import STAINS
-from cellvae.runlog import logged
+from cellvae.core.channels import STAINS
+from cellvae.core.runlog import logged
+from cellvae.imaging.cellprofiler import run_segmentation
 
 with logged(snakemake.log[0]):
     input, output = snakemake.input, snakemake.output

@@ -1,7 +1,7 @@
 """Snakemake entry point: the fields selected by plate, compound and MoA, for training and for profiling."""
 
-from cellvae.metadata import write_selection
-from cellvae.runlog import logged
+from cellvae.core.runlog import logged
+from cellvae.data.metadata import write_selection
 
 with logged(snakemake.log[0]):
     params = snakemake.params

@@ -1,7 +1,7 @@
 """Snakemake entry point: the synthetic mini BBBC021 in the real source layout."""
 
-from cellvae.runlog import logged
-from cellvae.synthetic import generate_mini_bbbc021
+from cellvae.core.runlog import logged
+from cellvae.data.synthetic import generate_mini_bbbc021
 
 with logged(snakemake.log[0]):
     settings, output = dict(snakemake.params.settings), snakemake.output

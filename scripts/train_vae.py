@@ -1,7 +1,7 @@
 """Snakemake entry point: train (or resume) the VAE of one latent dimension (and variant)."""
 
-from cellvae.runlog import logged
-from cellvae.train import train_vae
+from cellvae.core.runlog import logged
+from cellvae.model.train import train_vae
 
 with logged(snakemake.log[0]):
     train_vae(

@@ -14,7 +14,7 @@ import importlib
 import sys
 
 from cellvae.cli.common import CommandError, UsageError
-from cellvae.native_logs import VERBOSE_VARIABLE, quiet_native_logs, verbose_from_environment
+from cellvae.core.native_logs import VERBOSE_VARIABLE, quiet_native_logs, verbose_from_environment
 
 COMMANDS = {  # command: (module with add_arguments and run, one-line help)
     "train": ("cellvae.cli.train", "train a VAE on single-cell images (PNG, TIFF, .npy) from folders or manifests"),

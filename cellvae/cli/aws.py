@@ -1,4 +1,5 @@
-"""cellvae aws deploy|env|destroy: the AWS side of profiles/aws-gpu as one CloudFormation stack (cellvae/aws.py).
+"""cellvae aws deploy|env|destroy: the AWS side of profiles/aws-gpu as one CloudFormation stack
+(cellvae/operations/aws.py).
 
 deploy creates or updates the stack (infra/aws/cellvae-batch.yaml); env prints `export NAME=value` lines for the
 profile (eval "$(cellvae aws env)"); destroy deletes it. Credentials come from boto3's usual chain and are never
@@ -12,8 +13,8 @@ import re
 import shlex
 import sys
 
-from cellvae.bounds import bounded
 from cellvae.cli.common import CommandError, UsageError
+from cellvae.core.option_types import bounded
 
 DEFAULT_STACK = "cellvae"
 OPTIONS = {  # template parameter: the deploy option that sets it (any other: --parameter KEY=VALUE)
@@ -97,7 +98,7 @@ def check_parameters(parameters: dict[str, str], declared: dict, named: set[str]
 def run(args) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from cellvae import aws
+    from cellvae.operations import aws
 
     if args.action == "deploy":
         named = {key: getattr(args, option[2:].replace("-", "_")) for key, option in OPTIONS.items()}

@@ -12,10 +12,10 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cellvae.run_folder import BASELINES_NPZ, MODEL_KERAS, PREPROCESSING_JSON, read_json
+from cellvae.model.run_folder import BASELINES_NPZ, MODEL_KERAS, PREPROCESSING_JSON, read_json
 
 if TYPE_CHECKING:
-    from cellvae.baselines import Baselines
+    from cellvae.evaluation.baselines import Baselines
 
 PREPROCESSING_KEYS = ("input_kind", "size", "channel_order", "percentiles", "scale", "ranges_rgb")
 
@@ -54,9 +54,9 @@ def read_inputs(sources, where, pattern, channel_order, max_side=None) -> tuple:
     """(image table: path and manifest columns, raw RGB arrays, input kind 'uint8' or 'raw', whether crops carry
     a cell mask); max_side: config png.max_crop_side (default: its schema default). Refused, one line naming a
     file: a source given twice or an image reached twice, a mix of kinds, images that cannot be used
-    (`cellvae.images.read_images`)."""
-    from cellvae.images import RowFilterError, image_table, read_images
-    from cellvae.metrics import inputs_are_masked
+    (`cellvae.imaging.images.read_images`)."""
+    from cellvae.evaluation.metrics import inputs_are_masked
+    from cellvae.imaging.images import RowFilterError, image_table, read_images
 
     try:
         table = image_table(sources, where, pattern)
@@ -118,7 +118,7 @@ def check_belongs(model: Path, preprocessing: dict, latent_dim: int, image_size:
 def run_baselines(model: Path, preprocessing: dict, latent_dim: int | None) -> Baselines | None:
     """The baselines.npz beside the model (None if there is none), checked to be of the same run (and of a model
     of latent_dim, when known)."""
-    from cellvae.baselines import Baselines
+    from cellvae.evaluation.baselines import Baselines
 
     path = model.parent / BASELINES_NPZ
     if not path.is_file():
@@ -153,8 +153,8 @@ def model_inputs(args) -> tuple:
             f"{model} was trained on {described[trained_on]} but {', '.join(args.images)} holds "
             f"{described[kind]}: give images of the kind it was trained on"
         )
-    from cellvae.images import compose_arrays
-    from cellvae.model import load_vae  # TensorFlow: only once the inputs are known good
+    from cellvae.imaging.images import compose_arrays
+    from cellvae.model.vae import load_vae  # TensorFlow: only once the inputs are known good
 
     vae = load_vae(model)
     check_belongs(model, preprocessing, vae.latent_dim, vae.image_size)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 
-from cellvae.bounds import schema_number
 from cellvae.cli.common import UsageError
-from cellvae.config import defaults
-from cellvae.cost import cost_table
+from cellvae.core.config import defaults
+from cellvae.core.option_types import schema_number
+from cellvae.operations.cost import cost_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

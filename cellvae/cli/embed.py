@@ -2,9 +2,9 @@
 profiles).
 
 One row per image: its path (and the manifest's columns, when --images names a manifest), then z0 … z{k-1}: by
-default each image's posterior mean averaged over its 8 flips/rotations (--orientations, cellvae.orientations).
+default each image's posterior mean averaged over its 8 flips/rotations (--orientations, cellvae.imaging.orientations).
 Images are composed as for the model's training (preprocessing.json beside the model); --images and --where
-work as for train. The response-profile stage encodes with the same function (cellvae.response.encode_images).
+work as for train. The response-profile stage encodes with the same function (cellvae.profiling.response.encode_images).
 --out never replaces a file the command reads (the model, a manifest, an image) and never lies inside a run folder.
 """
 
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from cellvae.bounds import positive_int
 from cellvae.cli.common import UsageError, add_model_arguments, model_inputs
-from cellvae.config import defaults
-from cellvae.files import refuse_overwriting_inputs, write_csv
-from cellvae.orientations import ORIENTATIONS
-from cellvae.run_folder import MODEL_KERAS, RUN_FILES, enclosing_run_folder
+from cellvae.core.config import defaults
+from cellvae.core.files import refuse_overwriting_inputs, write_csv
+from cellvae.core.option_types import positive_int
+from cellvae.imaging.orientations import ORIENTATIONS
+from cellvae.model.run_folder import MODEL_KERAS, RUN_FILES, enclosing_run_folder
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -77,7 +77,7 @@ def run(args) -> int:
     model = Path(args.model) / MODEL_KERAS if Path(args.model).is_dir() else Path(args.model)
     refuse_reading_what_is_written(out, [model, *(model.parent / name for name in RUN_FILES), *args.images])
     refuse_latent_names(args.images)
-    from cellvae.response import encode_images
+    from cellvae.profiling.response import encode_images
 
     vae, table, cells, _, _ = model_inputs(args)
     refuse_reading_what_is_written(out, table["path"])

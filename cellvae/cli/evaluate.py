@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cellvae.baselines import Baselines
 from cellvae.cli.common import UsageError, add_model_arguments, model_inputs, run_baselines, run_folder
-from cellvae.files import atomic_write
-from cellvae.metrics import reconstruction_metrics
-from cellvae.run_folder import BASELINES_NPZ
+from cellvae.core.files import atomic_write
+from cellvae.evaluation.baselines import Baselines
+from cellvae.evaluation.metrics import reconstruction_metrics
+from cellvae.model.run_folder import BASELINES_NPZ
 
 
 def evaluate_with_baselines(vae, cells, masked: bool, baselines: Baselines | None) -> dict:
@@ -80,11 +80,12 @@ def run(args) -> int:
     result = evaluate_with_baselines(vae, cells, masked, baselines)
     if baselines is None:
         result["baselines"] = f"none: {model.parent / BASELINES_NPZ} not found (written by `cellvae train`)"
-    # the latent section (cellvae.latent): KL, active units, IWAE NLL per pixel (the decoder's sigma^2 fitted on the
+    # the latent section (cellvae.evaluation.latent): KL, active units, IWAE NLL per pixel (the decoder's sigma^2
+    # fitted on the
     # run's training cells, data/train.npy) beside probabilistic PCA's (the baselines' PCA-k)
-    from cellvae.config import defaults
-    from cellvae.latent import latent_section
-    from cellvae.run_folder import SHARDS
+    from cellvae.core.config import defaults
+    from cellvae.evaluation.latent import latent_section
+    from cellvae.model.run_folder import SHARDS
 
     progress(f"the latent space: KL, active units, IWAE NLL (K = {defaults()['analysis']['iwae_samples']})")
     train_npy = model.parent / SHARDS[0]

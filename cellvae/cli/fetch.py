@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 
-from cellvae.bounds import schema_number
 from cellvae.cli.common import UsageError
-from cellvae.config import defaults
+from cellvae.core.config import defaults
+from cellvae.core.option_types import schema_number
 
 TRANSFER_OPTIONS = ["connections", "coalesce_gap", "max_request_bytes", "retries", "backoff_s", "timeout_s"]
 
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from cellvae.fetch import FetchSettings, OutputConflict, fetch_plate
+    from cellvae.data.fetch import FetchSettings, OutputConflict, fetch_plate
 
     given = {key: getattr(args, key) for key in TRANSFER_OPTIONS if getattr(args, key) is not None}
     try:  # --out and --record are checked against the inputs and what they hold before anything is touched

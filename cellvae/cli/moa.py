@@ -2,7 +2,7 @@
 
 Prints JSON: NSC and NSCB (1-nearest-neighbour MoA among treatments of other compounds; NSCB also of other
 batches) and mAP (copairs: same-MoA treatments of other compounds retrieved among other MoAs' treatments), each
-{"value": ..., "ci": [lo, hi]} with a 95% bootstrap interval over treatments; see cellvae/moa.py. Beside them:
+{"value": ..., "ci": [lo, hi]} with a 95% bootstrap interval over treatments; see cellvae/profiling/moa.py. Beside them:
 counts, per_moa, plate_references (how many plates took their own, their batch's or all their rows as the
 reference: --min-controls) and dropped_features (non-finite or constant); --matches adds every nearest neighbour.
 
@@ -19,20 +19,17 @@ import json
 import sys
 
 from cellvae.cli.common import UsageError
-from cellvae.config import defaults
-from cellvae.metadata import read_image_table, read_moa_table
-from cellvae.moa import (
-    AGGREGATIONS,
-    NORMALIZATIONS,
-    WELL_KEYS,
+from cellvae.core.config import defaults
+from cellvae.data.metadata import read_image_table, read_moa_table
+from cellvae.profiling.moa import AGGREGATIONS, NORMALIZATIONS, WELL_KEYS, evaluate_rows
+from cellvae.profiling.moa_paired import paired_difference, treatment_scores
+from cellvae.profiling.profile_tables import (
     annotate_cells,
     annotate_wells,
-    evaluate_rows,
     feature_columns,
     features_note,
     read_profiles,
 )
-from cellvae.moa_paired import paired_difference, treatment_scores
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,7 +97,7 @@ def read_rows(args) -> tuple:
 
 
 def compare_tables(args, settings: dict) -> dict:
-    """Both --compare tables scored alike, then their paired differences (cellvae.moa_paired)."""
+    """Both --compare tables scored alike, then their paired differences (cellvae.profiling.moa_paired)."""
     scored = []
     for path in args.compare:
         table, features, _ = read_rows(argparse.Namespace(**{**vars(args), "cells": path}))

@@ -1,7 +1,7 @@
 """cellvae train: train a VAE on single-cell images (PNG, TIFF or .npy) from folders or manifests.
 
-Images are composed exactly as the PNG stage does (cellvae.images), written as .npy shards under
-OUT/data/, and trained with the pipeline's code (cellvae.train); rerunning resumes after the last
+Images are composed exactly as the PNG stage does (cellvae.imaging.images), written as .npy shards under
+OUT/data/, and trained with the pipeline's code (cellvae.model.train); rerunning resumes after the last
 completed epoch (Ctrl-C says from which). Beside the model: preprocessing.json (how inputs were composed:
 evaluate and embed reuse it; the run's record) and baselines.npz (mean / median image and PCA-k of the
 training cells, k = the latent dimension). An OUT that holds another run (other settings, images or fewer
@@ -31,20 +31,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
 import yaml
 
-from cellvae.baselines import Baselines
 from cellvae.cli.common import CommandError, UsageError, add_image_arguments, parse_channel_order, read_inputs
-from cellvae.config import TRAIN_DEFAULTS as DEFAULTS
-from cellvae.config import defaults, schema, with_defaults
-from cellvae.files import write_json
-from cellvae.images import compose_arrays, image_table, read_images
-from cellvae.png import resolve_scale
-from cellvae.run_folder import (
+from cellvae.core.config import TRAIN_DEFAULTS as DEFAULTS
+from cellvae.core.config import defaults, with_defaults
+from cellvae.core.files import write_json
+from cellvae.core.option_types import bounded
+from cellvae.core.schema_check import resolved, rule_at, validate
+from cellvae.evaluation.baselines import Baselines
+from cellvae.imaging.images import compose_arrays, image_table, read_images
+from cellvae.imaging.png import resolve_scale
+from cellvae.imaging.shards import write_shard
+from cellvae.model.run_folder import (
     BASELINES_NPZ,
     CHECKPOINT_JSON,
     MODEL_KERAS,
@@ -55,11 +57,10 @@ from cellvae.run_folder import (
     fingerprint,
     locked,
 )
-from cellvae.schema_check import validate
-from cellvae.shards import write_shard
 
 SWITCH_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 NULL_WORDS = ("none", "null")
+INTEGER, NUMBER = bounded(int), bounded(float)  # the options' bounds are the schema's, checked by validate
 
 
 def load_config(path) -> dict:
@@ -96,26 +97,9 @@ def switch(text):
     return SWITCH_WORDS[word]
 
 
-def whole_number(text):
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-
-
-def number(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def number_or_null(text):
-    """A number, or none/null (the setting off: e.g. --clip-norm none)."""
-    return "null" if text.strip().lower() in NULL_WORDS else number(text)
+def or_null(kind):
+    """kind, or none/null (the setting off: e.g. --clip-norm none), said as "null"."""
+    return lambda text: "null" if text.strip().lower() in NULL_WORDS else kind(text)
 
 
 def scale_value(text):
@@ -123,7 +107,7 @@ def scale_value(text):
     if text in ("auto", "fill"):
         return text
     try:
-        return number(text)
+        return NUMBER(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected auto, fill or a number > 0, got {text!r}") from None
 
@@ -133,30 +117,22 @@ def option(key: str) -> str:
     return f"--{key.replace('_', '-')}"
 
 
-def option_kind(key: str) -> dict:
-    """add_argument's type (or action) for a train: setting, from its rule in config/config.schema.yaml."""
-    rule = schema()["properties"]["train"]["properties"][key]
-    branches = [
-        {**schema()["definitions"][branch["$ref"].rsplit("/", 1)[-1]], **branch} if "$ref" in branch else branch
-        for branch in rule.get("oneOf", [rule])
-    ]
-    kinds = {branch.get("type") for branch in branches}
+def option_kind(rule: dict) -> dict:
+    """add_argument's type (or action) for a setting's rule in config/config.schema.yaml (rule_at)."""
+    kinds = {resolved(branch).get("type") for branch in rule.get("oneOf", [rule])}
     if kinds == {"boolean"}:
         return {"action": argparse.BooleanOptionalAction}
     if kinds == {"boolean", "string"}:
         return {"type": switch, "metavar": "{true,false,auto}"}
-    if "integer" in kinds:
-        return {"type": whole_number}
-    if "number" in kinds:
-        return {"type": number_or_null if "null" in kinds else number}
-    return {"type": str}
+    kind = INTEGER if "integer" in kinds else NUMBER if "number" in kinds else str
+    return {"type": or_null(kind) if "null" in kinds else kind}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_image_arguments(p)
     add_image_arguments(p, "validation-", required=False)
-    p.add_argument("--latent-dim", type=whole_number, required=True, help="dimensions of the latent space, e.g. 75")
-    p.add_argument("--epochs", type=whole_number, required=True, help="passes over the training cells, e.g. 20")
+    p.add_argument("--latent-dim", type=INTEGER, required=True, help="dimensions of the latent space, e.g. 75")
+    p.add_argument("--epochs", type=INTEGER, required=True, help="passes over the training cells, e.g. 20")
     p.add_argument("--out", required=True, help="output folder (model.keras, history.csv, checkpoints)")
     p.add_argument(
         "--overwrite",
@@ -176,9 +152,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "tubulin,actin,dapi for .png as the PNG stage writes them, dapi,tubulin,actin "
         "for .npy/TIFF as BBBC021's w1,w2,w4)",
     )
-    p.add_argument(
-        "--size", type=whole_number, help="image side in px, a multiple of 8, at least 16 (default: png.size)"
-    )
+    p.add_argument("--size", type=INTEGER, help="image side in px, a multiple of 8, at least 16 (default: png.size)")
     p.add_argument(
         "--scale",
         type=scale_value,
@@ -192,9 +166,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     settings = p.add_argument_group("training settings (train: of config/config.schema.yaml; the defaults shown)")
     for key, value in DEFAULTS.items():
-        rule = schema()["properties"]["train"]["properties"][key]
+        rule = rule_at(["train", key])
         choices = f"{'|'.join(rule['enum'])}; " if "enum" in rule else ""
-        kind = {"metavar": "V", **option_kind(key)}
+        kind = {"metavar": "V", **option_kind(rule)}
         if kind.get("action"):
             kind.pop("metavar")
         settings.add_argument(option(key), **kind, help=f"{choices}default {value}")
@@ -298,7 +272,7 @@ def composed_cells(args, png: dict) -> tuple:
 
 
 def run_record(args, png: dict, settings: dict, preprocessing: dict, cells, validation_cells) -> dict:
-    """What another run into the same folder is compared with (cellvae.run_folder): the run's fingerprint, its
+    """What another run into the same folder is compared with (cellvae.model.run_folder): the run's fingerprint, its
     cells' digests and the options that made it."""
     train_digest = array_digest(cells)
     return {
@@ -342,7 +316,7 @@ def fit_in_folder(out: Path, overwrite: bool, preprocessing: dict, cells, valida
             validation_shards = [out / "data" / "validation.npy"]
             write_shard(validation_shards[0], validation_cells)
         Baselines.fit(cells, run["latent_dim"], run_id=run["id"]).save(out / BASELINES_NPZ)
-        from cellvae.train import train_on_shards, training_files  # TensorFlow: once the run is known good
+        from cellvae.model.train import train_on_shards, training_files  # TensorFlow: once the run is known good
 
         train_on_shards(
             train_shards, validation_shards, run["latent_dim"], run["epochs"], **training_files(out), **settings
@@ -356,8 +330,8 @@ def held_out_verdict(out: Path, validation_cells) -> str:
     """The trained model's MSE on the validation cells beside PCA-k's (fitted on the training cells)."""
     import numpy as np
 
-    from cellvae.metrics import reconstruction_metrics
-    from cellvae.model import load_vae
+    from cellvae.evaluation.metrics import reconstruction_metrics
+    from cellvae.model.vae import load_vae
 
     vae = load_vae(out / MODEL_KERAS)
     baselines = Baselines.load(out / BASELINES_NPZ)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from cellvae.config import with_defaults
-from cellvae.synthetic import generate_mini_bbbc021, source_files
+from cellvae.core.config import with_defaults
+from cellvae.data.synthetic import generate_mini_bbbc021, source_files
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"

@@ -1,0 +1,1 @@
+"""core: configuration and its schema, option types, atomic files, logs, channel names."""

@@ -1,0 +1,1 @@
+"""evaluation: reconstruction metrics, baselines, the latent space, the analysis stage's figures."""

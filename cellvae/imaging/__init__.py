@@ -1,0 +1,1 @@
+"""imaging: CellProfiler runs, crops, PNG composition, training shards and datasets, orientations."""

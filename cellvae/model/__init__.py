@@ -1,0 +1,1 @@
+"""model: the VAE, its training, run folders."""

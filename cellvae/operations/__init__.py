@@ -1,0 +1,1 @@
+"""operations: the AWS stack and the cost table."""

@@ -1,0 +1,1 @@
+"""profiling: response profiles, MoA accuracy and paired comparisons, separation from DMSO, cell measurements."""
