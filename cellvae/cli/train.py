@@ -210,7 +210,19 @@ def run(args) -> int:
         return 130
 
 
+def check_outputs_and_filters(args) -> None:
+    """Usage errors, before anything is read: --out naming a file, --validation-where without what it filters."""
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a file: give the folder of the run (a new or a run's folder)")
+    if args.validation_where and not args.validation_images:
+        raise UsageError(
+            "--validation-where filters the rows of --validation-images: give --validation-images (it may be the "
+            "manifest that --images names)"
+        )
+
+
 def train(args) -> int:
+    check_outputs_and_filters(args)
     png, settings = checked_settings(args)  # bad values are refused before anything is read or written
     cells, validation_cells, preprocessing = composed_cells(args, png)
     preprocessing["run"] = run_record(args, png, settings, preprocessing, cells, validation_cells)

@@ -93,13 +93,19 @@ def filter_rows(table: pd.DataFrame, where: list[str], source) -> pd.DataFrame:
 def image_table(sources, where=(), pattern="*") -> pd.DataFrame:
     """The images of several sources, one row each (column path, plus the manifest's columns): a source is
     a folder (images matching pattern) or a CSV manifest (rows matching every filter of where: filter_rows). A
-    source given twice, or an image reached twice, is refused (it would count every such cell twice)."""
+    source given twice, an image reached twice (it would count every such cell twice), a filter of rows for a folder
+    and a file pattern for a manifest are refused."""
     tables, given, reached = [], {}, {}
     for source in map(Path, sources):
         if source.resolve() in given:
             raise ValueError(f"{source} is given twice (also as {given[source.resolve()]}): give each source once")
         given[source.resolve()] = source
         if source.suffix.lower() == ".csv":
+            if pattern not in (None, "*"):
+                raise ValueError(
+                    f"a file pattern ({pattern!r}) selects images in folders, but {source} is a manifest: "
+                    "select its rows with --where instead"
+                )
             table = filter_rows(read_csv(source, "image manifest"), list(where), source)
             if table.empty:
                 raise ValueError(f"no rows of {source} match {' and '.join(where) or 'anything'}")

@@ -122,6 +122,32 @@ def test_validation_images_of_another_kind_than_the_training_images_are_refused(
     assert not out.exists()
 
 
+def test_filters_that_would_be_ignored_are_refused(tmp_path, capsys):
+    """A file pattern for a manifest, --validation-where without --validation-images and --out naming a file are
+    refused in one line before anything is read or written (they used to be ignored or end in [Errno 17])."""
+    paths = save_pngs(tmp_path / "pngs")
+    manifest = tmp_path / "pngs" / "manifest.csv"
+    pd.DataFrame({"path": [p.name for p in paths], "plate": ["P_1", "P_1", "P_2"]}).to_csv(manifest, index=False)
+    out, a_file = tmp_path / "run", tmp_path / "notes.txt"
+    a_file.write_text("kept")
+    common = ["--latent-dim", "2", "--epochs", "1", "--size", "16"]
+    with pytest.raises(ValueError, match=r"a file pattern \('c0\*'\) selects images in folders, but .*manifest.csv"):
+        image_table([manifest], [], "c0*")
+    for extra, said in [
+        (
+            ["--validation-where", "plate=P_2", "--out", out],
+            "--validation-where filters the rows of --validation-images",
+        ),
+        (["--out", a_file], f"--out {a_file} is a file: give the folder of the run"),
+    ]:
+        with pytest.raises(SystemExit) as exit:
+            cli(["train", "--images", manifest, *common, *extra])
+        assert exit.value.code == 2 and said in capsys.readouterr().err
+    assert cli(["train", "--images", manifest, "--pattern", "c0*", *common, "--out", out]) == 1
+    assert "selects images in folders" in capsys.readouterr().err
+    assert not out.exists() and a_file.read_text() == "kept"
+
+
 def test_a_grey_png_among_colour_ones_is_refused_but_an_all_grey_set_is_read(tmp_path):
     save_pngs(tmp_path / "mixed")
     Image.fromarray(np.full((16, 16), 90, np.uint8), "L").save(tmp_path / "mixed" / "grey.png")
