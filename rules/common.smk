@@ -47,6 +47,8 @@ def check_local_source():
     """A local source (no storage provider) is a folder with both tables and the zip of every plate the config
     selects (the selection computed here as the select_images checkpoint will), else one line naming what lacks."""
     folder = os.path.abspath(SOURCE)
+    if os.path.isfile(SOURCE):
+        raise ValueError(f"config key source: {folder} is a file, not a folder: give the folder of BBBC021's files")
     if not os.path.isdir(SOURCE):
         raise ValueError(
             f"config key source: folder {folder} does not exist; give the local folder "
@@ -76,6 +78,18 @@ def check_local_source():
         )
 
 
+def check_synthetic_compounds():
+    """The compounds selected from the synthetic data set (compounds, response.compounds) are DMSO or its treated one."""
+    made = ["DMSO", config["synthetic"]["treated"]["compound"]]
+    for key, requested in (("compounds", config["compounds"]), ("response.compounds", config["response"]["compounds"])):
+        unknown = [name for name in requested if name not in made] if requested != "all" else []
+        if unknown:
+            raise ValueError(
+                f"config key {key}: unknown compound {unknown[0]!r}: the synthetic data set has {', '.join(made)} "
+                "(config key synthetic.treated.compound)"
+            )
+
+
 def check_synthetic_plates():
     """The plates selected from the synthetic data set are among those it has (synthetic.plates)."""
     made = config["synthetic"]["plates"]
@@ -91,6 +105,7 @@ try:
     if SYNTHETIC:
         check_synthetic_source()
         check_synthetic_plates()
+        check_synthetic_compounds()
     elif not is_url(SOURCE) and not STORAGE:
         check_local_source()
 except ValueError as error:  # the message says it all: no traceback
@@ -184,11 +199,11 @@ def over_runs(step, path, values, what):
 
 def benchmark_files(wildcards):
     """The cost table's input: each rule's benchmark pattern over the plates and models it runs for, every rule of
-    the workflow but the cost table's own."""
+    the workflow but the cost table's own and the glance page's (which reads it)."""
     values = run_values()
     files = []
     for step in workflow.rules:
-        if step.name == "cost" or not step.benchmark:
+        if step.name in ("cost", "glance") or not step.benchmark:  # glance reads the cost table
             continue
         files += over_runs(step, step.benchmark, values, "benchmark")
     return files

@@ -158,7 +158,6 @@ def model_inputs(args) -> tuple:
 
     vae = load_vae(model)
     check_belongs(model, preprocessing, vae.latent_dim, vae.image_size)
-    cells, _ = compose_arrays(
-        raw, vae.image_size, preprocessing["percentiles"], preprocessing["scale"], preprocessing["ranges_rgb"]
-    )
+    settings = (preprocessing["percentiles"], preprocessing["scale"], preprocessing["ranges_rgb"])
+    cells, _ = compose_arrays(raw, vae.image_size, *settings, names=table["path"].tolist())
     return vae, table, cells, masked, preprocessing

@@ -90,16 +90,20 @@ def _check_known(requested: list[str], known: pd.Series, key: str) -> None:
         if name not in names:
             close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
             hint = f"close names: {', '.join(close)}" if close else f"{len(names)} known, e.g. {', '.join(names[:5])}"
-            raise MetadataError(f"config key {key}: unknown {key.rstrip('s')} {name!r} ({hint})")
+            what = key.rsplit(".", 1)[-1].rstrip("s")
+            raise MetadataError(f"config key {key}: unknown {what} {name!r} ({hint})")
 
 
-def select_fields(images: pd.DataFrame, moa: pd.DataFrame, plates="all", compounds="all", moas="all") -> pd.DataFrame:
-    """Fields of the requested plates, compounds and MoAs; one row per field with its three channel files."""
+def select_fields(
+    images: pd.DataFrame, moa: pd.DataFrame, plates="all", compounds="all", moas="all", section: str = ""
+) -> pd.DataFrame:
+    """Fields of the requested plates, compounds and MoAs; one row per field with its three channel files. section
+    names where compounds and moas come from in errors ('response.': config keys response.compounds/moas)."""
     table = images.merge(moa, on=["compound", "concentration"], how="left")
     for key, requested, column in (
         ("plates", plates, "plate"),
-        ("compounds", compounds, "compound"),
-        ("moas", moas, "moa"),
+        (f"{section}compounds", compounds, "compound"),
+        (f"{section}moas", moas, "moa"),
     ):
         if requested == "all":
             continue
@@ -122,7 +126,7 @@ def select_profiled_fields(
 
     exclude_wells drops well positions on every plate (BBBC021: the taxol positive controls).
     """
-    treated = select_fields(images, moa, plates, compounds, moas)
+    treated = select_fields(images, moa, plates, compounds, moas, section="response.")
     treated = treated[
         treated["moa"].notna() & (treated["compound"] != CONTROL) & ~treated["well"].isin(list(exclude_wells))
     ]

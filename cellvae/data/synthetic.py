@@ -154,7 +154,9 @@ def foreign_entries(folder) -> list[str]:
 
 
 def check_own_folder(folder, key: str = "synthetic output folder") -> None:
-    """Raise a one-line ValueError where the folder holds anything the generator did not write."""
+    """Raise a one-line ValueError where the folder is a file or holds anything the generator did not write."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ValueError(f"{key}: {os.path.abspath(folder)} is a file, not a folder: give a folder")
     foreign = foreign_entries(folder)
     if foreign:
         shown = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")

@@ -258,9 +258,10 @@ def read_images(paths, channel_order=None, max_side=None, what="images", like=No
     return arrays, kinds[0] if kinds else "uint8"
 
 
-def compose_arrays(raw, size, percentiles, scale=None, ranges=None) -> tuple[np.ndarray, np.ndarray]:
+def compose_arrays(raw, size, percentiles, scale=None, ranges=None, names=None) -> tuple[np.ndarray, np.ndarray]:
     """H×W×3 arrays in RGB order -> (uint8 cells N×size×size×3, the per-channel ranges used); scale: one
-    resize factor for all (None: each fills the canvas), as `cellvae.imaging.png.compose_cell`.
+    resize factor for all (None: each fills the canvas), as `cellvae.imaging.png.compose_cell`. names: each
+    array's file, named in the error of a cell that does not fit the canvas.
 
     ranges: reuse given ranges (e.g. the training set's for held-out cells); otherwise uint8
     inputs keep 0..255 and others get `channel_ranges` over all these cells, as in the PNG stage.
@@ -269,5 +270,10 @@ def compose_arrays(raw, size, percentiles, scale=None, ranges=None) -> tuple[np.
         ranges = UINT8_RANGES if all(cell.dtype == np.uint8 for cell in raw) else channel_ranges(raw, percentiles)
     cells = np.empty((len(raw), size, size, 3), np.uint8)
     for index, cell in enumerate(raw):
-        cells[index] = compose_cell(cell, np.asarray(ranges, dtype=np.float64), size, scale)
+        try:
+            cells[index] = compose_cell(cell, np.asarray(ranges, dtype=np.float64), size, scale)
+        except ValueError as error:
+            if names is None:
+                raise
+            raise ValueError(f"{names[index]}: {error}: give crops that fit, or a model of a larger canvas") from None
     return cells, np.asarray(ranges, dtype=np.float64)

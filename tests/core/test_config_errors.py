@@ -196,3 +196,27 @@ def test_a_plate_the_synthetic_set_lacks_fails_at_parse_time(tmp_path):
     assert (
         "config key plates: unknown plate 'Week4_27418': the synthetic data set has Week1_22123, Week4_27481" in output
     )
+
+
+def test_a_compound_the_synthetic_set_lacks_fails_at_parse_time(tmp_path):
+    """Was: -n passed; the run failed naming `compounds`, not `response.compounds`, with a traceback in the log."""
+    output = short_error(dry_run(tmp_path, {"response": {"compounds": ["nonexistent"]}}))
+    assert (
+        "config key response.compounds: unknown compound 'nonexistent': the synthetic data set has DMSO, taxol"
+        in output
+    )
+
+
+def test_a_local_sources_unknown_response_compound_is_named_as_its_key(tmp_path):
+    local_source(tmp_path / "bbbc021")
+    config = {"source": "bbbc021", "synthetic": {"enabled": False}, "response": {"compounds": ["taxoll"]}}
+    output = short_error(dry_run(tmp_path, config))
+    assert "config key response.compounds: unknown compound 'taxoll' (close names: taxol" in output
+
+
+def test_a_source_that_is_a_file_is_said_to_be_one(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    for synthetic in (True, False):
+        output = short_error(dry_run(tmp_path, {"source": "notes.txt", "synthetic": {"enabled": synthetic}}))
+        assert f"config key source: {tmp_path / 'notes.txt'} is a file, not a folder" in output
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -248,3 +248,19 @@ def test_moa_eval_names_repeated_wells(tmp_path, capsys):
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"cellvae moa-eval: {wells}: ") and "Week1_1 B03" in error and "\n" not in error
     assert "merge" not in error.lower()
+
+
+def test_a_crop_larger_than_the_models_canvas_is_named(untrained_model, tmp_path, capsys):
+    """evaluate and embed compose crops at the model's scale: one that does not fit is named, with what to do."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(untrained_model.read_bytes())
+    preprocessing = json.loads((untrained_model.parent / "preprocessing.json").read_text())
+    (run / "preprocessing.json").write_text(json.dumps({**preprocessing, "scale": 1.0}))
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(folder / "big.png")
+    assert cli(["embed", "--model", run, "--images", folder, "--out", tmp_path / "z.csv"]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{folder / 'big.png'}: cell of 40×40 px does not fit the 16 px canvas" in error
+    assert "give crops that fit, or a model of a larger canvas" in error and not (tmp_path / "z.csv").exists()
