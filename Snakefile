@@ -15,6 +15,7 @@ include: "rules/train.smk"
 include: "rules/analysis.smk"
 include: "rules/cost.smk"
 include: "rules/response.smk"
+include: "rules/glance.smk"
 
 
 report: "report/workflow.rst"

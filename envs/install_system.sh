@@ -2,14 +2,15 @@
 # Debian packages of one group, installing only what is missing (nothing to do: silent and instant).
 #   pipeline (make setup): what the workflow needs: graphviz (DAG figures), gcc and libc6-dev (CellProfiler's
 #            javabridge builds C code), a JDK (CellProfiler's Bio-Formats; any javac on PATH serves).
-#   test     (make setup-test): the servers the tests start: nginx, Slurm (with munge), Ceph's radosgw.
+#   test     (make setup-test): the servers the tests start: nginx, Slurm (with munge), Ceph's radosgw;
+#            chromium (headless) for the report's browser test.
 # Without root and without sudo, it names the missing packages and stops before installing anything.
 # Usage: envs/install_system.sh pipeline|test
 set -euo pipefail
 group=${1:-pipeline}
 case "$group" in
   pipeline) packages=(python3.11-venv graphviz gcc libc6-dev openjdk-17-jdk-headless) ;;
-  test) packages=(nginx slurmctld slurmd slurm-client munge radosgw ceph-mon ceph-osd) ;;
+  test) packages=(nginx slurmctld slurmd slurm-client munge radosgw ceph-mon ceph-osd chromium) ;;
   *) echo "usage: $0 pipeline|test" >&2; exit 2 ;;
 esac
 missing=()

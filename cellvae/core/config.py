@@ -58,8 +58,10 @@ MODEL_ID = re.compile(r"(?:([a-z0-9_]+)-)?z(\d+)")
 ARCHITECTURES = {  # name: (encoder filters, decoder filters)
     "thesis": ((32, 64, 64), (64, 64, 32)),
     "wide": ((32, 64, 128), (128, 64, 32)),
+    "deep": ((32, 64, 128, 128), (128, 128, 64, 32)),  # a fourth stride-2 stage: dense layers 4x smaller than wide's
 }
 RECONSTRUCTION_LOSSES = ("mse", "gaussian")
+LIKELIHOOD_SUPPORTS = ("window", "cell")  # the gaussian loss over the whole window, or the cell mask's pixels only
 SIGMAS = ("shared", "per_channel")  # the gaussian loss's decoder variance: one, or one per RGB channel
 TRAIN_DEFAULTS = defaults()["train"]  # the config's train: section at its defaults
 MODEL_KEYS = (
@@ -71,6 +73,7 @@ MODEL_KEYS = (
     "architecture",
     "reconstruction_loss",
     "sigma",
+    "likelihood_support",
     "invariance_weight",
     "invariance_temperature",
     "invariance_jitter",

@@ -100,9 +100,22 @@ def read_png(path, max_side: int | None = None) -> np.ndarray:
             raise ValueError(f"unreadable PNG {path}: {error}") from None
 
 
-def read_pngs(paths) -> np.ndarray:
-    """RGB PNGs of one square size -> uint8 array N×S×S×3."""
+def read_png_mask(path) -> np.ndarray:
+    """The cell mask a composed cell's PNG carries as its alpha channel (cellvae.imaging.png.compose_cell), H×W
+    uint8, 255 inside the cell; a PNG without alpha: all 255 (the whole window is the cell)."""
+    with Image.open(path) as image:
+        if image.mode in ("RGBA", "LA"):
+            return np.asarray(image.getchannel("A"))
+        return np.full((image.height, image.width), 255, np.uint8)
+
+
+def read_pngs(paths, mask: bool = False) -> np.ndarray:
+    """RGB PNGs of one square size -> uint8 array N×S×S×3; mask: N×S×S×4, the 4th channel each cell's mask
+    (read_png_mask), as the training shards carry it for likelihood_support: cell."""
     paths = list(paths)
+    if mask:
+        images = read_pngs(paths)
+        return np.concatenate([images, np.stack([read_png_mask(path) for path in paths])[..., None]], axis=-1)
     if not paths:
         raise ValueError("no PNG paths to read")
     images = None

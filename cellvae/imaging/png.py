@@ -50,9 +50,14 @@ def common_scale(longest_sides, size: int, quantile: float) -> float:
     return float(min(1.0, size / np.quantile(longest, quantile)))
 
 
-def compose_cell(cell: np.ndarray, ranges: np.ndarray, size: int = 128, scale: float | None = None) -> np.ndarray:
+def compose_cell(
+    cell: np.ndarray, ranges: np.ndarray, size: int = 128, scale: float | None = None, alpha: bool = False
+) -> np.ndarray:
     """Scale an H×W×C cell to uint8 by ranges, resize by scale (None: to fill the canvas, aspect kept), and
-    centre-pad to size×size; ValueError when the resized cell does not fit the canvas (it is never cut)."""
+    centre-pad to size×size; ValueError when the resized cell does not fit the canvas (it is never cut).
+    alpha: size×size×4, the 4th channel the cell's mask (255 inside the cell, 0 outside and on the padding):
+    the segmentation's own label, as the crop is zero outside it (crop_and_measure), resized as the pixels are and
+    thresholded at half; the RGB channels are the same as without alpha."""
     mask = cell.any(axis=-1, keepdims=True)
     low, high = ranges[:, 0], ranges[:, 1]
     scaled = np.clip((cell.astype(np.float64) - low) / (high - low), 0, 1) * mask
@@ -64,9 +69,15 @@ def compose_cell(cell: np.ndarray, ranges: np.ndarray, size: int = 128, scale: f
         raise ValueError(f"cell of {height}×{width} px does not fit the {size} px canvas at scale {factor:.3g}")
     if (new_width, new_height) != (width, height):
         image = image.resize((new_width, new_height), Image.Resampling.LANCZOS)
+    corner = ((size - image.width) // 2, (size - image.height) // 2)
     canvas = Image.new("RGB", (size, size))
-    canvas.paste(image, ((size - image.width) // 2, (size - image.height) // 2))
-    return np.asarray(canvas)
+    canvas.paste(image, corner)
+    if not alpha:
+        return np.asarray(canvas)
+    label = Image.fromarray(mask[..., 0].astype(np.uint8) * 255).resize(image.size, Image.Resampling.BILINEAR)
+    cell_mask = Image.new("L", (size, size))
+    cell_mask.paste(label.point(lambda value: 255 if value >= 128 else 0), corner)
+    return np.dstack([np.asarray(canvas), np.asarray(cell_mask)])
 
 
 def resolve_scale(setting, longest_sides, size: int, quantile: float) -> float | None:
@@ -181,7 +192,7 @@ def write_pngs(rows: list, cells: list, ranges, pngs_dir: Path, size: int, scale
     for row, cell in zip(rows, cells):
         name = f"{row['plate']}_{row['well']}_s{row['site']}_c{int(row['label']):05d}.png"
         try:
-            image = compose_cell(cell, ranges, size, scale)
+            image = compose_cell(cell, ranges, size, scale, alpha=True)  # the cell's mask as the PNG's alpha
         except ValueError as error:
             _reject(rejected, row, error, log)
             continue

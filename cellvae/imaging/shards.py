@@ -11,7 +11,8 @@ from cellvae.core.files import atomic_write
 
 
 def write_shard(path, cells: np.ndarray) -> None:
-    """Write uint8 cells (N×S×S×3) as a .npy shard, atomically; an identical existing shard is kept
+    """Write uint8 cells (N×S×S×3, or ×4: RGB + the cell's mask, cellvae.core.files.read_pngs(mask=True)) as a .npy
+    shard, atomically; an identical existing shard is kept
     (so its modification time, part of a training checkpoint's fingerprint, stays)."""
     path = Path(path)
     cells = np.ascontiguousarray(cells, dtype=np.uint8)
@@ -28,10 +29,24 @@ def write_shard(path, cells: np.ndarray) -> None:
 
 def shard_info(path) -> tuple[int, int, int]:
     """(number of cells, image side, header bytes) of a uint8 .npy shard."""
-    array = np.load(path, mmap_mode="r")
-    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[1] != array.shape[2] or array.shape[3] != 3:
-        raise ValueError(f"shard {path} holds {array.dtype} {array.shape}; expected uint8 N×S×S×3")
+    array = shard_array(path)
     return array.shape[0], array.shape[1], array.offset
+
+
+def shard_array(path) -> np.ndarray:
+    """A uint8 .npy shard, memory-mapped: N×S×S×3, or ×4 with the cells' masks; ValueError for another."""
+    array = np.load(path, mmap_mode="r")
+    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[1] != array.shape[2] or array.shape[3] not in (3, 4):
+        raise ValueError(f"shard {path} holds {array.dtype} {array.shape}; expected uint8 N×S×S×3 (or ×4 with masks)")
+    return array
+
+
+def shard_channels(shards) -> int:
+    """The channels the shards' cells have in common: 3 (RGB) or 4 (RGB + the cell mask); an error if they differ."""
+    channels = {shard_array(path).shape[3] for path in shards}
+    if len(channels) != 1:
+        raise ValueError(f"shards {list(map(str, shards))} hold cells of {sorted(channels)} channels; expected one")
+    return channels.pop()
 
 
 def shards_summary(shards) -> tuple[int, int, list[int]]:
@@ -105,7 +120,8 @@ def cell_dataset(
     cache_bytes: int,
     parallel_reads: int,
 ):
-    """tf.data batches of uint8 cells streamed from .npy shards (the VAE scales them to [0, 1] itself,
+    """tf.data batches of uint8 cells streamed from .npy shards (4-channel shards: RGB + the cell mask, which the VAE
+    splits off for likelihood_support: cell; the VAE scales them to [0, 1] itself,
     on the accelerator: a quarter of the bytes of float32 to move, and no host-side conversion).
 
     Shards are read as fixed-length records (bounded memory; in parallel, interleaved, when
@@ -120,14 +136,15 @@ def cell_dataset(
 
     shards = [str(path) for path in shards]
     n_cells, side, headers = shards_summary(shards)
-    record_bytes = side * side * 3
+    channels = shard_channels(shards)  # 4: each cell's mask travels as its 4th channel, flipped and rotated with it
+    record_bytes = side * side * channels
     records = shard_records(shards, headers, record_bytes, parallel_reads if shuffle else 0)
     if n_cells * record_bytes <= cache_bytes:
         records = records.cache()
 
     @tf.autograph.experimental.do_not_convert
     def decode(batch):
-        return tf.reshape(tf.io.decode_raw(batch, tf.uint8), (-1, side, side, 3))
+        return tf.reshape(tf.io.decode_raw(batch, tf.uint8), (-1, side, side, channels))
 
     if shuffle:
 

@@ -1,11 +1,15 @@
 """Convolutional variational autoencoder of single-cell images.
 
 Two architectures: `thesis` (encoder Conv2D 32/64/64, decoder Conv2DTranspose 64/64/32, as in the 2020
-thesis) and `wide` (encoder 32/64/128, decoder 128/64/32: twice the channels where the image is smallest).
+thesis), `wide` (encoder 32/64/128, decoder 128/64/32: twice the channels where the image is smallest) and
+`deep` (encoder 32/64/128/128, decoder 128/128/64/32: a fourth stride-2 stage, so at 128 px the dense layers
+are 4x smaller than wide's and the receptive field larger).
 Two reconstruction terms: `mse` (the thesis: r_loss_factor * mean squared error) and `gaussian` (the
 negative log-likelihood of a Gaussian decoder whose variance is the batch's own MSE, the "optimal sigma"
 of Rybkin et al. 2021: it balances reconstruction and KL without a hand-tuned factor, at any image size;
-`sigma: per_channel` fits one variance per RGB channel, whose errors differ).
+`sigma: per_channel` fits one variance per RGB channel, whose errors differ). `likelihood_support: cell` sums
+the Gaussian term over the cell's pixels only (the segmentation's mask, a 4th input channel), with the variance
+estimated from them: the masked background is not modelled at all.
 
 Backend-agnostic Keras 3: only `keras.ops`, so it runs on TensorFlow, JAX and PyTorch.
 Images are float tensors in [0, 1] of shape (image_size, image_size, 3), or uint8 (0..255) ones,
@@ -19,7 +23,14 @@ from pathlib import Path
 import keras
 from keras import layers, ops
 
-from cellvae.core.config import ARCHITECTURES, MODEL_KEYS, RECONSTRUCTION_LOSSES, SIGMAS, TRAIN_DEFAULTS
+from cellvae.core.config import (
+    ARCHITECTURES,
+    LIKELIHOOD_SUPPORTS,
+    MODEL_KEYS,
+    RECONSTRUCTION_LOSSES,
+    SIGMAS,
+    TRAIN_DEFAULTS,
+)
 
 LOG_VAR_LIMIT = 20.0  # soft bound of the posterior log-variance: LIMIT * tanh(log_var / LIMIT)
 MIN_VARIANCE = 1e-6  # floor of the Gaussian decoder's variance
@@ -63,7 +74,7 @@ def build_decoder(image_size, latent_dim, batch_norm, dropout, momentum, archite
     return keras.Model(z, images, name="decoder")
 
 
-def vae_loss(images, reconstructions, mu, log_var, r_loss_factor, *, kl_weight, reconstruction_loss, sigma):
+def vae_loss(images, reconstructions, mu, log_var, r_loss_factor, *, kl_weight, reconstruction_loss, sigma, mask=None):
     """Batch means of (total, reconstruction, KL) loss, in float32.
 
     Per image, reconstruction is
@@ -72,12 +83,20 @@ def vae_loss(images, reconstructions, mu, log_var, r_loss_factor, *, kl_weight, 
       batch's mean squared error (floored at MIN_VARIANCE): sum (x - x_hat)^2 / (2 sigma^2) + D/2 log(2 pi sigma^2);
       with sigma="per_channel" one sigma_c^2 per channel c, the batch's mean squared error in that channel (floored),
       summed over channels: the same as "shared" when the channels' errors are equal.
+    With a `mask` (batch × H × W, or × 1; 1 inside the cell, 0 outside: likelihood_support "cell") the gaussian
+    term is summed over the cell's pixels only and sigma^2 (shared or per channel) is the batch's mean squared
+    error over those pixels: the background is not modelled, so what lies outside the cell changes nothing.
+    An all-ones mask gives the window's loss. `mse` ignores the mask.
     KL = KL(N(mu, exp(log_var)) || N(0, I)) summed over latent dimensions;
     total = reconstruction + kl_weight * KL (kl_weight is the beta of a beta-VAE).
     """
     images, reconstructions, mu, log_var = (ops.cast(t, "float32") for t in (images, reconstructions, mu, log_var))
     if sigma not in SIGMAS:
         raise ValueError(f"sigma must be one of {SIGMAS}, got {sigma!r}")
+    if mask is not None and reconstruction_loss == "gaussian":
+        reconstruction = cell_gaussian_nll(images, reconstructions, mask, sigma)
+        kl = -0.5 * ops.sum(1.0 + log_var - ops.square(mu) - ops.exp(log_var), axis=1)
+        return ops.mean(reconstruction + kl_weight * kl), ops.mean(reconstruction), ops.mean(kl)
     channel_error = ops.mean(ops.square(images - reconstructions), axis=(1, 2))  # batch × channels
     squared_error = ops.mean(channel_error, axis=1)
     if reconstruction_loss == "mse":
@@ -95,6 +114,32 @@ def vae_loss(images, reconstructions, mu, log_var, r_loss_factor, *, kl_weight, 
         raise ValueError(f"reconstruction_loss must be one of {RECONSTRUCTION_LOSSES}, got {reconstruction_loss!r}")
     kl = -0.5 * ops.sum(1.0 + log_var - ops.square(mu) - ops.exp(log_var), axis=1)
     return ops.mean(reconstruction + kl_weight * kl), ops.mean(reconstruction), ops.mean(kl)
+
+
+def cell_gaussian_nll(images, reconstructions, mask, sigma):
+    """Per image, -log N(x | x_hat, sigma^2) in nats over the mask's pixels (all channels), sigma^2 the batch's
+    mean squared error over the masked pixels (shared, or one per channel), floored at MIN_VARIANCE."""
+    mask = ops.cast(mask, "float32")
+    if len(mask.shape) == 3:
+        mask = ops.expand_dims(mask, -1)
+    mask = mask[..., :1]
+    squared = ops.square(images - reconstructions) * mask  # batch × H × W × C, 0 outside the cell
+    channel_sum = ops.sum(squared, axis=(1, 2))  # batch × channels
+    pixels = ops.sum(mask, axis=(1, 2, 3))  # per image: the cell's pixels
+    channels = images.shape[-1]
+    if sigma == "shared":
+        variance = ops.maximum(ops.sum(channel_sum) / ops.maximum(ops.sum(pixels) * channels, 1.0), MIN_VARIANCE)
+        return 0.5 * (ops.sum(channel_sum, axis=1) / variance + pixels * channels * ops.log(2.0 * math.pi * variance))
+    variance = ops.maximum(ops.sum(channel_sum, axis=0) / ops.maximum(ops.sum(pixels), 1.0), MIN_VARIANCE)
+    per_channel = channel_sum / variance + ops.expand_dims(pixels, 1) * ops.log(2.0 * math.pi * variance)
+    return 0.5 * ops.sum(per_channel, axis=1)
+
+
+def split_mask(images):
+    """(RGB images, mask or None) of a batch with 3 channels, or 4: RGB + the cell mask (nonzero inside the cell)."""
+    if images.shape[-1] == 4:
+        return images[..., :3], ops.cast(images[..., 3:] > 0, "float32")
+    return images, None
 
 
 def info_nce(mu, other_mu, temperature):
@@ -159,8 +204,13 @@ class VAE(keras.Model):
             raise ValueError(f"reconstruction_loss must be one of {RECONSTRUCTION_LOSSES}, got {reconstruction_loss!r}")
         if sigma not in SIGMAS:
             raise ValueError(f"sigma must be one of {SIGMAS}, got {sigma!r}")
-        if image_size % 2 ** len(ARCHITECTURES[architecture][0]):
-            raise ValueError(f"image_size must be a multiple of 8, got {image_size}")
+        if settings["likelihood_support"] not in LIKELIHOOD_SUPPORTS:
+            raise ValueError(
+                f"likelihood_support must be one of {LIKELIHOOD_SUPPORTS}, got {settings['likelihood_support']!r}"
+            )
+        stride = 2 ** len(ARCHITECTURES[architecture][0])
+        if image_size % stride:
+            raise ValueError(f"image_size must be a multiple of {stride}, got {image_size}")
         self.image_size = image_size
         self.latent_dim = latent_dim
         self.settings = settings
@@ -202,7 +252,7 @@ class VAE(keras.Model):
         """Posterior mean and log-variance, the latter bounded smoothly to (-LOG_VAR_LIMIT, LOG_VAR_LIMIT):
         a tanh keeps a gradient everywhere, so a dimension pushed past the bound can come back (a hard clip
         has none there, and such a dimension costs about LOG_VAR_LIMIT / 2 nats of KL for good)."""
-        mu, log_var = self.encoder(as_unit_range(images), training=training)
+        mu, log_var = self.encoder(as_unit_range(split_mask(images)[0]), training=training)
         return mu, LOG_VAR_LIMIT * ops.tanh(log_var / LOG_VAR_LIMIT)
 
     def decode(self, z, training=False):
@@ -221,6 +271,9 @@ class VAE(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         reconstructions, mu, log_var = y_pred
+        x, mask = split_mask(x)
+        if self.likelihood_support == "cell" and mask is None:
+            raise ValueError("likelihood_support: cell needs each cell's mask as a 4th channel of the batch (shards)")
         total, reconstruction, kl = vae_loss(
             as_unit_range(x),
             reconstructions,
@@ -230,6 +283,7 @@ class VAE(keras.Model):
             kl_weight=self.beta(training),
             reconstruction_loss=self.reconstruction_loss,
             sigma=self.sigma,
+            mask=mask if self.likelihood_support == "cell" else None,
         )
         batch_size = ops.shape(x)[0]
         self.reconstruction_loss_tracker.update_state(reconstruction, sample_weight=batch_size)
@@ -268,6 +322,7 @@ EARLIER_SAVES = {
     "architecture": "thesis",
     "reconstruction_loss": "mse",
     "sigma": "shared",
+    "likelihood_support": "window",
     "invariance_weight": 0.0,
     "invariance_temperature": TRAIN_DEFAULTS["invariance_temperature"],
     "invariance_jitter": TRAIN_DEFAULTS["invariance_jitter"],

@@ -12,12 +12,25 @@ import zlib
 
 import numpy as np
 import pandas as pd
+from pyarrow import ArrowException as ArrowError
 
 from cellvae.core.files import regular_file
 from cellvae.data.metadata import CONTROL, MetadataError
 from cellvae.profiling.moa import WELL_KEYS
 
-ALIASES = {"Image_Metadata_Plate": "plate", "Image_Metadata_Well": "well", "concentration_uM": "concentration"}
+ALIASES = {  # CellProfiler's, a manifest's and the field's (pycytominer, copairs, cellvae embed) names of ours
+    "Image_Metadata_Plate": "plate",
+    "Image_Metadata_Well": "well",
+    "concentration_uM": "concentration",
+    "Metadata_Plate": "plate",
+    "Metadata_Well": "well",
+    "Metadata_Compound": "compound",
+    "Metadata_Concentration_uM": "concentration",
+    "Metadata_MoA": "moa",
+    "Metadata_Batch": "batch",
+    "Metadata_Path": "path",
+}
+PARQUET_MAGIC = b"PAR1"
 NOT_FEATURES = {  # compared case-blind, beside WELL_KEYS and METADATA_PREFIXES
     *("n_cells", "site", "replicate", "week", "label", "size_bytes", "scale", "split", "path", "file", "object"),
     *("imagenumber", "objectnumber", "tablenumber", "image_number", "object_number", "table_number"),
@@ -112,17 +125,22 @@ def check_header(names: list[str], path) -> None:
 
 
 def read_profiles(path: str, unit: str) -> pd.DataFrame:
-    """A table of one profile per unit (well or cell) with plate and well columns (CellProfiler's
-    Image_Metadata_* names and concentration_uM accepted), wells named as B02 (well_names). Refused in one line
-    naming the file: not a regular file (a FIFO would block), empty, cut short, not comma-separated, a header
-    that repeats a name (check_header), two names of one column, a concentration missing or not a number."""
+    """A table of one profile per unit (well or cell), CSV or Parquet, with plate and well columns (ALIASES:
+    CellProfiler's Image_Metadata_*, concentration_uM and the field's Metadata_Plate, … accepted), wells named
+    as B02 (well_names). Refused in one line naming the file: not a regular file (a FIFO would block), empty, cut
+    short, not comma-separated, a header that repeats a name (check_header), two names of one column, a
+    concentration missing or not a number."""
     expected = (
         f"expected per-{unit} profiles: a header (plate, well, then one column per feature) and one row per {unit}"
     )
     path = regular_file(path, f"per-{unit} table")
     try:
-        names = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
-        table = pd.read_csv(path)
+        if is_parquet(path):
+            table = pd.read_parquet(path)
+            names = [str(name) for name in table.columns]
+        else:
+            names = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
+            table = pd.read_csv(path)
     except pd.errors.EmptyDataError as error:
         raise MetadataError(f"{path}: the file is empty; {expected}") from error
     except (EOFError, zlib.error) as error:
@@ -130,16 +148,19 @@ def read_profiles(path: str, unit: str) -> pd.DataFrame:
     except pd.errors.ParserError as error:
         reason = " ".join(str(error).split())
         raise MetadataError(f"{path}: cannot read the profiles ({reason}): check the separator (commas)") from error
-    except (OSError, UnicodeDecodeError) as error:
-        raise MetadataError(f"{path}: cannot read the profiles ({error})") from error
+    except (OSError, UnicodeDecodeError, ArrowError) as error:
+        raise MetadataError(f"{path}: cannot read the profiles ({error}): copy the file again") from error
     check_header(names, path)
-    for alias, name in ALIASES.items():
-        if alias in table and name in table:
-            raise MetadataError(f"{path}: has both {alias} and {name}, two names of one column: keep one")
+    for name in dict.fromkeys(ALIASES.values()):
+        spellings = [column for column in table.columns if column == name or ALIASES.get(column) == name]
+        if len(spellings) > 1:
+            raise MetadataError(
+                f"{path}: has both {spellings[0]} and {spellings[1]}, two names of one column: keep one"
+            )
     given = {ALIASES.get(column, column): column for column in table.columns}
     table = table.rename(columns=ALIASES)
     if not {"plate", "well"} <= set(table.columns):
-        raise MetadataError(f"{path}: needs plate and well columns (or Image_Metadata_Plate/Image_Metadata_Well)")
+        raise MetadataError(f"{path}: needs plate and well columns (or Metadata_Plate/Metadata_Well)")
     if table.empty:
         raise MetadataError(f"{path}: has a header but no rows; {expected}")
     table["well"] = well_names(table["well"])
@@ -152,6 +173,12 @@ def read_profiles(path: str, unit: str) -> pd.DataFrame:
                 f"{missing.idxmax() + 2}): give every row its concentration ({CONTROL}'s too, e.g. 0)"
             )
     return table
+
+
+def is_parquet(path) -> bool:
+    """Whether a file is Parquet (it begins with PAR1), whatever its name."""
+    with open(path, "rb") as opened:
+        return opened.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
 
 
 def cell_identity(cells: pd.DataFrame) -> list[str]:

@@ -19,6 +19,7 @@ from cellvae.data.metadata import CONTROL
 from cellvae.evaluation.baselines import Baselines
 from cellvae.imaging.orientations import orientation_mean
 from cellvae.profiling import moa
+from cellvae.profiling.field_format import to_field_format
 from cellvae.profiling.response_baselines import pixel_baselines, score_baselines, untrained_copy
 from cellvae.profiling.separation import separation_table
 
@@ -236,7 +237,8 @@ def response_profiles(
     log=print,
 ) -> dict:
     """One trained model's profiled cells with their latent means (cells_csv, gzip by its name), well profiles
-    (wells_csv), MoA scores (moa_json; under "baselines" those of PCA-k from baselines_npz, a thumbnail, classic
+    (wells_csv; both in the field's format: Metadata_* columns, z0 … unprefixed, cellvae.profiling.field_format),
+    MoA scores (moa_json; under "baselines" those of PCA-k from baselines_npz, a thumbnail, classic
     features and an untrained encoder on the same cells: cellvae.profiling.response_baselines), separation from DMSO
     (separation_csv) and four figures.
 
@@ -250,9 +252,8 @@ def response_profiles(
     log(f"z={vae.latent_dim}: encoding {len(cells)} cells of {cells['compound'].nunique()} compounds")
     mu = encode_paths(vae, cells["path"].tolist(), settings["batch_size"], settings["orientations"])
     latent = [f"z{i}" for i in range(mu.shape[1])]
-    write_csv(pd.concat([cells, pd.DataFrame(mu, columns=latent)], axis=1), cells_csv)
-    wells = well_profiles(cells, mu)
-    write_csv(wells, wells_csv)
+    write_csv(to_field_format(pd.concat([cells, pd.DataFrame(mu, columns=latent)], axis=1)), cells_csv)
+    write_csv(to_field_format(well_profiles(cells, mu)), wells_csv)  # Metadata_Plate, …, z0, …: the field's format
 
     result = moa.evaluate_rows(pd.concat([cells, pd.DataFrame(mu, columns=latent)], axis=1), latent, settings, True)
     result["latent_dim"] = vae.latent_dim

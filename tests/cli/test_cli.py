@@ -168,8 +168,8 @@ def test_embed_writes_one_row_per_image_with_the_posterior_mean(trained, tmp_pat
     )
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(out)
-    assert list(table.columns[:1]) == ["path"] and [f"z{i}" for i in range(4)] == list(table.columns[-4:])
-    assert set(table["plate"]) == {HELD_OUT} and (table["site"] == 1).all()
+    assert list(table.columns[:1]) == ["Metadata_Path"] and [f"z{i}" for i in range(4)] == list(table.columns[-4:])
+    assert set(table["Metadata_Plate"]) == {HELD_OUT} and (table["Metadata_Site"] == 1).all()
 
     from cellvae.model.vae import load_vae
     from cellvae.profiling.response import encode_images

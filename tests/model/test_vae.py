@@ -421,3 +421,120 @@ def test_the_invariance_term_brings_mu_of_flipped_cells_closer():
         assert ("invariance_loss" in history) == bool(weight)
         agreement[weight] = flip_agreement(vae, images)
     assert agreement[20.0] > agreement[0.0] + 0.2
+
+
+def dense_parameters(vae, weights="all"):
+    """The parameters of the encoder's and decoder's dense layers (weights="kernel": their weight matrices only)."""
+    dense = [layer for model in (vae.encoder, vae.decoder) for layer in model.layers if isinstance(layer, layers.Dense)]
+    if weights == "kernel":
+        return sum(int(np.prod(layer.kernel.shape)) for layer in dense)
+    return sum(layer.count_params() for layer in dense)
+
+
+@pytest.mark.parametrize("latent_dim", [2, 75, 150])
+def test_deep_architecture_parameter_count_and_smaller_dense_layers(latent_dim):
+    """`deep` (a fourth stride-2 stage) at 128 px: an 8x8x128 map, so its dense layers' weight matrices are 4x
+    smaller than wide's 16x16x128 ones (3.9997x with their biases, which scale with z on both)."""
+    vae = build_vae(128, latent_dim, **vae_settings({"architecture": "deep"}))
+    convs = [layer.filters for layer in vae.encoder.layers if isinstance(layer, layers.Conv2D)]
+    deconvs = [layer.filters for layer in vae.decoder.layers if isinstance(layer, layers.Conv2DTranspose)]
+    assert convs == [32, 64, 128, 128] and deconvs == [128, 128, 64, 32, 3]
+    assert vae.count_params() == 640_131 + 24_578 * latent_dim
+    wide = build_vae(128, latent_dim, **vae_settings({"architecture": "wide"}))
+    assert dense_parameters(wide, "kernel") == 4 * dense_parameters(vae, "kernel")
+    assert dense_parameters(wide) > 3.99 * dense_parameters(vae)
+    assert TRAIN_DEFAULTS["architecture"] == "wide"
+    with pytest.raises(ValueError, match="image_size must be a multiple of 16"):
+        build_vae(40, 2, **vae_settings({"architecture": "deep"}))
+
+
+def cell_loss(x, x_hat, mask, sigma="shared"):
+    mu, log_var = np.zeros((len(x), 2), np.float32), np.zeros((len(x), 2), np.float32)
+    return [
+        float(v)
+        for v in vae_loss(
+            x, x_hat, mu, log_var, 1.0, kl_weight=1.0, reconstruction_loss="gaussian", sigma=sigma, mask=mask
+        )
+    ]
+
+
+@pytest.mark.parametrize("sigma", ["shared", "per_channel"])
+def test_cell_support_loss_ignores_the_background_and_equals_the_window_loss_on_an_all_ones_mask(sigma):
+    rng = np.random.default_rng(3)
+    x, x_hat = rng.random((4, 16, 16, 3), dtype=np.float32), rng.random((4, 16, 16, 3), dtype=np.float32)
+    mask = np.zeros((4, 16, 16), np.float32)
+    mask[:, 4:12, 3:11] = 1.0
+    other = np.where(mask[..., None] > 0, x, rng.random(x.shape, dtype=np.float32))  # another background
+    np.testing.assert_allclose(cell_loss(other, x_hat, mask, sigma), cell_loss(x, x_hat, mask, sigma), rtol=1e-6)
+    window = cell_loss(x, x_hat, None, sigma)
+    assert window != cell_loss(other, x_hat, None, sigma)  # the window's loss sees the background
+    np.testing.assert_allclose(cell_loss(x, x_hat, np.ones((4, 16, 16), np.float32), sigma), window, rtol=1e-5)
+
+
+def test_cell_support_model_reads_the_mask_channel_trains_and_reloads(tmp_path):
+    """A 4-channel batch (RGB + the cell mask): the encoder sees the RGB, the cell-support loss the mask; a model
+    saved before likelihood_support existed loads as a window model."""
+    vae = build_vae(16, 2, **vae_settings({"likelihood_support": "cell", "reconstruction_loss": "gaussian"}))
+    rgb = (np.random.default_rng(0).random((8, 16, 16, 3)) * 255).astype(np.uint8)
+    mask = np.zeros((8, 16, 16, 1), np.uint8)
+    mask[:, 4:12, 4:12] = 255
+    batch = np.concatenate([rgb, mask], axis=-1)
+    np.testing.assert_allclose(ops.convert_to_numpy(vae.encode(batch)[0]), ops.convert_to_numpy(vae.encode(rgb)[0]))
+    vae.compile(optimizer="adam", jit_compile=False)
+    assert np.isfinite(vae.fit(batch, epochs=1, batch_size=4, verbose=0).history["loss"][0])
+    vae.save(tmp_path / "vae.keras")
+    assert load_vae(tmp_path / "vae.keras").likelihood_support == "cell"
+    config = vae.get_config()
+    del config["likelihood_support"]
+    assert VAE.from_config(config).likelihood_support == "window"
+    y_pred = vae(batch[..., :3])
+    with pytest.raises(ValueError, match="needs each cell's mask as a 4th channel"):
+        vae.compute_loss(x=batch[..., :3], y_pred=y_pred)
+    with pytest.raises(ValueError, match="likelihood_support must be one of"):
+        build_vae(16, 2, **vae_settings({"likelihood_support": "ring"}))
+
+
+def test_the_cell_mask_travels_crop_png_shard_loss(tmp_path):
+    """A segmentation crop (zero outside the cell) composed with its mask as the PNG's alpha, read back as a 4th
+    channel, written to a shard, streamed as a batch: the cell-support loss sees only the cell, so another
+    background in the composed cells changes nothing."""
+    from PIL import Image
+
+    from cellvae.core.files import read_pngs
+    from cellvae.imaging.png import compose_cell
+    from cellvae.imaging.shards import cell_dataset, write_shard
+
+    rng = np.random.default_rng(5)
+    crops = []
+    for index in range(4):
+        crop = np.zeros((20, 16, 3), np.uint16)
+        crop[4 + index : 16, 3:13] = rng.integers(100, 4000, (12 - index, 10, 3))  # the cell; zero around it
+        crops.append(crop)
+    ranges = np.array([[0.0, 4000.0]] * 3)
+    paths = []
+    for index, crop in enumerate(crops):
+        composed = compose_cell(crop, ranges, 16, scale=0.5, alpha=True)
+        np.testing.assert_array_equal(composed[..., :3], compose_cell(crop, ranges, 16, scale=0.5))
+        assert set(np.unique(composed[..., 3])) == {0, 255}
+        paths.append(tmp_path / f"cell{index}.png")
+        Image.fromarray(composed).save(paths[-1])
+    cells = read_pngs(paths, mask=True)
+    assert cells.shape == (4, 16, 16, 4)
+    np.testing.assert_array_equal(cells[..., :3], read_pngs(paths))
+    write_shard(tmp_path / "cells.npy", cells)
+    data = dict(shuffle_buffer=8, cache_bytes=1 << 20, parallel_reads=1)
+    (batch,) = [np.asarray(b) for b in cell_dataset([tmp_path / "cells.npy"], 4, **data)]
+    np.testing.assert_array_equal(batch, cells)
+
+    vae = build_vae(16, 2, **vae_settings({"likelihood_support": "cell", "reconstruction_loss": "gaussian"}))
+    other = batch.copy()
+    outside = other[..., 3:] == 0
+    other[..., :3] = np.where(outside, rng.integers(0, 256, other[..., :3].shape), other[..., :3])
+    reconstructions = np.asarray(rng.random((4, 16, 16, 3)), np.float32)
+    y_pred = (reconstructions, np.zeros((4, 2), np.float32), np.zeros((4, 2), np.float32))
+    losses = [float(vae.compute_loss(x=cells_batch, y_pred=y_pred, training=False)) for cells_batch in (batch, other)]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-6)
+    window = build_vae(16, 2, **vae_settings({"reconstruction_loss": "gaussian"}))
+    assert float(window.compute_loss(x=batch[..., :3], y_pred=y_pred, training=False)) != float(
+        window.compute_loss(x=other[..., :3], y_pred=y_pred, training=False)
+    )

@@ -324,7 +324,7 @@ def test_embed_then_moa_eval_scores_the_shared_moa_crops(shared_bbbc021, tmp_pat
     run = tmp_path / "run"
     size = ["--size", "16", "--latent-dim", "4", "--epochs", "1", "--config", "none"]
     assert cli(["train", "--images", str(manifest), "--where", "plate=Week10_40111", *size, "--out", str(run)]) == 0
-    embedded = tmp_path / "cells.csv"
+    embedded = tmp_path / "cells.parquet"  # embed's default format, read by moa-eval
     assert cli(["embed", "--model", str(run), "--images", str(manifest), "--out", str(embedded)]) == 0
     capsys.readouterr()
     assert cli(["moa-eval", "--cells", str(embedded), "--bootstrap", "100"]) == 0

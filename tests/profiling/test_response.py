@@ -312,16 +312,17 @@ def profiled_run(tmp_path_factory):
 
 def test_profile_model_writes_profiles_scores_and_figures(profiled_run):
     cells = pd.read_csv(profiled_run / "cells.csv.gz")
-    assert len(cells) == 2 * 4 * 2 * 8 and {"z0", "z1", "z2", "moa", "batch"} <= set(cells.columns)
+    assert len(cells) == 2 * 4 * 2 * 8 and {"z0", "z1", "z2", "Metadata_MoA", "Metadata_Batch"} <= set(cells.columns)
+    assert {"Metadata_Plate", "Metadata_Well", "Metadata_Compound", "Metadata_Concentration_uM"} <= set(cells.columns)
     from cellvae.model.vae import load_vae
 
     vae = load_vae(profiled_run.parent / "model.keras")
-    images = read_pngs(cells["path"].tolist())
+    images = read_pngs(cells["Metadata_Path"].tolist())
     mu = cells[["z0", "z1", "z2"]].to_numpy()
     np.testing.assert_allclose(mu, response.encode_images(vae, images, orientations=8), rtol=1e-4, atol=1e-5)
     assert not np.allclose(mu, response.encode_images(vae, images), rtol=1e-4, atol=1e-5)  # over the 8 views
     wells = pd.read_csv(profiled_run / "wells.csv")
-    assert len(wells) == 16 and set(wells["n_cells"]) == {8}
+    assert len(wells) == 16 and set(wells["Metadata_Count_Cells"]) == {8} and "Metadata_Well" in wells
     result = json.loads((profiled_run / "moa.json").read_text())
     assert result["n_treatments"] == 3 and result["latent_dim"] == 3 and result["nsc_evaluated"] == 3
     assert result["nscb"]["value"] is None and "another batch" in result["nscb_undefined"]  # all in both weeks

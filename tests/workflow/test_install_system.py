@@ -19,7 +19,7 @@ from cellvae.testing.workflow import REPO
 
 SCRIPT = REPO / "envs" / "install_system.sh"
 PIPELINE = ["python3.11-venv", "graphviz", "gcc", "libc6-dev", "openjdk-17-jdk-headless"]
-TEST_SERVERS = ["nginx", "slurmctld", "slurmd", "slurm-client", "munge", "radosgw", "ceph-mon", "ceph-osd"]
+TEST_SERVERS = ["nginx", "slurmctld", "slurmd", "slurm-client", "munge", "radosgw", "ceph-mon", "ceph-osd", "chromium"]
 NOBODY = 65534
 
 

@@ -45,6 +45,7 @@ DELETED = [
     ("response_profiles", "results/response/{model}/embedding.png"),
     ("response_profiles", "results/response/{model}/wells.csv"),
     ("compare_responses", "results/response/summary.csv"),
+    ("glance", "results/glance.html"),
 ]
 
 

@@ -73,6 +73,8 @@ def test_whole_dag_runs_and_writes_every_output(finished_run):
         "embedding.png",
         "cost.csv",
         "metrics.csv",
+        "glance.html",
+        "Results at a glance",
     ]:
         assert figure in report, figure
 
@@ -92,6 +94,7 @@ def test_adding_a_latent_dim_adds_only_its_jobs(finished_run):
         "response_profiles": 1,
         "compare_responses": 1,
         "cost": 1,
+        "glance": 1,
         "all": 1,
     }
 
@@ -107,6 +110,7 @@ def test_model_variants_train_side_by_side_with_their_settings(finished_run):
         "response_profiles": 2,
         "compare_responses": 1,
         "cost": 1,
+        "glance": 1,
         "all": 1,
     }
     output = snakemake(workdir, "-n", "--printshellcmds", config=variants).stdout
@@ -123,7 +127,7 @@ def test_profile_setting_change_reruns_only_the_profile_stage(finished_run):
     workdir, config = finished_run
     response = {**config["response"], "analysis": {**config["response"]["analysis"], "normalize": "none"}}
     jobs = planned_jobs(workdir, config={**config, "response": response})
-    assert jobs == {"response_profiles": 1, "compare_responses": 1, "cost": 1, "all": 1}  # cost: their new hours
+    assert jobs == {"response_profiles": 1, "compare_responses": 1, "cost": 1, "glance": 1, "all": 1}  # new hours
 
 
 def test_png_size_change_reruns_pngs_onward_not_cellprofiler(finished_run):
@@ -139,6 +143,7 @@ def test_png_size_change_reruns_pngs_onward_not_cellprofiler(finished_run):
         "response_profiles": 1,
         "compare_responses": 1,
         "cost": 1,
+        "glance": 1,
         "all": 1,
     }
 
