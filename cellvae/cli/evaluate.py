@@ -68,6 +68,18 @@ def verdict(result: dict) -> str:
     )
 
 
+def training_cells(train_npy: Path):
+    """The run's training cells (memory-mapped), None where the shard is missing; one line naming a damaged one."""
+    if not train_npy.is_file():
+        return None
+    try:
+        return np.load(train_npy, mmap_mode="r")
+    except (ValueError, OSError) as error:
+        raise ValueError(
+            f"{train_npy} is cut short or damaged ({error}): rerun the `cellvae train` command that wrote it"
+        ) from None
+
+
 def run(args) -> int:
     model, preprocessing = run_folder(args.model)
     run_baselines(model, preprocessing, preprocessing.get("run", {}).get("latent_dim"))  # before TensorFlow
@@ -89,7 +101,7 @@ def run(args) -> int:
 
     progress(f"the latent space: KL, active units, IWAE NLL (K = {defaults()['analysis']['iwae_samples']})")
     train_npy = model.parent / SHARDS[0]
-    train_cells = np.load(train_npy, mmap_mode="r") if train_npy.is_file() else None
+    train_cells = training_cells(train_npy)
     result["latent"] = latent_section(vae, cells, train_cells, baselines, defaults()["analysis"]["iwae_samples"])
     if train_cells is None:
         result["latent"]["notes"][0] += f" ({train_npy} not found: rerun the `cellvae train` command that wrote it)"

@@ -158,6 +158,18 @@ def test_train_and_evaluate_work_from_any_folder_on_the_schema_defaults(finished
     assert result.stderr.strip().splitlines()[-1].startswith("verdict: the VAE ")
 
 
+def test_a_truncated_shard_is_named_by_evaluate_and_rebuilt_by_train(finished, tmp_path):
+    original, images = finished
+    out = shutil.copytree(original, tmp_path / "run")
+    shard = out / "data" / "train.npy"
+    shard.write_bytes(shard.read_bytes()[:300])
+    result = evaluate(out, images)
+    assert result.returncode == 1 and f"{shard} is cut short or damaged" in result.stderr
+    assert "rerun the `cellvae train` command that wrote it" in result.stderr
+    assert run_cli(*train_command(images, out, 2)).returncode == 0
+    assert evaluate(out, images).returncode == 0
+
+
 def test_a_second_run_into_a_locked_folder_is_refused_naming_the_first(finished, tmp_path):
     _, images = finished
     out = tmp_path / "run"
