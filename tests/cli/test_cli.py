@@ -224,7 +224,7 @@ def test_bad_options_are_refused_before_the_run_folder_is_touched(tmp_path):
         ("--kl-weight", -1, "--kl-weight must be a number >= 0, got -1.0"),
         ("--clip-norm", -1, "--clip-norm must be null or a number > 0, got -1.0"),
         ("--learning-rate", "nan", "argument --learning-rate: expected a finite number, got 'nan'"),
-        ("--architecture", "deep", "--architecture must be one of ['thesis', 'wide'], got 'deep'"),
+        ("--architecture", "deeper", "--architecture must be one of ['thesis', 'wide', 'deep'], got 'deeper'"),
         ("--lr-schedule", "step", "--lr-schedule must be one of ['constant', 'cosine'], got 'step'"),
         ("--seed", 0, "--seed must be an integer >= 1, got 0"),
         ("--size", 20, "--size must be an integer >= 16, a multiple of 8, got 20"),
