@@ -16,7 +16,6 @@ work as for train. The response-profile stage encodes with the same function (ce
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +26,7 @@ from cellvae.core.files import refuse_overwriting_inputs
 from cellvae.core.option_types import positive_int
 from cellvae.imaging.orientations import ORIENTATIONS
 from cellvae.model.run_folder import MODEL_KERAS, RUN_FILES, enclosing_run_folder
-from cellvae.profiling.field_format import field_metadata_from_name, to_field_format, write_profiles
+from cellvae.profiling.field_format import LATENT, field_metadata_from_name, to_field_format, write_profiles
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -74,7 +73,7 @@ def refuse_latent_names(sources) -> None:
             columns = pd.read_csv(source, nrows=0).columns
         except (OSError, ValueError, UnicodeDecodeError):  # read_inputs names what is wrong with it
             continue
-        clashing = [column for column in columns if re.fullmatch(r"z\d+", str(column))]
+        clashing = [column for column in columns if LATENT.fullmatch(str(column))]
         if clashing:
             raise ValueError(
                 f"manifest {source} has a column {clashing[0]}, the name embed gives a latent column (z0, z1, …): "

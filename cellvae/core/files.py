@@ -18,7 +18,8 @@ FIGURE_DPI = 120  # every figure the package writes
 
 
 def atomic_write(path, write) -> None:
-    """Call write(temporary_path) next to path, then rename it over path (the temporary goes on failure)."""
+    """Call write(temporary_path) next to path, then rename it over path (the temporary goes on failure; only a
+    killed process leaves it: unfinished_writes finds it)."""
     path = Path(path)
     temporary = path.with_name(f".{path.stem}.tmp{os.getpid()}{''.join(path.suffixes)}")
     try:
@@ -26,6 +27,11 @@ def atomic_write(path, write) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def unfinished_writes(folder, suffix: str = "") -> list[Path]:
+    """The temporaries of atomic_write in folder (names ending in suffix) that a killed process left behind."""
+    return sorted(Path(folder).glob(f".*.tmp[0-9]*{suffix}"))
 
 
 def refuse_overwriting_inputs(out, inputs, option: str = "--out") -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from cellvae.core.config import training_settings, vae_settings
-from cellvae.core.files import atomic_write, sha256, write_csv, write_json
+from cellvae.core.files import atomic_write, sha256, unfinished_writes, write_csv, write_json
 from cellvae.imaging.dataset import shard_split
 from cellvae.imaging.shards import cell_dataset, shards_summary
 from cellvae.model.run_folder import TRAINING_FILES, fingerprint
@@ -337,10 +337,9 @@ def finished_run(model_path, summary_json, digest, epochs) -> dict | None:
 
 
 def remove_partial_writes(checkpoint_dir) -> None:
-    """Remove the temporary files of writes that a killed run left unfinished (cellvae.core.files.atomic_write
-    names)."""
+    """Remove the models and checkpoints whose writes a killed run left unfinished."""
     for folder in (Path(checkpoint_dir), Path(checkpoint_dir) / "checkpoints"):
-        for partial in folder.glob(".*.tmp[0-9]*.keras"):
+        for partial in unfinished_writes(folder, ".keras"):
             partial.unlink(missing_ok=True)
 
 

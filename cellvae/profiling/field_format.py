@@ -28,7 +28,7 @@ FIELD_NAMES = {  # our names (and a manifest's) -> the field's
     "split": "Metadata_Split",
 }
 PROVENANCE = {"git_blob", "sha256", "size_bytes", "source_repo_path", "source_url", "source", "commit", "md5"}
-LATENT = re.compile(r"z\d+")
+LATENT = re.compile(r"z\d+")  # the latent feature names cellvae embed and the response stage write: z0, z1, …
 PLATE_FOLDER = re.compile(r"Week\d+_\d+")
 WELL_SITE = re.compile(r"_([A-P]\d{2})_s(\d+)_")
 CSV_SUFFIXES = (".csv", ".csv.gz")

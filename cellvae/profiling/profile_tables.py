@@ -16,6 +16,7 @@ from pyarrow import ArrowException as ArrowError
 
 from cellvae.core.files import regular_file
 from cellvae.data.metadata import CONTROL, MetadataError
+from cellvae.profiling.field_format import LATENT
 from cellvae.profiling.moa import WELL_KEYS
 
 ALIASES = {  # CellProfiler's, a manifest's and the field's (pycytominer, copairs, cellvae embed) names of ours
@@ -36,7 +37,6 @@ NOT_FEATURES = {  # compared case-blind, beside WELL_KEYS and METADATA_PREFIXES
     *("imagenumber", "objectnumber", "tablenumber", "image_number", "object_number", "table_number"),
 }
 METADATA_PREFIXES = ("unnamed:", "metadata_", "image_")  # pandas' index column; CellProfiler's metadata
-LATENT = re.compile(r"z\d+")  # cellvae embed's feature names: z0, z1, …
 WELL_NAME = re.compile(r"([A-Za-z]+)0*(\d+)")
 SITE_COLUMNS = ("TableNumber", "ImageNumber", "site", "Metadata_Site", "Image_Metadata_Site")
 OBJECT_COLUMNS = ("ObjectNumber", "object", "object_number", "Metadata_ObjectNumber")
